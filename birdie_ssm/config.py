@@ -1,0 +1,270 @@
+"""Typed run configuration: schema, YAML loading and dotted ``--set key=value`` overrides.
+
+Every section is a strict pydantic model, so an unknown key, a wrong type or an out-of-range
+value fails at load time with a message that names the dotted key and what is accepted.
+``Config()`` with no arguments *is* the quickstart configuration (configs/quickstart.yaml
+spells it out).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from birdie_ssm.errors import BirdieError
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ModelConfig(Section):
+    """Architecture of the language model."""
+
+    arch: Literal["ssm", "transformer"] = "ssm"
+    mixer: Literal["gated", "rglru"] = "gated"
+    bidirectional: Literal["none", "alternate", "all"] = "none"
+    vocab_size: int | None = Field(
+        None, ge=2, description="None: taken from the tokenizer (rounded up to a multiple of 64)"
+    )
+    width: int = Field(128, ge=8, le=65536)
+    depth: int = Field(4, ge=1, le=512)
+    state_expansion: int = Field(1, ge=1, le=16, description="recurrent width / model width")
+    mlp_expansion: int = Field(3, ge=1, le=16)
+    conv_width: int = Field(4, ge=1, le=16)
+    num_heads: int = Field(4, ge=1, le=256, description="Transformer baseline only")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="activation dtype")
+    scan_impl: Literal["auto", "reference", "associative", "pallas"] = "auto"
+
+    @model_validator(mode="after")
+    def _shapes_fit(self) -> ModelConfig:
+        if self.arch == "transformer" and self.width % (2 * self.num_heads):
+            raise ValueError(
+                f"model.width {self.width} must be a multiple of 2 * model.num_heads "
+                f"({2 * self.num_heads}) so RoPE gets an even head size"
+            )
+        if self.bidirectional != "none" and (self.width * self.state_expansion) % 2:
+            raise ValueError(
+                "model.width * model.state_expansion must be even to split a bidirectional "
+                "layer's channels into a forward and a reverse half"
+            )
+        return self
+
+
+class DataConfig(Section):
+    """Where documents come from and how they become batches."""
+
+    corpus: Literal["synthetic", "files"] = "synthetic"
+    files: list[str] = Field(default_factory=list, description="local .txt/.jsonl/.parquet files")
+    text_field: str = "text"
+    tokenizer: Literal["byte", "hf", "tiktoken"] = "byte"
+    tokenizer_path: str | None = None
+    seq_len: int = Field(256, ge=16, le=1_048_576)
+    batch_size: int = Field(16, ge=1, le=65536)
+    seed: int = Field(0, ge=0)
+    val_batches_per_arm: int = Field(2, ge=1, le=1000)
+    workers: int = Field(0, ge=0, le=256, description="0: produce batches in the trainer process")
+
+    @model_validator(mode="after")
+    def _files_needed(self) -> DataConfig:
+        if self.corpus == "files" and not self.files:
+            raise ValueError("data.corpus is 'files' but data.files is empty; list local files")
+        if self.tokenizer != "byte" and not self.tokenizer_path:
+            raise ValueError(f"data.tokenizer '{self.tokenizer}' needs data.tokenizer_path")
+        return self
+
+
+class ObjectiveEntry(Section):
+    """One objective in the mixture; a parameter given as a list expands into several arms."""
+
+    name: str
+    weight: float = Field(1.0, ge=0.0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_mixture() -> list[ObjectiveEntry]:
+    return [
+        ObjectiveEntry(name="next_token"),
+        ObjectiveEntry(name="prefix_lm"),
+        ObjectiveEntry(name="infilling", params={"mask_rate": [0.15, 0.5], "mean_span": 3}),
+    ]
+
+
+class ObjectivesConfig(Section):
+    """The objective mixture and extra modules that register objectives."""
+
+    modules: list[str] = Field(default_factory=list, description="modules imported for plug-ins")
+    mixture: list[ObjectiveEntry] = Field(default_factory=_default_mixture, min_length=1)
+
+
+class ControllerConfig(Section):
+    """The curriculum controller that turns validation losses into the next mixture."""
+
+    name: str = "fixed"
+    reward: Literal["birdie", "relative"] = "birdie"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(Section):
+    """Optimisation and bookkeeping of the training loop."""
+
+    steps: int = Field(600, ge=1)
+    lr: float = Field(3e-3, gt=0.0, le=10.0)
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    warmup_steps: int = Field(50, ge=0)
+    weight_decay: float = Field(0.1, ge=0.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    b1: float = Field(0.9, ge=0.0, lt=1.0)
+    b2: float = Field(0.95, ge=0.0, lt=1.0)
+    seed: int = Field(0, ge=0)
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    progress: bool = True
+
+
+class EvalConfig(Section):
+    """When validation runs during training."""
+
+    schedule: Literal["birdie", "every"] = "birdie"
+    every: int = Field(100, ge=1, description="interval for schedule 'every'")
+    scale: float = Field(0.2, gt=0.0, description="stretches Birdie's 10/50/250/... schedule")
+
+
+class Config(Section):
+    """A whole run. ``Config()`` is the quickstart."""
+
+    name: str = "quickstart"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    objectives: ObjectivesConfig = Field(default_factory=ObjectivesConfig)
+    controller: ControllerConfig = Field(default_factory=ControllerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+def _keys_at(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the key at ``loc`` (for suggesting names)."""
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or ())]
+        nxt = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if nxt is None:
+            return None
+        model = nxt
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    key = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        section = _section_at(loc)
+        valid = _keys_at(section) if section else []
+        near = difflib.get_close_matches(str(loc[-1]), valid, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        return f"unknown config key '{key}'{hint} (accepted here: {', '.join(valid)})"
+    if not loc:
+        return f"invalid config: {error['msg']}"
+    value = error.get("input")
+    return f"invalid value {value!r} for config key '{key}': {error['msg']}"
+
+
+def validate(raw: dict[str, Any]) -> Config:
+    """Build a Config from a plain dict, turning validation errors into one BirdieError."""
+    if not isinstance(raw, dict):
+        raise BirdieError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        messages = [_describe(e) for e in exc.errors()]
+        raise BirdieError("; ".join(messages)) from None
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply ``a.b.c=value`` to a raw config dict; the value is parsed as YAML (``1``, ``[1, 2]``)."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise BirdieError(f"--set expects key=value (e.g. train.steps=100), got {assignment!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    parts = key.split(".")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise BirdieError(
+                    f"--set {key}: '{'.'.join(parts[: i + 1])}' indexes a list of {len(node)} items"
+                )
+            node = node[int(part)]
+            continue
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict | list):
+            raise BirdieError(
+                f"--set {key}: '{'.'.join(parts[: i + 1])}' is a value, not a section"
+            )
+        node = child
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise BirdieError(f"--set {key}: '{last}' does not index a list of {len(node)} items")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_raw(path: str | Path | None) -> dict[str, Any]:
+    """Read a YAML config file into a dict (the quickstart defaults when ``path`` is None)."""
+    if path is None:
+        return Config().model_dump(mode="json")
+    path = Path(path)
+    if not path.is_file():
+        raise BirdieError(f"config file '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise BirdieError(f"config file '{path}' is not valid YAML: {exc}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise BirdieError(f"config file '{path}' must hold a mapping of sections")
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a config file (or the quickstart) and apply ``key=value`` overrides."""
+    raw = copy.deepcopy(load_raw(path))
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    return validate(raw)
+
+
+def dump_config(config: Config, path: str | Path) -> None:
+    """Write a config as YAML (what ``--config`` reads back)."""
+    Path(path).write_text(
+        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
+    )

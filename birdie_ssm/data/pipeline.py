@@ -1,0 +1,206 @@
+"""The sample pipeline: documents → objective examples (arm drawn from the mixture) → packed rows.
+
+Documents flow through a token buffer: an objective takes what it needs from the front and the
+rest stays for the next example. When the buffer is too short for the drawn objective, the next
+document is appended (after a paragraph break), so short documents and leftovers are carried
+over instead of failing. The pipeline only reads the mixture it is given; its state (cursor, rng,
+buffer) is small and JSON-serialisable, so a checkpoint can resume it exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from birdie_ssm.config import Config
+from birdie_ssm.data.corpus import DocumentSource
+from birdie_ssm.data.tokenizer import Tokenizer
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.objectives.arms import Arm
+from birdie_ssm.objectives.packing import OVERHEAD, Batch, RowBuilder, stack_rows
+
+MIN_BUDGET = 16  # below this a row is closed: too little room for a useful example
+MAX_FAILURES = 200  # consecutive empty rows no example could be made for
+MAX_BLANK_DOCUMENTS = 10_000  # consecutive empty or whitespace-only documents
+_EMPTY = np.zeros(0, dtype=np.int32)
+
+
+def check_arms_fit(arms: list[Arm], seq_len: int) -> None:
+    """Raise BirdieError naming any arm that could never fit in a row of ``seq_len`` tokens."""
+    room = seq_len - OVERHEAD
+    too_big = [f"'{a.name}' needs {a.objective.min_budget()}" for a in arms
+               if a.objective.min_budget() > room]
+    if too_big:
+        raise BirdieError(
+            f"data.seq_len {seq_len} leaves {room} tokens per example, but arm "
+            f"{', '.join(too_big)}; raise data.seq_len or lower the objective's lengths"
+        )
+
+
+def encode_tokens(tokens: np.ndarray) -> str:
+    """Token ids as compact base64 text (for JSON state)."""
+    return base64.b64encode(np.ascontiguousarray(tokens, dtype="<i4").tobytes()).decode("ascii")
+
+
+def decode_tokens(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<i4").astype(np.int32)
+
+
+class Pipeline:
+    """Produces packed batches from a document stream under the current mixture.
+
+    Reads documents ``offset, offset + stride, ...`` (worker processes take disjoint shares).
+    """
+
+    def __init__(
+        self,
+        documents: Callable[[int], str],
+        tokenizer: Tokenizer,
+        arms: list[Arm],
+        *,
+        seq_len: int,
+        batch_size: int,
+        seed: int | list[int],
+        mixture: np.ndarray | None = None,
+        stride: int = 1,
+        offset: int = 0,
+    ) -> None:
+        check_arms_fit(arms, seq_len)
+        self.documents, self.tokenizer, self.arms = documents, tokenizer, arms
+        self.seq_len, self.batch_size = seq_len, batch_size
+        self.stride, self.offset = stride, offset
+        self.rng = np.random.default_rng(seed)
+        self.cursor = 0
+        self.buffer = _EMPTY
+        self.joiner = tokenizer.encode("\n\n").astype(np.int32)
+        self.set_mixture(np.full(len(arms), 1.0 / len(arms)) if mixture is None else mixture)
+
+    def set_mixture(self, mixture: np.ndarray) -> None:
+        """Use ``mixture`` (probabilities over arms) for every example from now on."""
+        mixture = np.asarray(mixture, dtype=np.float64)
+        if mixture.shape != (len(self.arms),) or not np.isclose(mixture.sum(), 1.0):
+            raise ValueError(f"a mixture over {len(self.arms)} arms must sum to 1, got {mixture}")
+        self.mixture = mixture
+
+    def _next_document(self) -> np.ndarray:
+        for _ in range(MAX_BLANK_DOCUMENTS):
+            text = self.documents(self.cursor * self.stride + self.offset)
+            self.cursor += 1
+            if text and not text.isspace():
+                return self.tokenizer.encode(text).astype(np.int32)
+        raise BirdieError(f"the corpus gave {MAX_BLANK_DOCUMENTS} empty documents in a row")
+
+    def _extend(self) -> None:
+        document = self._next_document()
+        parts = [self.buffer, self.joiner, document] if len(self.buffer) else [document]
+        self.buffer = np.concatenate(parts)
+
+    def _fill(self, row: RowBuilder) -> None:
+        failures = 0
+        while row.budget() >= MIN_BUDGET:
+            arm = int(self.rng.choice(len(self.arms), p=self.mixture))
+            objective, budget = self.arms[arm].objective, row.budget()
+            out = None
+            if budget >= objective.min_budget():
+                out = objective.sample(self.buffer, self.rng, budget)
+                while out is None and len(self.buffer) < budget:
+                    self._extend()
+                    out = objective.sample(self.buffer, self.rng, budget)
+            if out is not None:
+                example, self.buffer = out
+                row.add(example, arm)
+                continue
+            if row.used:  # the drawn objective does not fit what is left: close the row
+                return
+            # Enough tokens, an empty row, and still no example (e.g. text without the
+            # structure the objective looks for): drop these tokens and try again.
+            self.buffer = self.buffer[budget:]
+            failures += 1
+            if failures >= MAX_FAILURES:
+                raise BirdieError(
+                    f"no example could be made for {failures} rows of {self.seq_len} tokens in a "
+                    f"row (last arm tried: '{self.arms[arm].name}'); check the corpus and the "
+                    "objectives' parameters"
+                )
+
+    def next_batch(self) -> Batch:
+        """The next ``[batch_size, seq_len]`` packed batch."""
+        rows = []
+        for _ in range(self.batch_size):
+            row = RowBuilder(self.seq_len, self.tokenizer.specials)
+            self._fill(row)
+            rows.append(row)
+        return stack_rows(rows)
+
+    def close(self) -> None:
+        """Release resources (nothing to release in-process)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the stream exactly (JSON-serialisable)."""
+        return {
+            "workers": 0,
+            "cursor": self.cursor,
+            "rng": self.rng.bit_generator.state,
+            "buffer": encode_tokens(self.buffer),
+            "mixture": self.mixture.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a ``state_dict()``."""
+        if state.get("workers", 0) != 0:
+            raise BirdieError(
+                f"the checkpoint's pipeline ran {state['workers']} data workers; "
+                f"set data.workers={state['workers']} to resume it exactly"
+            )
+        self.cursor = int(state["cursor"])
+        self.rng.bit_generator.state = state["rng"]
+        self.buffer = decode_tokens(state["buffer"])
+        self.set_mixture(np.asarray(state["mixture"]))
+
+
+def open_pipeline(
+    config: Config,
+    source: DocumentSource,
+    tokenizer: Tokenizer,
+    arms: list[Arm],
+    mixture: np.ndarray,
+) -> Pipeline:
+    """The training pipeline a config describes: in-process, or ``data.workers`` processes."""
+    data = config.data
+    if data.workers == 0:
+        return Pipeline(
+            source.train, tokenizer, arms, seq_len=data.seq_len,
+            batch_size=data.batch_size, seed=data.seed, mixture=mixture,
+        )
+    from birdie_ssm.data.workers import WorkerPool
+
+    return WorkerPool(
+        source.train, tokenizer, arms, seq_len=data.seq_len, batch_size=data.batch_size,
+        seed=data.seed, mixture=mixture, workers=data.workers, prefetch=data.prefetch,
+    )
+
+
+def validation_batches(
+    documents: Callable[[int], str],
+    tokenizer: Tokenizer,
+    arms: list[Arm],
+    *,
+    seq_len: int,
+    batch_size: int,
+    batches_per_arm: int,
+    seed: int,
+) -> list[list[Batch]]:
+    """A fixed held-out set per arm: the same for every run with the same config."""
+    out = []
+    for i in range(len(arms)):
+        onehot = np.zeros(len(arms))
+        onehot[i] = 1.0
+        pipe = Pipeline(
+            documents, tokenizer, arms, seq_len=seq_len, batch_size=batch_size,
+            seed=[seed, i], mixture=onehot,
+        )
+        out.append([pipe.next_batch() for _ in range(batches_per_arm)])
+    return out

@@ -1,0 +1,141 @@
+"""Side-by-side timings of the scan implementations against a fused elementwise pass.
+
+The elementwise pass ``a * b + b`` moves the same bytes as a scan (reads a, b; writes h), so its
+time is the memory limit; every figure is printed as a ratio to it, measured in one process with
+the candidates interleaved so that machine load affects them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from birdie_ssm.kernels import auto_impl, linear_scan
+
+H200_PEAK_BYTES_PER_S = 4.8e12
+GPU_SHAPE = (8, 4096, 2560)
+
+
+def _lax_associative(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Plain lax.associative_scan, differentiated by autodiff: the baseline to beat."""
+
+    def combine(x, y):
+        return x[0] * y[0], y[0] * x[1] + y[1]
+
+    return jax.lax.associative_scan(combine, (a, b), axis=1)[1]
+
+
+def _scan(impl: str) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    return lambda a, b: linear_scan(a, b, impl=impl)
+
+
+def _elementwise(a: jax.Array, b: jax.Array) -> jax.Array:
+    return a * b + b
+
+
+def _value_and_grads(f: Callable) -> Callable:
+    """Forward output plus (da, db) for the cotangent w: one training step's worth of work."""
+
+    def run(a, b, w):
+        h, pullback = jax.vjp(f, a, b)
+        return h, pullback(w)
+
+    return run
+
+
+def _time_side_by_side(fns: dict[str, Callable], args: Sequence, repeats: int) -> dict[str, float]:
+    """Best wall time in seconds per function, running the candidates in turn each round."""
+    jitted = {name: jax.jit(f) for name, f in fns.items()}
+    for f in jitted.values():
+        jax.block_until_ready(f(*args))
+    best = dict.fromkeys(jitted, float("inf"))
+    for _ in range(repeats):
+        for name, f in jitted.items():
+            start = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _inputs(shape: tuple[int, int, int], dtype: jnp.dtype) -> tuple[jax.Array, ...]:
+    ka, kb, kw = jax.random.split(jax.random.PRNGKey(0), 3)
+    a = jax.random.uniform(ka, shape, jnp.float32, 0.5, 1.0).astype(dtype)
+    b = jax.random.normal(kb, shape, jnp.float32).astype(dtype)
+    w = jax.random.normal(kw, shape, jnp.float32).astype(dtype)
+    return a, b, w
+
+
+def _report(title: str, times: dict[str, float], base: str) -> None:
+    print(f"\n{title}")
+    for name, t in times.items():
+        print(f"  {name:<34} {t * 1e3:9.2f} ms  {t / times[base]:6.2f}x {base}")
+
+
+def bench_cpu_shape(shape: tuple[int, int, int], repeats: int) -> dict[str, float]:
+    """Forward and forward+backward ratios at ``shape`` float32; returns the headline ratios."""
+    a, b, w = _inputs(shape, jnp.float32)
+    impls = ["auto", "sequential", "reference", "associative"]
+    forward = {"elementwise a*b+b": _elementwise}
+    forward |= {f"linear_scan impl={name}": _scan(name) for name in impls}
+    forward["lax.associative_scan"] = _lax_associative
+    fwd = _time_side_by_side(forward, (a, b), repeats)
+    base = "elementwise a*b+b"
+    _report(f"forward, {list(shape)} float32", fwd, base)
+    both = {name: _value_and_grads(f) for name, f in forward.items()}
+    fwd_bwd = _time_side_by_side(both, (a, b, w), repeats)
+    _report(f"forward+backward (value and da, db), {list(shape)} float32", fwd_bwd, base)
+    auto = "linear_scan impl=auto"
+    return {
+        "auto fwd / elementwise": fwd[auto] / fwd[base],
+        "auto fwd+bwd / elementwise fwd+bwd": fwd_bwd[auto] / fwd_bwd[base],
+        "lax.associative_scan fwd / auto fwd": fwd["lax.associative_scan"] / fwd[auto],
+        "lax.associative_scan fwd+bwd / auto fwd+bwd": (
+            fwd_bwd["lax.associative_scan"] / fwd_bwd[auto]
+        ),
+    }
+
+
+def bench_gpu(repeats: int) -> dict[str, float]:
+    """Pallas bfloat16 forward bandwidth fraction at GPU_SHAPE and fwd+bwd vs associative."""
+    a, b, w = _inputs(GPU_SHAPE, jnp.bfloat16)
+    fwd = _time_side_by_side(
+        {"elementwise a*b+b": _elementwise, "pallas": _scan("pallas")}, (a, b), repeats
+    )
+    _report(f"GPU forward, {list(GPU_SHAPE)} bfloat16", fwd, "elementwise a*b+b")
+    moved = 3 * a.size * a.dtype.itemsize
+    both = {
+        "pallas": _value_and_grads(_scan("pallas")),
+        "lax.associative_scan": _value_and_grads(_lax_associative),
+    }
+    fwd_bwd = _time_side_by_side(both, (a, b, w), repeats)
+    _report(f"GPU forward+backward, {list(GPU_SHAPE)} bfloat16", fwd_bwd, "pallas")
+    return {
+        "pallas fwd bandwidth / H200 peak": moved / fwd["pallas"] / H200_PEAK_BYTES_PER_S,
+        "lax.associative_scan fwd+bwd / pallas fwd+bwd": (
+            fwd_bwd["lax.associative_scan"] / fwd_bwd["pallas"]
+        ),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the scan benchmark; ``--quick`` uses a small shape."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small shape [2, 512, 128]")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds per candidate")
+    args = parser.parse_args(argv)
+    shape = (2, 512, 128) if args.quick else (8, 4096, 512)
+    repeats = args.repeats or (5 if args.quick else 7)
+    backend = jax.default_backend()
+    print(f"backend {backend}, devices {jax.devices()}, auto -> {auto_impl()!r}")
+    headline = bench_cpu_shape(shape, repeats)
+    if backend == "gpu":
+        headline |= bench_gpu(repeats)
+    else:
+        print("\nno GPU: the Pallas bandwidth and GPU fwd+bwd figures are not measured")
+    print("\nheadline ratios")
+    for name, value in headline.items():
+        print(f"  {name:<46} {value:6.2f}")

@@ -1,0 +1,66 @@
+"""Custom VJP shared by every implementation: the backward pass is the scan run the other way.
+
+For h_t = a_t * h_{t-1} + b_t with output cotangent dh, the cotangent g of h obeys
+g_t = dh_t + a_{t+1} * g_{t+1}: the same recurrence in the opposite direction with the decays
+shifted by one step. Then db = g, da_t = g_t * h_{t-1} and dh0 = a_0 * g_0 (mirrored for
+``reverse=True``). No implementation is ever differentiated through its loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+# forward(a, b, h0, reverse) -> h in b's dtype; h0 is float32 [batch, dim].
+ScanForward = Callable[[jax.Array, jax.Array, jax.Array, bool], jax.Array]
+# backward(a, h, h0, dh, reverse) -> (da, db, dh0), float32 or the inputs' dtypes.
+ScanBackward = Callable[
+    [jax.Array, jax.Array, jax.Array, jax.Array, bool], tuple[jax.Array, jax.Array, jax.Array]
+]
+
+
+def _shift(x: jax.Array, fill: jax.Array, toward_end: bool) -> jax.Array:
+    """Move x one step along time; ``fill`` ([batch, dim]) enters at the vacated end."""
+    fill = fill[:, None, :].astype(x.dtype)
+    if toward_end:
+        return jnp.concatenate([fill, x[:, :-1]], axis=1)
+    return jnp.concatenate([x[:, 1:], fill], axis=1)
+
+
+def shifted_backward(forward: ScanForward) -> ScanBackward:
+    """Build the backward pass of ``forward`` from ``forward`` itself, run in the other direction."""
+
+    def backward(a, h, h0, dh, reverse):
+        zeros = jnp.zeros_like(h0)
+        # Forward scans read a_{t+1} and h_{t-1}; reverse scans the mirror images.
+        a_next = _shift(a, zeros, toward_end=reverse)
+        h_prev = _shift(h, h0, toward_end=not reverse)
+        g = forward(a_next, dh.astype(jnp.float32), zeros, not reverse)
+        edge = -1 if reverse else 0
+        dh0 = a[:, edge].astype(jnp.float32) * g[:, edge]
+        return g * h_prev.astype(jnp.float32), g, dh0
+
+    return backward
+
+
+def with_scan_vjp(forward: ScanForward, backward: ScanBackward) -> Callable[..., jax.Array]:
+    """Wrap a forward/backward pair as ``scan(a, b, h0, reverse)`` with a custom VJP."""
+
+    @partial(jax.custom_vjp, nondiff_argnums=(3,))
+    def scan(a, b, h0, reverse):
+        return forward(a, b, h0.astype(jnp.float32), reverse)
+
+    def scan_fwd(a, b, h0, reverse):
+        h = forward(a, b, h0.astype(jnp.float32), reverse)
+        return h, (a, h, h0)
+
+    def scan_bwd(reverse, residuals, dh):
+        a, h, h0 = residuals
+        da, db, dh0 = backward(a, h, h0.astype(jnp.float32), dh, reverse)
+        return da.astype(a.dtype), db.astype(h.dtype), dh0.astype(h0.dtype)
+
+    scan.defvjp(scan_fwd, scan_bwd)
+    return scan

@@ -1,0 +1,61 @@
+"""Associative recall: the passage is cut into key-value pairs; the query lists some keys and
+the target gives, for each, the value that follows its first occurrence as a key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from birdie_ssm.objectives.base import Objective, check_range, register_objective
+from birdie_ssm.objectives.spans import draw_length, hash_rows, parse_band
+
+QUERY = 0  # sentinel that opens the query list
+
+
+@dataclass(frozen=True)
+class AssociativeRecallConfig:
+    """``pairs``: band of key-value pairs; keys of ``key_length`` tokens, values of
+    ``value_length``; ``queries``: band of keys asked (capped at the distinct keys)."""
+
+    pairs: int | str = "8-64"
+    key_length: int = 4
+    value_length: int = 8
+    queries: int | str = "1-4"
+
+    def __post_init__(self) -> None:
+        parse_band("pairs", self.pairs, 1, 1 << 16)
+        check_range("key_length", self.key_length, 1, 4096, integer=True)
+        check_range("value_length", self.value_length, 1, 4096, integer=True)
+        parse_band("queries", self.queries, 1, 1 << 16)
+
+
+@register_objective("associative_recall")
+class AssociativeRecall(Objective):
+    """Recall the value stored under each queried key."""
+
+    Config = AssociativeRecallConfig
+
+    def __init__(self, config, specials, paradigm):
+        super().__init__(config, specials, paradigm)
+        self.pairs = parse_band("pairs", config.pairs, 1, 1 << 16)
+        self.queries = parse_band("queries", config.queries, 1, 1 << 16)
+        self.width = config.key_length + config.value_length
+
+    def min_budget(self) -> int:
+        return self.pairs[0] * self.width + 2 + self.queries[0] * self.width + 1
+
+    def make(self, tokens, rng, budget):
+        kl, w = self.config.key_length, self.width
+        q = int(rng.integers(self.queries[0], self.queries[1] + 1))
+        cap = (budget - 2 - q * w) // w
+        pairs = draw_length(rng, self.pairs, len(tokens) // w, cap, max(1, self.pairs[0]))
+        if pairs is None:
+            return None
+        table = tokens[: pairs * w].reshape(pairs, w)
+        # Each distinct key is asked about its first occurrence only.
+        _, first = np.unique(hash_rows(table[:, :kl]), return_index=True)
+        asked = rng.choice(first, size=min(q, len(first)), replace=False)
+        query = np.concatenate([[self.specials.sentinel(QUERY)], table[asked, :kl].reshape(-1)])
+        target = np.concatenate([table[asked, kl:].reshape(-1), [self.specials.done]])
+        return np.concatenate([table.reshape(-1), query]), target, tokens[pairs * w :]

@@ -1,0 +1,139 @@
+"""The Objective protocol, the Example it produces, and the registry of objectives.
+
+An objective is a class with a dataclass ``Config``. ``sample(tokens, rng, budget)`` turns a
+document's tokens into an ``Example`` (``input_ids``: read bidirectionally; ``target_ids``: to be
+generated) that uses at most ``budget`` tokens in all, and returns the unused tokens, or ``None``
+when the document is too short. Objectives are pure functions of their inputs and ``rng``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from birdie_ssm.data.tokenizer import SpecialTokens
+from birdie_ssm.errors import BirdieError
+
+
+@dataclass
+class Example:
+    """One training example: what the model reads, and what it must generate."""
+
+    input_ids: np.ndarray
+    target_ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.input_ids) + len(self.target_ids)
+
+
+class Objective:
+    """Base class of objectives. Subclasses set ``Config`` and implement ``make``."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = type(None)
+    origin: ClassVar[str] = "builtin"
+
+    def __init__(self, config: Any, specials: SpecialTokens, paradigm: int) -> None:
+        self.config = config
+        self.specials = specials
+        self.paradigm = paradigm
+
+    def sample(
+        self, tokens: np.ndarray, rng: np.random.Generator, budget: int
+    ) -> tuple[Example, np.ndarray] | None:
+        """An example of at most ``budget`` tokens (paradigm token included) and the leftovers."""
+        if budget < 2:
+            return None
+        made = self.make(np.asarray(tokens, dtype=np.int32), rng, budget - 1)
+        if made is None:
+            return None
+        inputs, targets, rest = made
+        # Birdie names the objective with a paradigm token, after the input half of the time.
+        paradigm = np.array([self.paradigm], dtype=np.int32)
+        if rng.random() < 0.5:
+            inputs = np.concatenate([paradigm, inputs])
+        else:
+            inputs = np.concatenate([inputs, paradigm])
+        return Example(inputs.astype(np.int32), targets.astype(np.int32)), rest
+
+    def make(
+        self, tokens: np.ndarray, rng: np.random.Generator, budget: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(input, target, unused tokens) within ``budget`` tokens, or None if impossible.
+
+        Returning None when ``tokens`` is too short makes the pipeline append the next document
+        and ask again, so an objective need not accept short passages.
+        """
+        raise NotImplementedError
+
+    def min_budget(self) -> int:
+        """The smallest ``sample`` budget that can ever produce an example (checked per row)."""
+        return 2
+
+
+_REGISTRY: dict[str, type[Objective]] = {}
+
+
+def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
+    """Class decorator registering an objective under ``name`` (its class name in mixtures)."""
+
+    def wrap(cls: type[Objective]) -> type[Objective]:
+        if not dataclasses.is_dataclass(cls.Config):
+            raise TypeError(f"objective '{name}' needs a dataclass Config")
+        cls.name = name
+        if cls.__module__.split(".")[0] != "birdie_ssm":
+            cls.origin = cls.__module__
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def registered_objectives() -> dict[str, type[Objective]]:
+    """All registered objectives by name (built-ins, plug-in modules and entry points)."""
+    from birdie_ssm.objectives.plugins import load_entry_points
+
+    load_entry_points()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_objective(name: str) -> type[Objective]:
+    """The objective class registered as ``name``; unknown names suggest the nearest ones."""
+    known = registered_objectives()
+    if name not in known:
+        near = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        raise BirdieError(f"unknown objective '{name}'{hint} (registered: {', '.join(known)})")
+    return known[name]
+
+
+def build_config(cls: type[Objective], params: dict[str, Any]) -> Any:
+    """The objective's Config from single parameter values, with errors naming the parameter."""
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    for key in params:
+        if key not in fields:
+            near = difflib.get_close_matches(key, sorted(fields), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            accepted = ", ".join(sorted(fields)) or "none"
+            raise BirdieError(
+                f"objective '{cls.name}' has no parameter '{key}'{hint} (accepted: {accepted})"
+            )
+    try:
+        return cls.Config(**params)
+    except (ValueError, TypeError) as exc:
+        raise BirdieError(f"objective '{cls.name}': {exc}") from None
+
+
+def check_range(name: str, value: float, low: float, high: float, *, integer: bool = False) -> None:
+    """Raise ValueError naming ``name`` unless ``low <= value <= high`` (and integral if asked)."""
+    if integer and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
+        raise ValueError(f"parameter '{name}' must be an integer in [{low}, {high}], got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+        raise ValueError(f"parameter '{name}' must be a number in [{low}, {high}], got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"parameter '{name}' must lie in [{low}, {high}], got {value!r}")

@@ -1,0 +1,84 @@
+"""Infilling (T5/UL2 span corruption): masked spans become numbered sentinels in the input;
+the target lists each sentinel followed by the tokens it replaced."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from birdie_ssm.objectives.base import Objective, check_range, register_objective
+from birdie_ssm.objectives.spans import (
+    draw_length,
+    fit_passage,
+    parse_band,
+    span_counts,
+    span_lengths,
+)
+
+MIN_PASSAGE = 4
+
+
+@dataclass(frozen=True)
+class InfillingConfig:
+    """UL2's R denoisers are (mean_span 3 or 8, mask_rate 0.15), X (3 or 8, 0.5) and (64, 0.15/0.5).
+
+    ``length``: passage length band, e.g. ``"128-256"`` (None: as long as the budget allows).
+    """
+
+    mask_rate: float = 0.15
+    mean_span: float = 3.0
+    length: int | str | None = None
+
+    def __post_init__(self) -> None:
+        check_range("mask_rate", self.mask_rate, 0.01, 0.95)
+        check_range("mean_span", self.mean_span, 1, 4096)
+        parse_band("length", self.length, MIN_PASSAGE, 1 << 20)
+
+
+def sentinel_layout(
+    passage: np.ndarray, lengths: np.ndarray, sentinels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input, target) for runs ``[clean, noise, clean, noise, ...]``: each noise run becomes its
+    sentinel in the input; the target is each sentinel followed by the run it replaced."""
+    ends = np.cumsum(lengths)
+    mask = np.repeat(np.tile([False, True], len(sentinels)), lengths)
+    starts = ends[0::2]
+    inputs = passage.copy()
+    inputs[starts] = sentinels  # the first token of each noise run turns into its sentinel
+    keep = ~mask
+    keep[starts] = True
+    inputs = inputs[keep]
+    noise_before = np.cumsum(lengths[1::2]) - lengths[1::2]
+    targets = np.insert(passage[mask], noise_before, sentinels)
+    return inputs, targets
+
+
+@register_objective("infilling")
+class Infilling(Objective):
+    """Span corruption: the input has sentinels where spans were masked; the target fills them."""
+
+    Config = InfillingConfig
+
+    def __init__(self, config, specials, paradigm):
+        super().__init__(config, specials, paradigm)
+        self.band = parse_band("length", config.length, MIN_PASSAGE, 1 << 20)
+
+    def _cost(self, n: int) -> int:
+        return (
+            n + 2 * span_counts(n, self.config.mask_rate, self.config.mean_span)[1] if n > 1 else n
+        )
+
+    def min_budget(self) -> int:
+        return self._cost(self.band[0] if self.band else MIN_PASSAGE) + 1
+
+    def make(self, tokens, rng, budget):
+        cap = fit_passage(budget, self._cost)
+        n = draw_length(rng, self.band, len(tokens), cap, MIN_PASSAGE)
+        if n is None:
+            return None
+        noise, spans = span_counts(n, self.config.mask_rate, self.config.mean_span)
+        lengths = span_lengths(rng, n, noise, spans)
+        sentinels = np.asarray(self.specials.sentinel(np.arange(spans)), dtype=np.int32)
+        inputs, targets = sentinel_layout(tokens[:n], lengths, sentinels)
+        return inputs, targets, tokens[n:]

@@ -1,0 +1,67 @@
+"""Jitted train and eval steps over a functional (graphdef, params) view of the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+Metrics = dict[str, jax.Array]
+
+
+def token_losses(graphdef: nnx.GraphDef, params: nnx.State, batch: dict[str, jax.Array]) -> jax.Array:
+    """Per-token cross-entropy ``[batch, length]`` (unmasked)."""
+    model = nnx.merge(graphdef, params)
+    logits = model(
+        batch["input_ids"], prefix_mask=batch["prefix_mask"], segment_ids=batch["segment_ids"]
+    )
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["target_ids"])
+
+
+def arm_sums(nll: jax.Array, batch: dict[str, jax.Array], num_arms: int) -> tuple[jax.Array, jax.Array]:
+    """Masked loss sums and token counts per arm, ``[num_arms]`` each."""
+    mask = batch["loss_mask"].astype(jnp.float32)
+    onehot = jax.nn.one_hot(batch["arm_ids"], num_arms, dtype=jnp.float32)  # -1 → all zeros
+    sums = jnp.einsum("bl,bla->a", nll * mask, onehot)
+    counts = jnp.einsum("bl,bla->a", mask, onehot)
+    return sums, counts
+
+
+def make_train_step(
+    graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, num_arms: int
+) -> Callable[..., tuple[nnx.State, Any, Metrics]]:
+    """``step(params, opt_state, batch) -> (params, opt_state, metrics)``, jitted and donating."""
+
+    def loss_fn(params, batch):
+        nll = token_losses(graphdef, params, batch)
+        mask = batch["loss_mask"].astype(jnp.float32)
+        loss = jnp.sum(nll * mask) / jnp.maximum(mask.sum(), 1.0)
+        return loss, nll
+
+    def step(params, opt_state, batch):
+        (loss, nll), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        sums, counts = arm_sums(jax.lax.stop_gradient(nll), batch, num_arms)
+        metrics = {
+            "loss": loss,
+            "grad_norm": optax.global_norm(grads),
+            "arm_loss_sums": sums,
+            "arm_counts": counts,
+        }
+        return params, opt_state, metrics
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def make_eval_step(graphdef: nnx.GraphDef, num_arms: int) -> Callable[..., tuple[jax.Array, jax.Array]]:
+    """``eval(params, batch) -> (loss sums, token counts)`` per arm, jitted."""
+
+    def step(params, batch):
+        return arm_sums(token_losses(graphdef, params, batch), batch, num_arms)
+
+    return jax.jit(step)

@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny configs that compile and train in seconds on a 2-core CPU."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+from birdie_ssm.config import Config, load_config
+
+TINY = [
+    "model.width=32",
+    "model.depth=2",
+    "data.seq_len=64",
+    "data.batch_size=4",
+    "data.val_batches_per_arm=1",
+    "train.steps=30",
+    "train.warmup_steps=5",
+    "train.log_every=5",
+    "train.checkpoint_every=10",
+    "train.progress=false",
+]
+
+
+def tiny_config(*overrides: str) -> Config:
+    """The quickstart shrunk to a toy size, with extra ``key=value`` overrides."""
+    return load_config(None, [*TINY, *overrides])
+
+
+@pytest.fixture
+def tiny() -> Config:
+    return tiny_config()

@@ -1,0 +1,73 @@
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from birdie_ssm.train.metrics import read_metrics
+from birdie_ssm.train.trainer import Trainer
+from tests.conftest import tiny_config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A tiny run of 30 steps (checkpoints at 10, 20, 30), trained once for the whole module."""
+    run_dir = tmp_path_factory.mktemp("run")
+    trainer = Trainer(tiny_config("train.keep_checkpoints=3"), run_dir)
+    final = trainer.fit()
+    trainer.close()
+    return run_dir, trainer, final
+
+
+def test_loss_decreases(finished_run):
+    run_dir, _, final = finished_run
+    records = read_metrics(run_dir / "metrics.jsonl")
+    evals = [r for r in records if r["kind"] == "eval"]
+    start = evals[0]["val_loss"]
+    assert evals[0]["step"] == 0
+    for arm, loss in final.items():
+        assert loss < start[arm] - 0.5, (arm, start[arm], loss)
+    train = [r for r in records if r["kind"] == "train"]
+    assert train[-1]["loss"] < train[0]["loss"]
+    assert all(r["tokens_per_s"] > 0 for r in train)
+
+
+def test_run_dir_layout(finished_run):
+    run_dir, trainer, _ = finished_run
+    assert (run_dir / "config.yaml").is_file()
+    assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir()) == [10, 20, 30]
+    assert set(trainer.arm_names) == {
+        "next_token", "prefix_lm", "infilling[mask_rate=0.15]", "infilling[mask_rate=0.5]"
+    }
+
+
+def test_resume_reproduces_the_uninterrupted_run(finished_run, tmp_path):
+    run_dir, done, _ = finished_run
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    for step in ("20", "30"):  # as if killed just after the checkpoint at step 10
+        shutil.rmtree(copy / "checkpoints" / step)
+    resumed = Trainer(tiny_config("train.keep_checkpoints=3"), copy, resume=True)
+    assert resumed.step == 10
+    resumed.fit()
+    resumed.close()
+    for a, b in zip(jax.tree.leaves(done.params), jax.tree.leaves(resumed.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rs]  # noqa: E731
+    assert strip(read_metrics(copy / "metrics.jsonl")) == strip(read_metrics(run_dir / "metrics.jsonl"))
+
+
+def test_checkpoint_restore_round_trip(finished_run, tmp_path):
+    run_dir, done, _ = finished_run
+    fresh = Trainer(tiny_config("train.keep_checkpoints=3"), tmp_path / "other")
+    fresh.checkpointer = done.checkpointer
+    fresh.restore(20)
+    assert fresh.step == 20
+    restored = jax.tree.leaves(fresh.params)
+    assert any(
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(jax.tree.leaves(done.params), restored, strict=True)
+    )  # step 20 differs from the final step 30
+    fresh.restore(30)
+    for a, b in zip(jax.tree.leaves(done.params), jax.tree.leaves(fresh.params), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
