@@ -28,11 +28,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="where the run is written (default: runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    train.add_argument("--init-from", metavar="DIR",
+                       help="start from the parameters of another run (fine-tuning)")
 
     verbs.add_parser("objectives", help="list registered objectives and their parameters")
 
     report = verbs.add_parser("report", help="draw losses and the mixture over time as PNG")
     report.add_argument("run_dir")
+
+    from birdie_ssm.evaluation.commands import add_commands
+
+    add_commands(verbs)
 
     bench = verbs.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("which", choices=BENCHMARKS)
@@ -62,7 +68,7 @@ def _train(args: argparse.Namespace) -> None:
     if args.overwrite and existing:
         shutil.rmtree(run_dir)
     try:
-        trainer = Trainer(config, run_dir, resume=args.resume)
+        trainer = Trainer(config, run_dir, resume=args.resume, init_from=args.init_from)
     except BirdieError:
         if created or args.overwrite:  # leave nothing half-made behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -70,8 +76,10 @@ def _train(args: argparse.Namespace) -> None:
     print(f"run '{config.name}' in {run_dir}: {trainer.num_params:,} parameters, "
           f"{len(trainer.arms)} arms, {config.train.steps} steps", flush=True)
     start = trainer.validate() if trainer.step == 0 else None
-    losses = trainer.fit()
-    trainer.close()
+    try:
+        losses = trainer.fit()
+    finally:
+        trainer.close()
     _print_losses(trainer.arm_names, losses, start)
     _report(run_dir, quiet=True)
     print(f"checkpoint, metrics.jsonl and plots in {run_dir}")
@@ -127,9 +135,11 @@ def main(argv: list[str] | None = None) -> int:
             _report(Path(args.run_dir))
         elif args.verb == "bench":
             _bench(args)
+        else:
+            args.run(args)  # verbs added by birdie_ssm.evaluation.commands
     except BirdieError as exc:
         print(f"birdie-ssm: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("birdie-ssm: interrupted", file=sys.stderr)
         return 130

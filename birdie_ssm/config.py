@@ -42,7 +42,7 @@ class ModelConfig(Section):
     conv_width: int = Field(4, ge=1, le=16)
     num_heads: int = Field(4, ge=1, le=256, description="Transformer baseline only")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="activation dtype")
-    scan_impl: Literal["auto", "reference", "associative", "pallas"] = "auto"
+    scan_impl: Literal["auto", "reference", "sequential", "associative", "pallas"] = "auto"
 
     @model_validator(mode="after")
     def _shapes_fit(self) -> ModelConfig:
@@ -72,6 +72,7 @@ class DataConfig(Section):
     seed: int = Field(0, ge=0)
     val_batches_per_arm: int = Field(2, ge=1, le=1000)
     workers: int = Field(0, ge=0, le=256, description="0: produce batches in the trainer process")
+    prefetch: int = Field(4, ge=1, le=1024, description="batches each data worker keeps ready")
 
     @model_validator(mode="after")
     def _files_needed(self) -> DataConfig:
@@ -129,6 +130,12 @@ class TrainConfig(Section):
     checkpoint_every: int = Field(200, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     progress: bool = True
+    max_nonfinite: int = Field(
+        5, ge=1, description="consecutive non-finite steps (skipped) before the run stops"
+    )
+    mesh_data: int = Field(0, ge=0, description="data-parallel devices; 0: all not used by fsdp")
+    mesh_fsdp: int = Field(1, ge=1, description="devices that shard params and optimizer state")
+    distributed: bool = Field(False, description="multi-host: call jax.distributed.initialize()")
 
 
 class EvalConfig(Section):

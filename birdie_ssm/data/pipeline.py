@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.arms import Arm
 from birdie_ssm.objectives.packing import OVERHEAD, Batch, RowBuilder, stack_rows
 
+if TYPE_CHECKING:
+    from birdie_ssm.data.workers import WorkerPool
+
 MIN_BUDGET = 16  # below this a row is closed: too little room for a useful example
 MAX_FAILURES = 200  # consecutive empty rows no example could be made for
 MAX_BLANK_DOCUMENTS = 10_000  # consecutive empty or whitespace-only documents
@@ -31,8 +34,11 @@ _EMPTY = np.zeros(0, dtype=np.int32)
 def check_arms_fit(arms: list[Arm], seq_len: int) -> None:
     """Raise BirdieError naming any arm that could never fit in a row of ``seq_len`` tokens."""
     room = seq_len - OVERHEAD
-    too_big = [f"'{a.name}' needs {a.objective.min_budget()}" for a in arms
-               if a.objective.min_budget() > room]
+    too_big = [
+        f"'{a.name}' needs {a.objective.min_budget()}"
+        for a in arms
+        if a.objective.min_budget() > room
+    ]
     if too_big:
         raise BirdieError(
             f"data.seq_len {seq_len} leaves {room} tokens per example, but arm "
@@ -167,19 +173,31 @@ def open_pipeline(
     tokenizer: Tokenizer,
     arms: list[Arm],
     mixture: np.ndarray,
-) -> Pipeline:
+) -> Pipeline | WorkerPool:
     """The training pipeline a config describes: in-process, or ``data.workers`` processes."""
     data = config.data
     if data.workers == 0:
         return Pipeline(
-            source.train, tokenizer, arms, seq_len=data.seq_len,
-            batch_size=data.batch_size, seed=data.seed, mixture=mixture,
+            source.train,
+            tokenizer,
+            arms,
+            seq_len=data.seq_len,
+            batch_size=data.batch_size,
+            seed=data.seed,
+            mixture=mixture,
         )
-    from birdie_ssm.data.workers import WorkerPool
+    from birdie_ssm.data.workers import WorkerPool  # noqa: F811  (it imports this module)
 
     return WorkerPool(
-        source.train, tokenizer, arms, seq_len=data.seq_len, batch_size=data.batch_size,
-        seed=data.seed, mixture=mixture, workers=data.workers, prefetch=data.prefetch,
+        source.train,
+        tokenizer,
+        arms,
+        seq_len=data.seq_len,
+        batch_size=data.batch_size,
+        seed=data.seed,
+        mixture=mixture,
+        workers=data.workers,
+        prefetch=data.prefetch,
     )
 
 
@@ -199,8 +217,13 @@ def validation_batches(
         onehot = np.zeros(len(arms))
         onehot[i] = 1.0
         pipe = Pipeline(
-            documents, tokenizer, arms, seq_len=seq_len, batch_size=batch_size,
-            seed=[seed, i], mixture=onehot,
+            documents,
+            tokenizer,
+            arms,
+            seq_len=seq_len,
+            batch_size=batch_size,
+            seed=[seed, i],
+            mixture=onehot,
         )
         out.append([pipe.next_batch() for _ in range(batches_per_arm)])
     return out

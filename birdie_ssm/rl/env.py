@@ -54,7 +54,8 @@ class MixtureEnv(gym.Env):
         self.reward_fn = get_reward(reward)
         n = len(trainer.arm_names)
         self.action_space = gym.spaces.Box(0.0, 1.0, (n,), dtype=np.float32)
-        self.observation_space = gym.spaces.Box(0.0, np.inf, (n,), dtype=np.float32)
+        high = np.finfo(np.float32).max
+        self.observation_space = gym.spaces.Box(0.0, high, (n,), dtype=np.float32)
         self.losses = np.zeros(n)
         self.t = 0
 

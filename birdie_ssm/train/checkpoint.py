@@ -17,6 +17,12 @@ import orbax.checkpoint as ocp
 from birdie_ssm.errors import BirdieError
 
 
+def _abstract(x: Any) -> Any:
+    # Keep the target's sharding so a restored array lands where the run expects it.
+    sharding = getattr(x, "sharding", None)
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+
 class Checkpointer:
     """Saves and restores (state pytree, JSON metadata) pairs under ``run_dir/checkpoints``."""
 
@@ -39,24 +45,39 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """Restore into the structure of ``target`` (arrays or shape/dtype structs)."""
+    def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
         if step is None:
             raise BirdieError(f"no checkpoint found in '{self.directory}'")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        try:
-            out = self.manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-                ),
-            )
-        except Exception as exc:  # Orbax raises many types for missing or mismatched files
+        if step not in self.manager.all_steps():
             raise BirdieError(
-                f"checkpoint {step} in '{self.directory}' cannot be restored: "
-                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                f"no checkpoint {step} in '{self.directory}'; there are: "
+                f"{', '.join(map(str, self.manager.all_steps())) or 'none'}"
+            )
+        return step
+
+    def _restore(self, step: int, **items: Any) -> Any:
+        try:
+            return self.manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as exc:  # Orbax raises many types for missing or mismatched files
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise BirdieError(
+                f"checkpoint {step} in '{self.directory}' is damaged or incomplete and cannot be "
+                f"restored ({type(exc).__name__}: {first[:300]})"
             ) from None
+
+    def read_meta(self, step: int | None = None) -> dict[str, Any]:
+        """The JSON metadata of a checkpoint (cheap: no arrays are read)."""
+        step = self._step(step)
+        return dict(self._restore(step, meta=ocp.args.JsonRestore())["meta"])
+
+    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
+        """Restore into the structure of ``target`` (arrays or shape/dtype structs)."""
+        step = self._step(step)
+        abstract = jax.tree.map(_abstract, target)
+        out = self._restore(
+            step, state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+        )
         # Orbax hands back plain tuples/dicts; put the leaves back into the target's structure.
         state = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(out["state"]))
         return state, dict(out["meta"])

@@ -32,9 +32,16 @@ def arm_sums(nll: jax.Array, batch: dict[str, jax.Array], num_arms: int) -> tupl
 
 
 def make_train_step(
-    graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, num_arms: int
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    num_arms: int,
+    state_shardings: tuple[Any, Any] | None = None,
 ) -> Callable[..., tuple[nnx.State, Any, Metrics]]:
-    """``step(params, opt_state, batch) -> (params, opt_state, metrics)``, jitted and donating."""
+    """``step(params, opt_state, batch) -> (params, opt_state, metrics)``, jitted and donating.
+
+    A step whose loss or gradients are not finite leaves params and optimizer state unchanged
+    (``metrics["finite"]`` is False); the trainer counts such steps.
+    """
 
     def loss_fn(params, batch):
         nll = token_losses(graphdef, params, batch)
@@ -44,18 +51,24 @@ def make_train_step(
 
     def step(params, opt_state, batch):
         (loss, nll), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        grad_norm = optax.global_norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        updates, new_opt_state = optimizer.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
         sums, counts = arm_sums(jax.lax.stop_gradient(nll), batch, num_arms)
         metrics = {
             "loss": loss,
-            "grad_norm": optax.global_norm(grads),
+            "finite": finite,
+            "grad_norm": grad_norm,
             "arm_loss_sums": sums,
             "arm_counts": counts,
         }
         return params, opt_state, metrics
 
-    return jax.jit(step, donate_argnums=(0, 1))
+    out_shardings = None if state_shardings is None else (*state_shardings, None)
+    return jax.jit(step, donate_argnums=(0, 1), out_shardings=out_shardings)
 
 
 def make_eval_step(graphdef: nnx.GraphDef, num_arms: int) -> Callable[..., tuple[jax.Array, jax.Array]]:

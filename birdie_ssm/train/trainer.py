@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,39 @@ from birdie_ssm.rl import eval_steps, make_controller
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.metrics import MetricsLog
 from birdie_ssm.train.optim import learning_rate, make_optimizer
+from birdie_ssm.train.sharding import (
+    batch_sharding,
+    check_batch,
+    global_batch,
+    make_mesh,
+    state_shardings,
+)
 from birdie_ssm.train.steps import make_eval_step, make_train_step
+
+
+class Interrupted(BirdieError):
+    """Training stopped by a signal after writing a checkpoint."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        name = signal.Signals(signum).name
+        super().__init__(f"{name} at step {step}: checkpoint written; continue with --resume")
+        self.exit_code = 128 + signum
+
+
+def _init_distributed() -> None:
+    """Join the multi-host job (coordinator and process ids come from the environment)."""
+    try:
+        jax.distributed.initialize()
+    except RuntimeError as exc:
+        if "already" not in str(exc):
+            raise BirdieError(f"train.distributed: could not join the job: {exc}") from None
+
+
+def _host_slice(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """This host's share of a batch every host built identically."""
+    n = len(next(iter(rows.values()))) // jax.process_count()
+    start = jax.process_index() * n
+    return {k: v[start : start + n] for k, v in rows.items()}
 
 
 def _controller_params(config: Config, weights: list[float]) -> dict[str, Any]:
@@ -36,10 +70,20 @@ class Trainer:
     """Trains one run in ``run_dir`` (config.yaml, metrics.jsonl, checkpoints/)."""
 
     def __init__(
-        self, config: Config, run_dir: str | Path, *, resume: bool = False, progress: bool = True
+        self,
+        config: Config,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        progress: bool = True,
+        init_from: str | Path | None = None,
     ) -> None:
         self.config, self.run_dir = config, Path(run_dir)
         data = config.data
+        if config.train.distributed:
+            _init_distributed()
+        self.mesh = make_mesh(config.train)
+        check_batch(data.batch_size, self.mesh)
         self.tokenizer = make_tokenizer(data)
         self.source = make_source(data)
         self.arms = expand_arms(config.objectives.mixture, self.tokenizer.specials, config.objectives.modules)
@@ -54,10 +98,20 @@ class Trainer:
         model = build_model(config.model, vocab, nnx.Rngs(config.train.seed))
         self.num_params = count_params(model)
         self.graphdef, self.params = nnx.split(model)
+        if init_from is not None:
+            self.params = self._initial_params(Path(init_from))
         self.optimizer = make_optimizer(config.train)
-        self.opt_state = self.optimizer.init(self.params)
+        param_shardings = state_shardings(self.params, self.mesh)
+        opt_shardings = state_shardings(
+            jax.eval_shape(self.optimizer.init, self.params), self.mesh
+        )
+        self.params = jax.device_put(self.params, param_shardings)
+        self.opt_state = jax.jit(self.optimizer.init, out_shardings=opt_shardings)(self.params)
+        self.batch_sharding = batch_sharding(self.mesh)
         self.lr = learning_rate(config.train)
-        self.train_step = make_train_step(self.graphdef, self.optimizer, len(self.arms))
+        self.train_step = make_train_step(
+            self.graphdef, self.optimizer, len(self.arms), (param_shardings, opt_shardings)
+        )
         self.eval_step = make_eval_step(self.graphdef, len(self.arms))
 
         self.controller = make_controller(
@@ -68,7 +122,16 @@ class Trainer:
             **_controller_params(config, [a.weight for a in self.arms]),
         )
         self.mixture = np.asarray(self.controller.initial_mixture(), dtype=np.float64)
-        self.pipeline = open_pipeline(config, self.source, self.tokenizer, self.arms, self.mixture)
+        # Each host feeds its own rows from its own stream.
+        hosts, host = jax.process_count(), jax.process_index()
+        local = config.model_copy(
+            update={
+                "data": data.model_copy(
+                    update={"batch_size": data.batch_size // hosts, "seed": data.seed + 1_000_003 * host}
+                )
+            }
+        )
+        self.pipeline = open_pipeline(local, self.source, self.tokenizer, self.arms, self.mixture)
         self.val_sets = validation_batches(
             self.source.val,
             self.tokenizer,
@@ -80,6 +143,10 @@ class Trainer:
         )
         self.step = 0
         self.tokens_seen = 0
+        self.nonfinite_streak = 0
+        self.nonfinite_total = 0
+        self._pending_finite: jax.Array | None = None
+        self._signal: int | None = None
         self.progress = progress and config.train.progress
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -88,6 +155,22 @@ class Trainer:
             self.restore()
         else:
             dump_config(config, self.run_dir / "config.yaml")
+
+    def _initial_params(self, source: Path):
+        """Parameters of another run (fine-tuning); the architectures must match."""
+        from birdie_ssm.train.loading import load_run
+
+        other = load_run(source)
+        _, params = nnx.split(other.model)
+        mine, theirs = jax.tree.structure(self.params), jax.tree.structure(params)
+        shapes = [x.shape for x in jax.tree.leaves(self.params)]
+        if mine != theirs or shapes != [x.shape for x in jax.tree.leaves(params)]:
+            raise BirdieError(
+                f"--init-from '{source}': its model ({other.config.model.width} wide, "
+                f"{other.config.model.depth} deep, {other.config.model.arch}) does not match this "
+                "config's model; use the same model section"
+            )
+        return params
 
     # -- the pieces a loop (or rl.MixtureEnv) drives -------------------------------------------
 
@@ -101,12 +184,33 @@ class Trainer:
 
     def train_one(self) -> dict[str, jax.Array]:
         """One optimisation step on the next batch; returns the step's (device) metrics."""
-        batch = self.pipeline.next_batch()
-        arrays = jax.device_put(batch.as_dict())
+        batch = self.pipeline.next_batch()  # built while the previous step still runs
+        self._check_finite()
+        arrays = global_batch(batch.as_dict(), self.batch_sharding)
         self.params, self.opt_state, metrics = self.train_step(self.params, self.opt_state, arrays)
+        self._pending_finite = metrics["finite"]
         self.step += 1
-        self.tokens_seen += batch.input_ids.size
+        self.tokens_seen += batch.input_ids.size * jax.process_count()
         return metrics
+
+    def _check_finite(self) -> None:
+        """Count the last step if it was skipped for a non-finite loss; stop after too many."""
+        if self._pending_finite is None:
+            return
+        finite, self._pending_finite = bool(self._pending_finite), None
+        if finite:
+            self.nonfinite_streak = 0
+            return
+        self.nonfinite_streak += 1
+        self.nonfinite_total += 1
+        if self.nonfinite_streak >= self.config.train.max_nonfinite:
+            latest = self.checkpointer.latest_step()
+            raise BirdieError(
+                f"{self.nonfinite_streak} steps in a row (up to step {self.step}) had a non-finite "
+                f"loss or gradients and were skipped; stopping. The last good checkpoint is "
+                f"{'step ' + str(latest) if latest is not None else 'none'}; "
+                "lower train.lr or check the data"
+            )
 
     def run_steps(self, n: int, mixture: np.ndarray) -> None:
         """Train ``n`` steps with ``mixture`` (the MixtureEnv backing)."""
@@ -120,7 +224,8 @@ class Trainer:
         for i, batches in enumerate(self.val_sets):
             total, count = 0.0, 0.0
             for batch in batches:
-                sums, counts = self.eval_step(self.params, jax.device_put(batch.as_dict()))
+                arrays = global_batch(_host_slice(batch.as_dict()), self.batch_sharding)
+                sums, counts = self.eval_step(self.params, arrays)
                 total += float(sums[i])
                 count += float(counts[i])
             losses[i] = total / count if count else np.nan
@@ -147,6 +252,7 @@ class Trainer:
         meta = {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
+            "nonfinite_total": self.nonfinite_total,
             "mixture": self.mixture.tolist(),
             "controller": self.controller.state_dict(),
             "pipeline": self.pipeline.state_dict(),
@@ -156,19 +262,34 @@ class Trainer:
         self.checkpointer.save(self.step, {"params": self.params, "opt_state": self.opt_state}, meta)
 
     def restore(self, step: int | None = None) -> None:
+        """Continue from a checkpoint of this run (the latest by default)."""
+        meta = self.checkpointer.read_meta(step)
+        self._check_compatible(meta)
         target = {"params": self.params, "opt_state": self.opt_state}
-        state, meta = self.checkpointer.restore(target, step)
-        if meta.get("arms") != self.arm_names:
-            raise BirdieError(
-                f"the checkpoint was trained with arms {meta.get('arms')}, "
-                f"but this config has {self.arm_names}"
-            )
+        state, meta = self.checkpointer.restore(target, meta["step"])
         self.params, self.opt_state = state["params"], state["opt_state"]
         self.step, self.tokens_seen = int(meta["step"]), int(meta["tokens_seen"])
+        self.nonfinite_total = int(meta.get("nonfinite_total", 0))
         self.controller.load_state_dict(meta["controller"])
         self.pipeline.load_state_dict(meta["pipeline"])
         self.set_mixture(np.asarray(meta["mixture"]))
         self.metrics.truncate_after(self.step)
+
+    def _check_compatible(self, meta: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose model or arms differ from this config's, saying how."""
+        saved = meta.get("config", {}).get("model", {})
+        current = self.config.model.model_dump(mode="json")
+        diffs = [
+            f"model.{k}: checkpoint {saved.get(k)!r}, config {current[k]!r}"
+            for k in current
+            if k in saved and saved[k] != current[k] and k != "scan_impl"
+        ]
+        if meta.get("arms") != self.arm_names:
+            diffs.append(f"arms: checkpoint {meta.get('arms')}, config {self.arm_names}")
+        if diffs:
+            raise BirdieError(
+                f"checkpoint {meta.get('step')} does not match this config ({'; '.join(diffs)})"
+            )
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -180,16 +301,18 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         window: list[jax.Array] = []
         t0, tokens0 = time.perf_counter(), self.tokens_seen
+        previous = self._catch_signals()
         try:
             while self.step < cfg.steps:
+                if self._signal is not None:
+                    self.save()
+                    raise Interrupted(self._signal, self.step)
                 window.append(self.train_one()["loss"])
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     loss = float(np.mean(jax.device_get(window)))
                     elapsed = time.perf_counter() - t0
                     tps = (self.tokens_seen - tokens0) / max(elapsed, 1e-9)
-                    if not np.isfinite(loss):
-                        raise BirdieError(f"the training loss became {loss} at step {self.step}")
                     self.metrics.write(
                         {
                             "kind": "train",
@@ -197,6 +320,7 @@ class Trainer:
                             "loss": loss,
                             "lr": float(self.lr(self.step - 1)),
                             "tokens_per_s": tps,
+                            "nonfinite_skipped": self.nonfinite_total,
                             "mixture": self._mixture_dict(),
                         }
                     )
@@ -206,12 +330,29 @@ class Trainer:
                     losses = self.evaluate_and_adapt()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save()
+            self._check_finite()
         finally:
             bar.close()
             self.pipeline.close()
+            self._restore_signals(previous)
         if losses is None:
             losses = self.validate()
         return dict(zip(self.arm_names, losses.tolist(), strict=True))
+
+    def _catch_signals(self) -> dict[int, Any]:
+        """SIGTERM and Ctrl-C finish the current step, write a checkpoint and stop."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            self._signal = signum
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    @staticmethod
+    def _restore_signals(previous: dict[int, Any]) -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
     def _mixture_text(self) -> str:
         by_class: dict[str, float] = {}

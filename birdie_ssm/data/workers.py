@@ -1,0 +1,209 @@
+"""Data worker processes: packed batches produced ahead of the trainer.
+
+Worker ``w`` of ``N`` runs its own ``Pipeline`` over documents ``w, w+N, ...`` with an rng seeded
+by ``(seed, w)``; batch ``b`` comes from worker ``b mod N``. So the stream is a pure function of
+(seed, worker count, per-worker state). With each batch a worker sends its state *after* that
+batch; the pool's checkpoint state is the state behind the last batch the trainer took. A mixture
+change (or a restore) rewinds every worker to that state under a new generation number, and
+batches from older generations are dropped: a resumed run sees exactly the batches the
+uninterrupted run would have seen. Processes are spawned (the parent holds JAX threads, so no
+fork) and stopped by ``close()``, by a finaliser, or at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import queue
+import traceback
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from birdie_ssm.data.pipeline import Pipeline
+from birdie_ssm.data.tokenizer import Tokenizer
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.objectives.arms import Arm
+from birdie_ssm.objectives.packing import Batch
+
+_POLL_S = 0.1
+
+
+class PipelineWorkerError(BirdieError):
+    """A data worker raised or died; the message carries its traceback."""
+
+
+def _worker_main(spec: dict[str, Any], commands: Any, batches: Any, errors: Any) -> None:
+    """A worker's loop: apply commands, produce a batch, hand it over (dropping it on a reset)."""
+    batches.cancel_join_thread()  # never block exit on batches nobody will read
+    try:
+        pipe = Pipeline(**spec)
+        generation = 0
+        while True:
+            try:
+                while True:
+                    command = commands.get_nowait()
+                    if command[0] == "stop":
+                        return
+                    _, generation, state = command
+                    pipe.load_state_dict(state)
+            except queue.Empty:
+                pass
+            message = (generation, pipe.next_batch().as_dict(), pipe.state_dict())
+            while True:
+                try:
+                    batches.put(message, timeout=_POLL_S)
+                    break
+                except queue.Full:
+                    if not commands.empty():
+                        break  # a reset or stop makes this batch stale
+    except BaseException:
+        errors.put((spec["offset"], traceback.format_exc()))
+
+
+def _shutdown(processes: list[Any], commands: list[Any]) -> None:
+    """Stop workers politely, then by force; safe to call twice."""
+    for process, command_queue in zip(processes, commands, strict=True):
+        if process.is_alive():
+            with contextlib.suppress(OSError, ValueError):  # queue already closed
+                command_queue.put(("stop",))
+    for process in processes:
+        process.join(timeout=2.0)
+        if process.is_alive():
+            process.terminate()
+            process.join(timeout=2.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+class WorkerPool:
+    """The ``Pipeline`` interface, served by ``workers`` spawned processes."""
+
+    def __init__(
+        self,
+        documents: Callable[[int], str],
+        tokenizer: Tokenizer,
+        arms: list[Arm],
+        *,
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+        mixture: np.ndarray,
+        workers: int,
+        prefetch: int = 4,
+    ) -> None:
+        self.arms, self.workers = arms, workers
+        specs = [
+            dict(
+                documents=documents,
+                tokenizer=tokenizer,
+                arms=arms,
+                seq_len=seq_len,
+                batch_size=batch_size,
+                seed=[seed, w],
+                mixture=mixture,
+                stride=workers,
+                offset=w,
+            )
+            for w in range(workers)
+        ]
+        # The state behind the last batch taken from each worker (initially its fresh state).
+        self.states = [Pipeline(**spec).state_dict() for spec in specs]
+        self.mixture = np.asarray(mixture, dtype=np.float64)
+        self.taken = 0
+        self.generation = 0
+        ctx = mp.get_context("spawn")
+        self.errors = ctx.Queue()
+        self.commands = [ctx.Queue() for _ in range(workers)]
+        self.batches = [ctx.Queue(maxsize=prefetch) for _ in range(workers)]
+        self.processes = [
+            ctx.Process(
+                target=_worker_main,
+                args=(spec, self.commands[w], self.batches[w], self.errors),
+                name=f"birdie-data-{w}",
+                daemon=True,
+            )
+            for w, spec in enumerate(specs)
+        ]
+        for process in self.processes:
+            process.start()
+        self._finalizer = weakref.finalize(self, _shutdown, self.processes, self.commands)
+
+    def _raise_worker_error(self, worker: int | None = None) -> None:
+        try:
+            if worker is None:
+                index, trace = self.errors.get_nowait()
+            else:  # the worker is gone: give its last words a moment to arrive
+                index, trace = self.errors.get(timeout=1.0)
+        except queue.Empty:
+            if worker is None:
+                return
+            index, trace = (
+                worker,
+                f"exit code {self.processes[worker].exitcode} (killed or crashed)",
+            )
+        self.close()
+        raise PipelineWorkerError(f"data worker {index} failed:\n{trace}")
+
+    def next_batch(self) -> Batch:
+        """The next packed batch (from worker ``taken mod workers``); raises if a worker failed."""
+        if not self._finalizer.alive:
+            raise BirdieError("the data pipeline is closed")
+        w = self.taken % self.workers
+        while True:
+            self._raise_worker_error()
+            try:
+                generation, arrays, state = self.batches[w].get(timeout=_POLL_S)
+            except queue.Empty:
+                if not self.processes[w].is_alive():
+                    self._raise_worker_error(w)
+                continue
+            if generation == self.generation:
+                self.states[w] = state
+                self.taken += 1
+                return Batch(**arrays)
+
+    def _rewind(self) -> None:
+        """Restart every worker from the state behind its last taken batch (new generation)."""
+        self.generation += 1
+        for w, state in enumerate(self.states):
+            state = dict(state, mixture=self.mixture.tolist())
+            self.commands[w].put(("reset", self.generation, state))
+
+    def set_mixture(self, mixture: np.ndarray) -> None:
+        """Sample every batch not yet taken from ``mixture``; workers keep running."""
+        mixture = np.asarray(mixture, dtype=np.float64)
+        if mixture.shape != (len(self.arms),) or not np.isclose(mixture.sum(), 1.0):
+            raise ValueError(f"a mixture over {len(self.arms)} arms must sum to 1, got {mixture}")
+        if np.array_equal(mixture, self.mixture):
+            return
+        self.mixture = mixture
+        self._rewind()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Per-worker states behind the last taken batches, and the mixture (JSON-serialisable)."""
+        return {
+            "workers": self.workers,
+            "taken": self.taken,
+            "states": list(self.states),
+            "mixture": self.mixture.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue exactly from a ``state_dict()`` of a pool with the same worker count."""
+        if state.get("workers", 0) != self.workers:
+            raise BirdieError(
+                f"the checkpoint's pipeline ran {state.get('workers', 0)} data workers; "
+                f"set data.workers={state.get('workers', 0)} to resume it exactly"
+            )
+        self.taken = int(state["taken"])
+        self.states = list(state["states"])
+        self.mixture = np.asarray(state["mixture"], dtype=np.float64)
+        self._rewind()
+
+    def close(self) -> None:
+        """Stop the workers (idempotent; also runs at exit or when the pool is collected)."""
+        self._finalizer()

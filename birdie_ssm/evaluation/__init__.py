@@ -1,0 +1,1 @@
+"""Evaluation: retrieval tasks, generation, experiments, reports and plots."""

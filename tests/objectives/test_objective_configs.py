@@ -1,0 +1,69 @@
+"""Objective parameters: validation messages, arm expansion, the listing the CLI prints."""
+
+import pytest
+
+from birdie_ssm.config import ObjectiveEntry
+from birdie_ssm.data.tokenizer import ByteTokenizer
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.objectives import describe_objectives, expand_arms
+
+SPECIALS = ByteTokenizer().specials
+BUILTINS = {"next_token", "prefix_lm", "infilling", "copying", "deshuffling", "autoencoding",
+            "selective_copying", "associative_recall"}
+
+
+def arms(name, **params):
+    return expand_arms([ObjectiveEntry(name=name, params=params)], SPECIALS)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "words"),
+    [
+        ("infilling", {"mask_rte": 0.1}, ["mask_rte", "mask_rate"]),
+        ("infilling", {"mask_rate": 1.5}, ["mask_rate", "[0.01, 0.95]"]),
+        ("infilling", {"length": "300-200"}, ["length", "lo <= hi"]),
+        ("copying", {"length": "abc"}, ["length", "'lo-hi'"]),
+        ("deshuffling", {"shuffle_rate": 0}, ["shuffle_rate", "[0.01, 1.0]"]),
+        ("autoencoding", {"shuffle": "yes"}, ["shuffle", "true or false"]),
+        ("selective_copying", {"context_position": "middle"}, ["context_position", "'before'"]),
+        ("selective_copying", {"delimiter_length": "1-99"}, ["delimiter_length", "[1, 64]"]),
+        ("associative_recall", {"key_length": 0}, ["key_length", "[1, 4096]"]),
+        ("next_token", {"max_prompt": 1.5}, ["max_prompt", "integer"]),
+        ("prefix_lm", {"prefix_fraction": 1.0}, ["prefix_fraction", "[0.01, 0.99]"]),
+    ],
+)
+def test_bad_parameters_name_themselves_and_the_valid_range(name, params, words):
+    with pytest.raises(BirdieError) as info:
+        arms(name, **params)
+    for word in [name, *words]:
+        assert word in str(info.value)
+
+
+def test_unknown_objective_suggests_a_name():
+    with pytest.raises(BirdieError, match="did you mean 'infilling'"):
+        arms("infiling")
+
+
+def test_lists_expand_into_the_cartesian_product_of_arms():
+    out = arms("infilling", mask_rate=[0.05, 0.15, 0.5], mean_span=[3, 8, 32],
+               length=["128-256", "256-512", "512-1024", "1024-2048"])
+    assert len(out) == 36 and {a.objective_class for a in out} == {"infilling"}
+    assert abs(sum(a.weight for a in out) - 1.0) < 1e-9
+    assert out[0].name == "infilling[mask_rate=0.05,mean_span=3,length=128-256]"
+    # Every configured parameter reaches the objective the arm runs.
+    assert {(a.objective.config.mask_rate, a.objective.band) for a in out} >= {(0.5, (1024, 2048))}
+
+
+def test_each_class_has_its_own_paradigm_token():
+    entries = [ObjectiveEntry(name=n, params=p) for n, p in
+               [("copying", {"length": ["64-256", "256-2048"]}), ("deshuffling", {})]]
+    out = expand_arms(entries, SPECIALS)
+    assert out[0].objective.paradigm == out[1].objective.paradigm != out[2].objective.paradigm
+
+
+def test_describe_lists_every_builtin_with_parameters_and_defaults():
+    listing = {d["name"]: d for d in describe_objectives()}
+    assert BUILTINS <= set(listing)
+    params = {p["name"]: p for p in listing["autoencoding"]["parameters"]}
+    assert params["shuffle"]["default"] is False and params["shuffle"]["type"] == "bool"
+    assert all(listing[n]["origin"] == "builtin" and listing[n]["doc"] for n in BUILTINS)
