@@ -3,17 +3,22 @@
 (1) On the synthetic simulator (6 arms in 3 classes, 60 evaluations of 50 steps, 10 seeds): the
     cumulative reward of each controller against ``fixed`` uniform, and of the greedy optimum.
 (2) Controller update time at the quickstart schedule (600 steps, evaluations at
-    2, 10, 50, 100, 200, 300, 400, 600; 4 arms) as a share of training wall time, assumed
-    0.4 s/step unless ``--seconds-per-step`` says otherwise. Includes the first update's JIT compile.
+    2, 10, 50, 100, 200, 300, 400, 600; 4 arms) as a share of training wall time: 0.4 s/step
+    assumed, or with ``--measure-training`` the quickstart trainer's s/step measured in this
+    process under the same CPU load. Includes the reward model's JIT compile (JAX itself warmed
+    up first, as it is in a training process).
 
-Run: python benchmarks/controller.py [--seeds 10] [--seconds-per-step 0.4]
+Run: python benchmarks/controller.py [--seeds 10] [--seconds-per-step 0.4] [--measure-training]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from birdie_ssm.rl import CurriculumSimulator, MixtureEnv, eval_steps, make_controller, rollout
@@ -36,6 +41,19 @@ def update_seconds(name: str, steps: list[int]) -> list[float]:
     return times
 
 
+def measured_seconds_per_step(steps: int = 10) -> float:
+    """Seconds per step of the quickstart trainer, after its compile."""
+    from birdie_ssm.config import Config
+    from birdie_ssm.train.trainer import Trainer
+
+    trainer = Trainer(Config(), tempfile.mkdtemp(), progress=False)
+    mixture = np.full(len(trainer.arm_names), 1.0 / len(trainer.arm_names))
+    trainer.run_steps(2, mixture)
+    start = time.perf_counter()
+    trainer.run_steps(steps, mixture)
+    return (time.perf_counter() - start) / steps
+
+
 def optimum_reward(seed: int, horizon: int, steps_per_action: int) -> float:
     """Cumulative reward of always playing the simulator's greedy best mixture."""
     env = MixtureEnv.simulated(horizon=horizon, steps_per_action=steps_per_action)
@@ -53,13 +71,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--horizon", type=int, default=60)
     parser.add_argument("--seconds-per-step", type=float, default=0.4)
+    parser.add_argument("--measure-training", action="store_true")
     args = parser.parse_args()
 
-    # Timing first, so birdie's JIT compile is measured in a fresh process.
+    # Timing first, so birdie's reward-model compile is counted.
+    per_step, how = args.seconds_per_step, "assumed"
+    if args.measure_training:
+        per_step, how = measured_seconds_per_step(), "measured"
+    else:
+        jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(1)))
     steps = eval_steps(600, "birdie", scale=0.2)
-    train_s = 600 * args.seconds_per_step
+    train_s = 600 * per_step
     print(f"update time at the quickstart schedule {steps} (4 arms)")
-    print(f"assumed training wall time: 600 steps x {args.seconds_per_step} s/step = {train_s:.0f} s")
+    print(f"{how} training wall time: 600 steps x {per_step:.3f} s/step = {train_s:.0f} s")
     for name in CONTROLLERS:
         times = update_seconds(name, steps)
         print(

@@ -1,15 +1,16 @@
 """The sample pipeline: documents → objective examples (arm drawn from the mixture) → packed rows.
 
-Documents flow through a token buffer: an objective takes what it needs from the front and the
-rest stays for the next example. When the buffer is too short for the drawn objective, the next
-document is appended (after a paragraph break), so short documents and leftovers are carried
-over instead of failing. The pipeline only reads the mixture it is given; its state (cursor, rng,
+Documents flow through a token buffer: before each example it is topped up to at least the
+example's budget with the next documents (joined by paragraph breaks), the drawn objective takes
+what it needs from the front, and the rest stays for the next example. So short documents,
+whitespace and leftovers are carried over, and empty documents skipped, instead of failing. The pipeline only reads the mixture it is given; its state (cursor, rng,
 buffer) is small and JSON-serialisable, so a checkpoint can resume it exactly.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,7 @@ class Pipeline:
         self.rng = np.random.default_rng(seed)
         self.cursor = 0
         self.buffer = _EMPTY
+        self.min_budgets = [a.objective.min_budget() for a in arms]
         self.joiner = tokenizer.encode("\n\n").astype(np.int32)
         self.set_mixture(np.full(len(arms), 1.0 / len(arms)) if mixture is None else mixture)
 
@@ -90,31 +92,42 @@ class Pipeline:
         if mixture.shape != (len(self.arms),) or not np.isclose(mixture.sum(), 1.0):
             raise ValueError(f"a mixture over {len(self.arms)} arms must sum to 1, got {mixture}")
         self.mixture = mixture
+        self.cdf = np.cumsum(mixture).tolist()
 
-    def _next_document(self) -> np.ndarray:
+    def _next_text(self) -> str:
         for _ in range(MAX_BLANK_DOCUMENTS):
             text = self.documents(self.cursor * self.stride + self.offset)
             self.cursor += 1
             if text and not text.isspace():
-                return self.tokenizer.encode(text).astype(np.int32)
+                return text
         raise BirdieError(f"the corpus gave {MAX_BLANK_DOCUMENTS} empty documents in a row")
 
-    def _extend(self) -> None:
-        document = self._next_document()
-        parts = [self.buffer, self.joiner, document] if len(self.buffer) else [document]
-        self.buffer = np.concatenate(parts)
+    def _refill(self, need: int) -> None:
+        """Append documents, separated by paragraph breaks, until the buffer holds ``need`` tokens.
+
+        Documents are joined as text and encoded together: one tokenizer call per refill.
+        """
+        while len(self.buffer) < need:
+            texts, chars = [], 0
+            while chars < need - len(self.buffer):  # a token spans at least one character
+                texts.append(self._next_text())
+                chars += len(texts[-1])
+            text = "\n\n".join(texts)
+            tokens = self.tokenizer.encode(text).astype(np.int32)
+            parts = [self.buffer, self.joiner, tokens] if len(self.buffer) else [tokens]
+            self.buffer = np.concatenate(parts)
 
     def _fill(self, row: RowBuilder) -> None:
         failures = 0
         while row.budget() >= MIN_BUDGET:
-            arm = int(self.rng.choice(len(self.arms), p=self.mixture))
+            arm = bisect.bisect_right(self.cdf, self.rng.random() * self.cdf[-1])
             objective, budget = self.arms[arm].objective, row.budget()
             out = None
-            if budget >= objective.min_budget():
+            if budget >= self.min_budgets[arm]:
+                # Objectives see a stream at least one budget long: documents run on into the
+                # next, so short documents and leftovers are carried over, never wasted.
+                self._refill(budget)
                 out = objective.sample(self.buffer, self.rng, budget)
-                while out is None and len(self.buffer) < budget:
-                    self._extend()
-                    out = objective.sample(self.buffer, self.rng, budget)
             if out is not None:
                 example, self.buffer = out
                 row.add(example, arm)

@@ -13,35 +13,240 @@ from collections.abc import Iterator
 
 import numpy as np
 
-FIRST = (
-    "Ada Alan Amir Ana Ben Bela Carl Chen Dana Dev Eli Emma Finn Fatima Gus Grace Hana Hugo Ivan "
-    "Iris Jon Jade Kai Kira Leo Lena Mia Max Nia Noah Omar Olga Pia Paul Quinn Rosa Raj Sara Sam "
-    "Tara Tom Uma Ugo Vera Victor Wen Will Xia Yara Yusuf Zoe Zane"
-).split()
-LAST = (
-    "Abbott Baker Castro Diaz Evans Fischer Garcia Hughes Ito Jensen Kim Lopez Moreau Nakamura "
-    "Novak Okafor Patel Quint Rossi Silva Tanaka Ueda Varga Weber Xu Young Zhou"
-).split()
-PLACES = (
-    "Lisbon Oslo Nairobi Lima Kyoto Dublin Quito Hanoi Cairo Perth Porto Vienna Riga Accra Bogota "
-    "Seoul Turin Zurich Austin Boston Denver Madrid Prague Tunis Dakar Hobart Malmo Bergen"
-).split()
-JOBS = (
-    "baker pilot nurse teacher farmer painter chemist lawyer plumber writer sailor engineer "
-    "florist librarian carpenter dentist geologist tailor"
-).split()
-COLOURS = "red blue green amber violet teal silver black white orange ochre crimson".split()
-THINGS = (
-    "apples bread cheese rice lentils honey tea coffee olives plums eggs butter salt flour "
-    "pepper onions garlic lemons pears figs"
-).split()
-ANIMALS = "cat dog fox owl heron otter horse goat crow lynx badger whale".split()
-MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
-ADJ = "quiet old bright small busy narrow green windy distant famous cold warm".split()
-NOUNS = "river market bridge garden library station harbour valley tower square museum".split()
-VERBS = "visited painted crossed described photographed remembered cleaned guarded".split()
+FIRST = [
+    "Ada",
+    "Alan",
+    "Amir",
+    "Ana",
+    "Ben",
+    "Bela",
+    "Carl",
+    "Chen",
+    "Dana",
+    "Dev",
+    "Eli",
+    "Emma",
+    "Finn",
+    "Fatima",
+    "Gus",
+    "Grace",
+    "Hana",
+    "Hugo",
+    "Ivan",
+    "Iris",
+    "Jon",
+    "Jade",
+    "Kai",
+    "Kira",
+    "Leo",
+    "Lena",
+    "Mia",
+    "Max",
+    "Nia",
+    "Noah",
+    "Omar",
+    "Olga",
+    "Pia",
+    "Paul",
+    "Quinn",
+    "Rosa",
+    "Raj",
+    "Sara",
+    "Sam",
+    "Tara",
+    "Tom",
+    "Uma",
+    "Ugo",
+    "Vera",
+    "Victor",
+    "Wen",
+    "Will",
+    "Xia",
+    "Yara",
+    "Yusuf",
+    "Zoe",
+    "Zane",
+]
+LAST = [
+    "Abbott",
+    "Baker",
+    "Castro",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ito",
+    "Jensen",
+    "Kim",
+    "Lopez",
+    "Moreau",
+    "Nakamura",
+    "Novak",
+    "Okafor",
+    "Patel",
+    "Quint",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Ueda",
+    "Varga",
+    "Weber",
+    "Xu",
+    "Young",
+    "Zhou",
+]
+PLACES = [
+    "Lisbon",
+    "Oslo",
+    "Nairobi",
+    "Lima",
+    "Kyoto",
+    "Dublin",
+    "Quito",
+    "Hanoi",
+    "Cairo",
+    "Perth",
+    "Porto",
+    "Vienna",
+    "Riga",
+    "Accra",
+    "Bogota",
+    "Seoul",
+    "Turin",
+    "Zurich",
+    "Austin",
+    "Boston",
+    "Denver",
+    "Madrid",
+    "Prague",
+    "Tunis",
+    "Dakar",
+    "Hobart",
+    "Malmo",
+    "Bergen",
+]
+JOBS = [
+    "baker",
+    "pilot",
+    "nurse",
+    "teacher",
+    "farmer",
+    "painter",
+    "chemist",
+    "lawyer",
+    "plumber",
+    "writer",
+    "sailor",
+    "engineer",
+    "florist",
+    "librarian",
+    "carpenter",
+    "dentist",
+    "geologist",
+    "tailor",
+]
+COLOURS = [
+    "red",
+    "blue",
+    "green",
+    "amber",
+    "violet",
+    "teal",
+    "silver",
+    "black",
+    "white",
+    "orange",
+    "ochre",
+    "crimson",
+]
+THINGS = [
+    "apples",
+    "bread",
+    "cheese",
+    "rice",
+    "lentils",
+    "honey",
+    "tea",
+    "coffee",
+    "olives",
+    "plums",
+    "eggs",
+    "butter",
+    "salt",
+    "flour",
+    "pepper",
+    "onions",
+    "garlic",
+    "lemons",
+    "pears",
+    "figs",
+]
+ANIMALS = [
+    "cat",
+    "dog",
+    "fox",
+    "owl",
+    "heron",
+    "otter",
+    "horse",
+    "goat",
+    "crow",
+    "lynx",
+    "badger",
+    "whale",
+]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+ADJ = [
+    "quiet",
+    "old",
+    "bright",
+    "small",
+    "busy",
+    "narrow",
+    "green",
+    "windy",
+    "distant",
+    "famous",
+    "cold",
+    "warm",
+]
+NOUNS = [
+    "river",
+    "market",
+    "bridge",
+    "garden",
+    "library",
+    "station",
+    "harbour",
+    "valley",
+    "tower",
+    "square",
+    "museum",
+]
+VERBS = [
+    "visited",
+    "painted",
+    "crossed",
+    "described",
+    "photographed",
+    "remembered",
+    "cleaned",
+    "guarded",
+]
 
 
 def _pick(rng: np.random.Generator, options: list[str]) -> str:
@@ -99,9 +304,7 @@ def _list(rng: np.random.Generator) -> str:
 
 def _directory(rng: np.random.Generator, people: list[dict[str, str]]) -> str:
     order = rng.permutation(len(people))
-    return "Directory:\n" + "\n".join(
-        f"{people[i]['name']}: {people[i]['phone']}" for i in order
-    )
+    return "Directory:\n" + "\n".join(f"{people[i]['name']}: {people[i]['phone']}" for i in order)
 
 
 def synthetic_document(seed: int, index: int) -> str:

@@ -3,7 +3,75 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from birdie_ssm.errors import BirdieError
 
 
 def add_commands(verbs: argparse._SubParsersAction) -> None:
     """Add the evaluation verbs; each sets ``run`` to the function that carries it out."""
+    from birdie_ssm.evaluation.prompts import FORMATS
+    from birdie_ssm.evaluation.tasks import TASKS
+
+    ev = verbs.add_parser("eval", help="evaluate a checkpoint on a retrieval task")
+    ev.add_argument("task", metavar="TASK", help=f"one of: {', '.join(TASKS)}")
+    ev.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a task setting, e.g. --set book_sizes=[4,8] --set samples=16")  # fmt: skip
+    ev.set_defaults(run=_eval)
+
+    gen = verbs.add_parser("generate", help="continue a prompt with a trained model")
+    gen.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    gen.add_argument("--prompt", required=True, help="text to continue")
+    gen.add_argument("--max-new-tokens", type=int, default=128)
+    gen.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
+    gen.add_argument("--format", default="auto", choices=[f for f in FORMATS if f != "native"],
+                     help="prompt layout (see birdie_ssm/evaluation/prompts.py)")  # fmt: skip
+    gen.set_defaults(run=_generate)
+
+    exp = verbs.add_parser("experiment", help="train several runs, evaluate them, write results.md")
+    exp.add_argument("file", metavar="FILE", help="experiment YAML (see configs/experiments/)")
+    exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="a config override applied to every run, e.g. train.steps=20")  # fmt: skip
+    exp.add_argument(
+        "--output", metavar="DIR", help="where runs and results go (default: the file's)"
+    )
+    exp.set_defaults(run=_experiment)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from birdie_ssm.evaluation.runner import EvalContext
+    from birdie_ssm.evaluation.tasks import run_task, task_settings
+
+    settings = task_settings(args.task, args.set)  # check the request before loading anything
+    ctx = EvalContext.load(args.checkpoint)
+    result = run_task(ctx, args.task, settings)
+    print(result.table())
+    print(f"written to {Path(args.checkpoint) / 'eval' / f'{args.task}.json'}")
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from birdie_ssm.evaluation.prompts import choose_format, render
+    from birdie_ssm.evaluation.runner import EvalContext
+    from birdie_ssm.models.decode import generate
+
+    if args.max_new_tokens < 1:
+        raise BirdieError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    ctx = EvalContext.load(args.checkpoint)
+    specials = ctx.tokenizer.specials
+    fmt = choose_format(ctx.config, specials, None, args.format)
+    prompt = render(fmt, specials, ctx.tokenizer.encode(args.prompt))
+    out = generate(
+        ctx.model, [prompt], args.max_new_tokens, prefix_len=fmt.prefix_len,
+        temperature=args.temperature, stop_token=specials.eod,
+    )[0]  # fmt: skip
+    ended = out == specials.eod
+    print(ctx.tokenizer.decode(out[: ended.argmax()] if ended.any() else out))
+
+
+def _experiment(args: argparse.Namespace) -> None:
+    from birdie_ssm.evaluation.experiment import run_experiment
+
+    paths = run_experiment(args.file, overrides=args.set, output=args.output)
+    for path in paths:
+        print(path)

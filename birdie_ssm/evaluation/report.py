@@ -76,7 +76,9 @@ def make_report(run_dir: Path) -> list[Path]:
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():
-        raise BirdieError(f"no metrics.jsonl in {run_dir}: expected the run directory of a training run")
+        raise BirdieError(
+            f"no metrics.jsonl in {run_dir}: expected the run directory of a training run"
+        )
     records = read_metrics(metrics)
     if not records:
         raise BirdieError(f"{metrics} holds no records: has the run logged a step yet?")

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
+from jax.sharding import PartitionSpec
 
 from birdie_ssm.kernels.vjp import shifted_backward, with_scan_vjp
 
@@ -41,7 +42,7 @@ def _round_up(n: int, block: int) -> int:
     return -(-n // block) * block
 
 
-def forward(
+def _local_forward(
     a: jax.Array,
     b: jax.Array,
     h0: jax.Array,
@@ -51,10 +52,6 @@ def forward(
     block_t: int = BLOCK_T,
     interpret: bool | None = None,
 ) -> jax.Array:
-    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 carry.
-
-    ``interpret=None`` compiles on GPU and interprets elsewhere.
-    """
     batch, length, dim = a.shape
     padded_t, padded_d = _round_up(length, block_t), _round_up(dim, block_d)
     pad = ((0, 0), (0, padded_t - length), (0, padded_d - dim))
@@ -88,6 +85,36 @@ def forward(
         interpret=interpret,
     )(a_p, b_p, h0_p)
     return h[:, :length, :dim]
+
+
+def forward(
+    a: jax.Array,
+    b: jax.Array,
+    h0: jax.Array,
+    reverse: bool,
+    *,
+    block_d: int = BLOCK_D,
+    block_t: int = BLOCK_T,
+    interpret: bool | None = None,
+) -> jax.Array:
+    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 carry.
+
+    ``interpret=None`` compiles on GPU and interprets elsewhere.
+    """
+    run = partial(
+        _local_forward, reverse=reverse, block_d=block_d, block_t=block_t, interpret=interpret
+    )
+    sharding = jax.typeof(a).sharding
+    batch_axes = sharding.spec[0] if sharding.spec else None
+    if batch_axes is None:
+        return run(a, b, h0)
+    # A kernel sees one device's block: with an explicitly batch-sharded input, run it per shard.
+    spec = PartitionSpec(batch_axes)
+    # check_vma=False: pallas_call output shapes carry no varying-axes annotation.
+    mapped = jax.shard_map(
+        run, mesh=sharding.mesh, in_specs=(spec, spec, spec), out_specs=spec, check_vma=False
+    )
+    return mapped(a, b, h0)
 
 
 scan = with_scan_vjp(forward, shifted_backward(forward))

@@ -2,8 +2,8 @@
 
 A fori_loop walks time and reads/writes one [batch, 1, dim] slice of the [batch, length, dim]
 arrays per step, so there is no transpose to time-major and back (on CPU the transposes cost
-more than the scan). Unrolling does not help: XLA fuses the unrolled steps into one loop nest
-that recomputes the chain per output. The backward loop fuses the elementwise parts of the VJP
+more than the scan). Unrolling measured slower (2.2x the elementwise pass at 4 steps per
+iteration, 4.7x at 16, against 1.3x for one). The backward loop fuses the elementwise parts of the VJP
 (da = g * h_prev, the shifted decay) into the reverse scan, so it reads a, h, dh once and writes
 da, db once.
 """
@@ -62,7 +62,7 @@ def backward(
         flow = _read(a, t).astype(jnp.float32) * g
         return flow, _write(da, g * h_prev, t), _write(db, g, t)
 
-    init = (jnp.zeros_like(h0), jnp.empty_like(a), jnp.empty(h.shape, h.dtype))
+    init = (jnp.zeros_like(h0), jnp.empty_like(a), jnp.empty_like(h))
     dh0, da, db = jax.lax.fori_loop(0, length, step, init)
     return da, db, dh0[:, 0, :]
 

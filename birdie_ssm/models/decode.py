@@ -37,18 +37,18 @@ def pack_prompts(
     return ids, prefix_mask, segment_ids
 
 
-def _sample(logits: jax.Array, rng: jax.Array, temperature: float, top_k: int | None) -> jax.Array:
-    if temperature == 0.0:
+def _sample(
+    logits: jax.Array, rng: jax.Array, sampling: bool, temperature: jax.Array, top_k: jax.Array
+) -> jax.Array:
+    if not sampling:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    if top_k is not None:
-        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
-        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    # top_k is traced (one compilation serves every k): the k-th largest logit is the threshold.
+    kth = jnp.take(jnp.sort(logits, axis=-1)[:, ::-1], top_k - 1, axis=-1)[:, None]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
     return jax.random.categorical(rng, logits / temperature, axis=-1).astype(jnp.int32)
 
 
-@partial(
-    jax.jit, static_argnames=("graphdef", "max_new_tokens", "temperature", "top_k", "stop_token")
-)
+@partial(jax.jit, static_argnames=("graphdef", "max_new_tokens", "sampling"))
 def _generate(
     graphdef: nnx.GraphDef,
     state: nnx.State,
@@ -56,17 +56,17 @@ def _generate(
     prefix_mask: jax.Array,
     segment_ids: jax.Array,
     rng: jax.Array,
+    temperature: jax.Array,
+    top_k: jax.Array,
+    stop: jax.Array,
     *,
     max_new_tokens: int,
-    temperature: float,
-    top_k: int | None,
-    stop_token: int | None,
+    sampling: bool,
 ) -> jax.Array:
     model = nnx.merge(graphdef, state)
     logits, cache = model.prefill(ids, prefix_mask, segment_ids, ids.shape[1] + max_new_tokens)
     rng, key = jax.random.split(rng)
-    token = _sample(logits, key, temperature, top_k)
-    stop = -1 if stop_token is None else stop_token
+    token = _sample(logits, key, sampling, temperature, top_k)
     out = jnp.full((ids.shape[0], max_new_tokens), stop, jnp.int32).at[:, 0].set(token)
 
     def cond(carry):
@@ -77,7 +77,7 @@ def _generate(
         i, token, cache, done, out, rng = carry
         logits, cache = model.step(token, cache)
         rng, key = jax.random.split(rng)
-        token = jnp.where(done, stop, _sample(logits, key, temperature, top_k))
+        token = jnp.where(done, stop, _sample(logits, key, sampling, temperature, top_k))
         out = jax.lax.dynamic_update_slice_in_dim(out, token[:, None], i, axis=1)
         return i + 1, token, cache, done | (token == stop), out, rng
 
@@ -120,9 +120,10 @@ def generate(
         prefix_mask,
         segment_ids,
         rng,
+        jnp.float32(max(temperature, 1e-6)),
+        jnp.int32(model.vocab_size if top_k is None else top_k),
+        jnp.int32(-1 if stop_token is None else stop_token),
         max_new_tokens=max_new_tokens,
-        temperature=float(temperature),
-        top_k=top_k,
-        stop_token=stop_token,
+        sampling=temperature > 0.0,
     )
     return np.asarray(out)

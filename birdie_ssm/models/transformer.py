@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +12,8 @@ from birdie_ssm.config import ModelConfig
 from birdie_ssm.models.layers import Embedder, GatedMLP, RMSNorm, dense, resolve_vocab
 
 Cache = dict[str, Any]
+# Queries are processed in blocks of this size so no [L, L] score matrix is ever held whole.
+QUERY_BLOCK = 512
 
 
 def segment_positions(segment_ids: jax.Array) -> jax.Array:
@@ -23,17 +25,28 @@ def segment_positions(segment_ids: jax.Array) -> jax.Array:
     return idx - jax.lax.cummax(jnp.where(start, idx, 0), axis=1)
 
 
-def attention_mask(prefix_mask: jax.Array, segment_ids: jax.Array) -> jax.Array:
-    """[B, 1, L, L] bool: causal inside a segment, plus full attention inside one prefix run."""
-    same_seg = segment_ids[:, :, None] == segment_ids[:, None, :]
+class MaskInfo(NamedTuple):
+    """What the attention mask is computed from, per position (never materialised as [L, L])."""
+
+    segment_ids: jax.Array  # [B, L]
+    runs: jax.Array  # [B, L]: id of the contiguous prefix stretch, -1 outside any prefix
+
+
+def mask_info(prefix_mask: jax.Array, segment_ids: jax.Array) -> MaskInfo:
+    """Label contiguous prefix stretches, so a prefix never sees past a target in between."""
     prev_prefix = jnp.pad(prefix_mask[:, :-1], ((0, 0), (1, 0)))
     same_as_prev = jnp.pad(segment_ids[:, 1:] == segment_ids[:, :-1], ((0, 0), (1, 0)))
-    # A run id per contiguous prefix stretch, so a prefix never sees past a target in between.
     run = jnp.cumsum(prefix_mask & ~(prev_prefix & same_as_prev), axis=1)
-    both_prefix = prefix_mask[:, :, None] & prefix_mask[:, None, :]
-    same_run = both_prefix & (run[:, :, None] == run[:, None, :])
-    idx = jnp.arange(segment_ids.shape[1])
-    causal = idx[None, :, None] >= idx[None, None, :]
+    return MaskInfo(segment_ids, jnp.where(prefix_mask, run, -1))
+
+
+def block_mask(info: MaskInfo, query_idx: jax.Array) -> jax.Array:
+    """[B, 1, Q, L] bool for queries at ``query_idx``: causal in a segment, full in a prefix run."""
+    seg_q = jnp.take(info.segment_ids, query_idx, axis=1, mode="fill", fill_value=-2)
+    run_q = jnp.take(info.runs, query_idx, axis=1, mode="fill", fill_value=-1)
+    same_seg = seg_q[:, :, None] == info.segment_ids[:, None, :]
+    same_run = (run_q[:, :, None] == info.runs[:, None, :]) & (run_q[:, :, None] >= 0)
+    causal = query_idx[:, None] >= jnp.arange(info.segment_ids.shape[1])[None, :]
     return (same_seg & (causal | same_run))[:, None]
 
 
@@ -62,18 +75,37 @@ class Attention(nnx.Module):
         q, k, v = (t.reshape(shape) for t in (q, k, v))
         return rope(q, positions), rope(k, positions), v
 
-    def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    def _mix(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
         scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
         scores = jnp.where(mask, scores * self.head_dim**-0.5, -1e30)
         probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        y = jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-        return self.out(y.reshape(*y.shape[:2], -1))
+        return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+
+    def _attend(self, q: jax.Array, k: jax.Array, v: jax.Array, info: MaskInfo) -> jax.Array:
+        batch, length = q.shape[:2]
+        if length <= QUERY_BLOCK:
+            y = self._mix(q, k, v, block_mask(info, jnp.arange(length)))
+        else:
+            blocks = -(-length // QUERY_BLOCK)
+            qb = jnp.pad(q, ((0, 0), (0, blocks * QUERY_BLOCK - length), (0, 0), (0, 0)))
+            qb = jnp.swapaxes(qb.reshape(batch, blocks, QUERY_BLOCK, *q.shape[2:]), 0, 1)
+            idx = jnp.arange(blocks * QUERY_BLOCK).reshape(blocks, QUERY_BLOCK)
+
+            # Recompute each block's scores in the backward pass instead of storing them.
+            @jax.checkpoint
+            def one_block(args):
+                q_block, idx_block = args
+                return self._mix(q_block, k, v, block_mask(info, idx_block))
+
+            y = jax.lax.map(one_block, (qb, idx))
+            y = jnp.swapaxes(y, 0, 1).reshape(batch, blocks * QUERY_BLOCK, *q.shape[2:])[:, :length]
+        return self.out(y.reshape(batch, length, -1))
 
     def __call__(
-        self, x: jax.Array, positions: jax.Array, mask: jax.Array
+        self, x: jax.Array, positions: jax.Array, info: MaskInfo
     ) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
         q, k, v = self._project(x, positions)
-        return self._attend(q, k, v, mask), (k, v)
+        return self._attend(q, k, v, info), (k, v)
 
     def step(
         self,
@@ -87,7 +119,7 @@ class Attention(nnx.Module):
         q, k, v = self._project(x, positions)
         k_cache = jax.lax.dynamic_update_slice_in_dim(kv[0], k, index, axis=1)
         v_cache = jax.lax.dynamic_update_slice_in_dim(kv[1], v, index, axis=1)
-        return self._attend(q, k_cache, v_cache, mask), (k_cache, v_cache)
+        return self.out(self._mix(q, k_cache, v_cache, mask).reshape(x.shape)), (k_cache, v_cache)
 
 
 class TransformerBlock(nnx.Module):
@@ -102,10 +134,8 @@ class TransformerBlock(nnx.Module):
             config.width, config.mlp_expansion * config.width, dtype, config.depth, rngs
         )
 
-    def __call__(
-        self, x: jax.Array, positions: jax.Array, mask: jax.Array
-    ) -> tuple[jax.Array, Any]:
-        y, kv = self.attn(self.attn_norm(x), positions, mask)
+    def __call__(self, x: jax.Array, positions: jax.Array, info: MaskInfo) -> tuple[jax.Array, Any]:
+        y, kv = self.attn(self.attn_norm(x), positions, info)
         x = x + y
         return x + self.mlp(self.mlp_norm(x)), kv
 
@@ -137,10 +167,10 @@ class TransformerLM(nnx.Module):
         )
         prefix_mask = jnp.zeros(shape, bool) if prefix_mask is None else prefix_mask.astype(bool)
         positions = segment_positions(segment_ids)
-        mask = attention_mask(prefix_mask, segment_ids)
+        info = mask_info(prefix_mask, segment_ids)
         kvs = []
         for block in self.blocks:
-            x, kv = block(x, positions, mask)
+            x, kv = block(x, positions, info)
             kvs.append(kv)
         return self.final_norm(x), kvs, positions, segment_ids
 

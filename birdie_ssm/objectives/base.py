@@ -55,11 +55,9 @@ class Objective:
         inputs, targets, rest = made
         # Birdie names the objective with a paradigm token, after the input half of the time.
         paradigm = np.array([self.paradigm], dtype=np.int32)
-        if rng.random() < 0.5:
-            inputs = np.concatenate([paradigm, inputs])
-        else:
-            inputs = np.concatenate([inputs, paradigm])
-        return Example(inputs.astype(np.int32), targets.astype(np.int32)), rest
+        pair = [paradigm, inputs] if rng.random() < 0.5 else [inputs, paradigm]
+        inputs = np.concatenate(pair).astype(np.int32, copy=False)
+        return Example(inputs, np.asarray(targets, dtype=np.int32)), rest
 
     def make(
         self, tokens: np.ndarray, rng: np.random.Generator, budget: int

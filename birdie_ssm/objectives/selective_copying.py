@@ -11,15 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from birdie_ssm.objectives.base import Objective, register_objective
-from birdie_ssm.objectives.spans import draw_length, hash_rows, parse_band
+from birdie_ssm.objectives.spans import WEIGHTS, draw_int, draw_length, parse_band
 
 # Sentinels 0..2 mark the query's start delimiter, its end delimiter, and the target's span gaps.
 START, END, GAP = 0, 1, 2
-ATTEMPTS = 8
 MAX_DELIMITER = 64
+
+
+def gram_hashes(context: np.ndarray, d: int) -> np.ndarray:
+    """A 64-bit hash of every window of ``d`` tokens (``len(context) - d + 1`` of them)."""
+    m = len(context) - d + 1
+    values = context.astype(np.uint64)
+    out = values[:m] * WEIGHTS[0]
+    for i in range(1, d):  # d <= MAX_DELIMITER multiply-adds over the whole context
+        out += values[i : i + m] * WEIGHTS[i]
+    return out
 
 
 @dataclass(frozen=True)
@@ -58,41 +66,39 @@ class SelectiveCopying(Objective):
         self.span_len = parse_band("span_length", config.span_length, 1, 4096)
         self.delim = parse_band("delimiter_length", config.delimiter_length, 1, MAX_DELIMITER)
         self.markers = np.asarray(specials.sentinel(np.arange(3)), dtype=np.int32)
+        self.done = np.array([specials.done], dtype=np.int32)
 
     def min_budget(self) -> int:
         k, d, s = self.spans[0], self.delim[0], self.span_len[0]
         return max(self.context[0], k * (2 * d + s)) + k * (2 * d + 2) + k * (s + 1) + 1
 
     def _locate(self, context, rng, k, d, lengths):
-        """(start-delimiter positions, span starts, span ends) for up to ``k`` spans."""
+        """(start-delimiter position, span start, span end) for up to ``k`` spans, one per slot."""
         n = len(context)
-        hashes = hash_rows(sliding_window_view(context, d))
-        bounds = np.linspace(0, n, k + 1).astype(np.int64)
+        hashes = gram_hashes(context, d)
         found, search = [], 0
         for j in range(k):
-            slot_start, slot_end = max(bounds[j], search), bounds[j + 1]
-            last = slot_end - 2 * d - lengths[j]  # last start-delimiter position in this slot
+            slot_start, slot_end = max(j * n // k, search), (j + 1) * n // k
+            last = slot_end - 2 * d - lengths[j]  # last start-delimiter position in the slot
             if last < slot_start:
                 continue
-            # Positions whose delimiter occurs there first when scanning from ``search``.
-            _, first = np.unique(hashes[search : last + 1], return_index=True)
-            first = first[first + search >= slot_start] + search
-            for p in rng.permutation(first)[:ATTEMPTS]:
-                s = p + d
-                e0 = s + lengths[j]
-                e = s + int(np.flatnonzero(hashes[s : e0 + 1] == hashes[e0])[0])
-                if e > s:
-                    found.append((p, s, e))
-                    search = e + d
-                    break
+            p = draw_int(rng, slot_start, last)
+            # Move to the delimiter's first occurrence since ``search``: what a reader finds.
+            p = search + int(np.argmax(hashes[search : p + 1] == hashes[p]))
+            s, e0 = p + d, p + d + lengths[j]
+            e = s + int(np.argmax(hashes[s : e0 + 1] == hashes[e0]))
+            if e > s:
+                found.append((p, s, e))
+                search = e + d
         return found
 
     def make(self, tokens, rng, budget):
         lo_k, hi_k = self.spans
-        k = int(rng.integers(lo_k, hi_k + 1))
-        d = int(rng.integers(self.delim[0], self.delim[1] + 1))
-        lengths = rng.integers(self.span_len[0], self.span_len[1] + 1, size=k)
-        fixed = k * (2 * d + 2) + int(lengths.sum()) + k
+        k = draw_int(rng, lo_k, hi_k)
+        d = draw_int(rng, self.delim[0], self.delim[1])
+        lo_s, hi_s = self.span_len
+        lengths = (lo_s + rng.random(k) * (hi_s - lo_s + 1)).astype(np.int64).tolist()
+        fixed = k * (2 * d + 2) + sum(lengths) + k
         n = draw_length(rng, self.context, len(tokens), budget - fixed, k * (2 * d + 1))
         if n is None:
             return None
@@ -100,22 +106,11 @@ class SelectiveCopying(Objective):
         found = self._locate(context, rng, k, d, lengths)
         if not found:
             return None
-        p, s, e = (np.array(col, dtype=np.int64) for col in zip(*found, strict=True))
-        start_marker, end_marker, gap = self.markers
-        # Query: per span [START, delimiter before it, END, delimiter after it].
-        grams = np.arange(d)
-        query = np.empty((len(p), 2 * d + 2), dtype=np.int32)
-        query[:, 0], query[:, d + 1] = start_marker, end_marker
-        query[:, 1 : d + 1] = context[p[:, None] + grams]
-        query[:, d + 2 :] = context[e[:, None] + grams]
-        query = query.reshape(-1)
-        pieces = [context[a:b] for a, b in zip(s, e, strict=True)]
-        gaps = np.full(len(pieces), gap, dtype=np.int32)
-        gaps[-1] = self.specials.done
-        target = np.concatenate(
-            [x for pair in zip(pieces, gaps[:, None], strict=True) for x in pair]
-        )
-        first, second = (
-            (context, query) if self.config.context_position == "before" else (query, context)
-        )
-        return np.concatenate([first, second]), target, tokens[n:]
+        start_marker, end_marker, gap = self.markers[:1], self.markers[1:2], self.markers[2:]
+        query, target = [], []
+        for p, s, e in found:  # at most a handful of spans: slices, no per-token work
+            query += [start_marker, context[p:s], end_marker, context[e : e + d]]
+            target += [context[s:e], gap]
+        target[-1] = self.done
+        parts = [context, *query] if self.config.context_position == "before" else [*query, context]
+        return np.concatenate(parts), np.concatenate(target), tokens[n:]

@@ -61,7 +61,11 @@ class BirdieController(ControllerBase):
                 f"got top_k={top_k}, candidates={candidates}, train_steps={train_steps}, lr={lr}"
             )
         self.window, self.train_steps, self.lr = int(window), int(train_steps), float(lr)
-        self.candidates, self.top_k, self.max_support = int(candidates), int(top_k), int(max_support)
+        self.candidates, self.top_k, self.max_support = (
+            int(candidates),
+            int(top_k),
+            int(max_support),
+        )
         self.sparse_fraction = check_probability("sparse_fraction", sparse_fraction)
         self.explore_start = check_probability("explore_start", explore_start)
         self.explore_end = check_probability("explore_end", explore_end)
@@ -74,7 +78,9 @@ class BirdieController(ControllerBase):
         self.rng = np.random.default_rng(seed)
         self.losses_seen: list[list[float]] = []  # losses at each evaluation
         self.actions_seen: list[list[float]] = []  # the mixture trained before each evaluation
-        self.rewards_seen: list[list[float]] = []  # per-arm reward of each evaluation after the first
+        self.rewards_seen: list[
+            list[float]
+        ] = []  # per-arm reward of each evaluation after the first
         self.learned_updates = 0
 
     def _entry(self, k: int) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -34,6 +33,3 @@ class FixedController(ControllerBase):
         self, step: int, losses: np.ndarray, arm_rewards: np.ndarray | None, played: np.ndarray
     ) -> np.ndarray:
         return self.mixture
-
-    def _state(self) -> dict[str, Any]:
-        return {}

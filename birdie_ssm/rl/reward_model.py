@@ -54,7 +54,9 @@ def fit(
     opt = optax.adam(lr)
     grad = jax.value_and_grad(partial(_loss, graph))
 
-    def body(_: jax.Array, carry: tuple[nnx.State, Any, jax.Array]) -> tuple[nnx.State, Any, jax.Array]:
+    def body(
+        _: jax.Array, carry: tuple[nnx.State, Any, jax.Array]
+    ) -> tuple[nnx.State, Any, jax.Array]:
         p, state, _loss_value = carry
         value, g = grad(p, batch)
         updates, state = opt.update(g, state, p)

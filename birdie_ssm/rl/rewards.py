@@ -52,7 +52,10 @@ def class_rewards(rewards: np.ndarray, classes: Sequence[str]) -> dict[str, floa
     """Mean reward of each class's arms, by class name (in order of first appearance)."""
     rewards = np.asarray(rewards, dtype=np.float64)
     order = list(dict.fromkeys(classes))
-    return {c: float(np.mean([r for r, k in zip(rewards, classes, strict=True) if k == c])) for c in order}
+    return {
+        c: float(np.mean([r for r, k in zip(rewards, classes, strict=True) if k == c]))
+        for c in order
+    }
 
 
 def total_reward(rewards: np.ndarray, classes: Sequence[str]) -> float:

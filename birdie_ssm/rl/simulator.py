@@ -34,7 +34,9 @@ class CurriculumSimulator:
         reward: str = "birdie",
     ) -> None:
         if n_arms < 1 or not 1 <= n_classes <= n_arms:
-            raise BirdieError(f"simulator needs 1 <= n_classes <= n_arms, got {n_classes}, {n_arms}")
+            raise BirdieError(
+                f"simulator needs 1 <= n_classes <= n_arms, got {n_classes}, {n_arms}"
+            )
         self.arm_names = [f"arm{i}" for i in range(n_arms)]
         self.arm_classes = [f"class{i % n_classes}" for i in range(n_arms)]
         self.rate, self.spread, self.transfer = rate, spread, transfer

@@ -147,6 +147,7 @@ class Trainer:
         self.nonfinite_total = 0
         self._pending_finite: jax.Array | None = None
         self._signal: int | None = None
+        self._window: list[Any] = []  # losses since the last log record (saved for exact resume)
         self.progress = progress and config.train.progress
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
@@ -249,10 +250,14 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
 
     def save(self) -> None:
+        """Checkpoint the current step (once: a step already on disk is not written again)."""
+        if self.checkpointer.latest_step() == self.step:
+            return
         meta = {
             "step": self.step,
             "tokens_seen": self.tokens_seen,
             "nonfinite_total": self.nonfinite_total,
+            "loss_window": [float(x) for x in jax.device_get(self._window)],
             "mixture": self.mixture.tolist(),
             "controller": self.controller.state_dict(),
             "pipeline": self.pipeline.state_dict(),
@@ -270,6 +275,7 @@ class Trainer:
         self.params, self.opt_state = state["params"], state["opt_state"]
         self.step, self.tokens_seen = int(meta["step"]), int(meta["tokens_seen"])
         self.nonfinite_total = int(meta.get("nonfinite_total", 0))
+        self._window = list(meta.get("loss_window", []))
         self.controller.load_state_dict(meta["controller"])
         self.pipeline.load_state_dict(meta["pipeline"])
         self.set_mixture(np.asarray(meta["mixture"]))
@@ -299,7 +305,6 @@ class Trainer:
         evals = set(eval_steps(cfg.steps, self.config.eval.schedule, self.config.eval.every, self.config.eval.scale))
         losses = self.evaluate_and_adapt() if self.step == 0 else None
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
-        window: list[jax.Array] = []
         t0, tokens0 = time.perf_counter(), self.tokens_seen
         previous = self._catch_signals()
         try:
@@ -307,10 +312,11 @@ class Trainer:
                 if self._signal is not None:
                     self.save()
                     raise Interrupted(self._signal, self.step)
-                window.append(self.train_one()["loss"])
+                self._window.append(self.train_one()["loss"])
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    loss = float(np.mean(jax.device_get(window)))
+                    # float64 on the host, so a window restored from JSON averages identically
+                    loss = float(np.mean(np.asarray(jax.device_get(self._window), np.float64)))
                     elapsed = time.perf_counter() - t0
                     tps = (self.tokens_seen - tokens0) / max(elapsed, 1e-9)
                     self.metrics.write(
@@ -325,7 +331,7 @@ class Trainer:
                         }
                     )
                     bar.set_postfix_str(f"loss {loss:.3f} | {tps:,.0f} tok/s | mix {self._mixture_text()}")
-                    window, t0, tokens0 = [], time.perf_counter(), self.tokens_seen
+                    self._window, t0, tokens0 = [], time.perf_counter(), self.tokens_seen
                 if self.step in evals:
                     losses = self.evaluate_and_adapt()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:

@@ -134,3 +134,17 @@ def test_an_arm_too_big_for_the_row_is_a_clear_error():
     arms = expand_arms([ObjectiveEntry(name="selective_copying")], ByteTokenizer().specials)
     with pytest.raises(BirdieError, match="selective_copying.*raise data.seq_len"):
         Pipeline(OddDocuments(), ByteTokenizer(), arms, seq_len=128, batch_size=1, seed=0)
+
+
+def test_a_killed_worker_is_reported_not_waited_for():
+    arms = expand_arms(ALL[:2], ByteTokenizer().specials)
+    pipe = open_pipeline(config(workers=2), Source(), ByteTokenizer(), arms, np.array([0.5, 0.5]))
+    try:
+        pipe.next_batch()
+        pipe.processes[1].kill()
+        with pytest.raises(PipelineWorkerError, match="data worker 1 failed.*exit code"):
+            for _ in range(50):
+                pipe.next_batch()
+        assert not any(p.is_alive() for p in pipe.processes)
+    finally:
+        pipe.close()

@@ -123,6 +123,8 @@ def test_bfloat16_grads_keep_dtypes(impl):
     w = jnp.ones((1, 4, 3), jnp.float32)
     da, db, dh0 = _grads(a, b, h0, w, impl=impl, reverse=False)
     assert (da.dtype, db.dtype, dh0.dtype) == (jnp.bfloat16, jnp.bfloat16, jnp.float32)
-    expected = _grads(*(x.astype(jnp.float32) for x in (a, b)), h0, w, impl="reference", reverse=False)
+    expected = _grads(
+        *(x.astype(jnp.float32) for x in (a, b)), h0, w, impl="reference", reverse=False
+    )
     for got, ref in zip((da, db, dh0), expected, strict=True):
         np.testing.assert_allclose(np.asarray(got, np.float32), ref, rtol=2e-2)

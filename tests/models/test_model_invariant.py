@@ -28,7 +28,12 @@ PREFIX = np.array(
 def _dependency(arch: str, mixer: str, bidirectional: str) -> np.ndarray:
     """|d logits[t] / d embedding[s]| summed over features: [batch, t, s]."""
     config = ModelConfig(
-        arch=arch, mixer=mixer, bidirectional=bidirectional, width=16, depth=2, num_heads=2,
+        arch=arch,
+        mixer=mixer,
+        bidirectional=bidirectional,
+        width=16,
+        depth=2,
+        num_heads=2,
         scan_impl="reference",
     )
     model = build_model(config, 32, nnx.Rngs(0))

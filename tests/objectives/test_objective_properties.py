@@ -95,8 +95,11 @@ def split_on(seq, is_marker):
 
 @PROPS
 @given(
-    documents(), st.integers(0, 999), st.integers(2, 2100),
-    st.sampled_from([0.05, 0.15, 0.5]), st.sampled_from([1, 3, 8, 32, 64]),
+    documents(),
+    st.integers(0, 999),
+    st.integers(2, 2100),
+    st.sampled_from([0.05, 0.15, 0.5]),
+    st.sampled_from([1, 3, 8, 32, 64]),
     st.sampled_from([None, "16-128"]),
 )
 def test_infilling(tokens, seed, budget, rate, span, length):
@@ -121,8 +124,12 @@ def test_infilling(tokens, seed, budget, rate, span, length):
 
 @PROPS
 @given(
-    documents(), st.integers(0, 999), st.integers(2, 2100), st.sampled_from([0.15, 0.85]),
-    st.sampled_from([3, 8, 32]), st.booleans(),
+    documents(),
+    st.integers(0, 999),
+    st.integers(2, 2100),
+    st.sampled_from([0.15, 0.85]),
+    st.sampled_from([3, 8, 32]),
+    st.booleans(),
 )
 def test_autoencoding(tokens, seed, budget, rate, span, shuffle):
     params = {"mask_rate": rate, "mean_span": span, "shuffle": shuffle}
@@ -161,12 +168,21 @@ def find_spans(context, query, d):
 
 @PROPS
 @given(
-    documents(unique=False), st.integers(0, 999), st.integers(40, 2100),
-    st.sampled_from(["before", "after"]), st.sampled_from(["1-4", 2]), st.sampled_from(["1-8", 1, 3]),
+    documents(unique=False),
+    st.integers(0, 999),
+    st.integers(40, 2100),
+    st.sampled_from(["before", "after"]),
+    st.sampled_from(["1-4", 2]),
+    st.sampled_from(["1-8", 1, 3]),
 )
 def test_selective_copying(tokens, seed, budget, where, spans, delim):
-    params = {"context_position": where, "spans": spans, "delimiter_length": delim,
-              "context_length": "32-400", "span_length": "1-12"}
+    params = {
+        "context_position": where,
+        "spans": spans,
+        "delimiter_length": delim,
+        "context_length": "32-400",
+        "span_length": "1-12",
+    }
     made = make("selective_copying", params, tokens, seed, budget)
     if not made:
         return
@@ -187,8 +203,12 @@ def test_selective_copying(tokens, seed, budget, where, spans, delim):
 
 @PROPS
 @given(
-    documents(unique=False), st.integers(0, 999), st.integers(8, 2100),
-    st.sampled_from([1, 2, 4]), st.sampled_from([1, 3]), st.sampled_from(["1-4", 3]),
+    documents(unique=False),
+    st.integers(0, 999),
+    st.integers(8, 2100),
+    st.sampled_from([1, 2, 4]),
+    st.sampled_from([1, 3]),
+    st.sampled_from(["1-4", 3]),
 )
 def test_associative_recall(tokens, seed, budget, key_len, value_len, queries):
     params = {"pairs": "2-40", "key_length": key_len, "value_length": value_len, "queries": queries}
@@ -211,8 +231,17 @@ def test_associative_recall(tokens, seed, budget, key_len, value_len, queries):
 
 
 @pytest.mark.parametrize(
-    "name", ["next_token", "prefix_lm", "infilling", "copying", "deshuffling", "autoencoding",
-             "selective_copying", "associative_recall"],
+    "name",
+    [
+        "next_token",
+        "prefix_lm",
+        "infilling",
+        "copying",
+        "deshuffling",
+        "autoencoding",
+        "selective_copying",
+        "associative_recall",
+    ],
 )
 def test_short_documents_are_refused_not_fatal(name):
     cls = get_objective(name)

@@ -40,7 +40,9 @@ def test_env_drives_a_trainer_through_the_protocol():
     assert n == 10
     np.testing.assert_allclose(mixture, [0.5, 0.25, 0.25])
     assert obs.dtype == np.float32 and env.observation_space.contains(obs)
-    assert reward == pytest.approx(total_reward(birdie_reward(before, trainer.losses), trainer.arm_classes))
+    assert reward == pytest.approx(
+        total_reward(birdie_reward(before, trainer.losses), trainer.arm_classes)
+    )
     assert reward > 0 and not terminated and not truncated
     _, _, _, truncated, _ = env.step(np.zeros(3, np.float32))
     np.testing.assert_allclose(trainer.calls[-1][1], 1 / 3)

@@ -1,0 +1,146 @@
+"""Training and decoding speed of the SSMs against the Transformer baseline, side by side on CPU.
+
+Shape from issue 5: width 256, 4 blocks, vocabulary 512, batch 8. Prints training tokens/s at
+each length, the ratio of the SSMs to the Transformer and to RecurrentGemma's JAX Hawk (figures
+quoted in the issue, measured on this machine type), and decode time per token at two contexts.
+
+    python benchmarks/model.py            # lengths 512, 2048, 8192; contexts 1k and 16k
+    python benchmarks/model.py --quick    # smoke run: short lengths, one timed step
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from birdie_ssm.config import ModelConfig
+from birdie_ssm.models import build_model, count_params
+
+VOCAB, WIDTH, DEPTH, BATCH = 512, 256, 4, 8
+# RecurrentGemma's JAX Hawk, best setting, same shape, this machine type (tokens/s; issue 5).
+RECURRENTGEMMA_HAWK = {512: 2400.0, 2048: 2100.0}
+MODELS = {
+    "gated SSM": ModelConfig(mixer="gated", bidirectional="alternate"),
+    "Hawk (RG-LRU)": ModelConfig(mixer="rglru", bidirectional="alternate"),
+    "Transformer": ModelConfig(arch="transformer", num_heads=4),
+}
+
+
+def _config(base: ModelConfig) -> ModelConfig:
+    return base.model_copy(update={"width": WIDTH, "depth": DEPTH, "scan_impl": "auto"})
+
+
+def _batch(length: int, batch: int) -> tuple[jax.Array, jax.Array]:
+    ids = jax.random.randint(jax.random.key(0), (batch, length + 1), 0, VOCAB, jnp.int32)
+    # The first half of every row is a prefix, so bidirectional layers do their full work.
+    prefix = jnp.broadcast_to(jnp.arange(length) < length // 2, (batch, length))
+    return ids, prefix
+
+
+def train_tokens_per_second(config: ModelConfig, length: int, batch: int, steps: int) -> float:
+    """Median-free mean over ``steps`` timed AdamW steps after one compile+warm-up step."""
+    model = build_model(config, VOCAB, nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    optimizer = optax.adamw(1e-3)
+    opt_state = optimizer.init(params)
+
+    @jax.jit
+    def step(params, opt_state, ids, prefix):
+        def loss_fn(params):
+            logits = nnx.merge(graphdef, params)(ids[:, :-1], prefix)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, ids[:, 1:]).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    ids, prefix = _batch(length, batch)
+    params, opt_state, loss = step(params, opt_state, ids, prefix)
+    loss.block_until_ready()
+    start = time.perf_counter()
+    for _ in range(steps):
+        params, opt_state, loss = step(params, opt_state, ids, prefix)
+    loss.block_until_ready()
+    return batch * length * steps / (time.perf_counter() - start)
+
+
+def decode_seconds_per_token(config: ModelConfig, context: int, tokens: int) -> float:
+    """Prefill ``context`` tokens (batch 1), then time ``tokens`` single-token steps."""
+    model = build_model(config, VOCAB, nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+    ids = jax.random.randint(jax.random.key(1), (1, context), 0, VOCAB, jnp.int32)
+    prefix = jnp.ones((1, context), bool)
+
+    @jax.jit
+    def prefill(state, ids, prefix):
+        logits, cache = nnx.merge(graphdef, state).prefill(ids, prefix, None, context + tokens + 1)
+        return jnp.argmax(logits, -1).astype(jnp.int32), cache
+
+    @jax.jit
+    def decode(state, token, cache):
+        model = nnx.merge(graphdef, state)
+
+        def body(_, carry):
+            token, cache = carry
+            logits, cache = model.step(token, cache)
+            return jnp.argmax(logits, -1).astype(jnp.int32), cache
+
+        return jax.lax.fori_loop(0, tokens, body, (token, cache))[0]
+
+    token, cache = prefill(state, ids, prefix)
+    decode(state, token, cache).block_until_ready()
+    start = time.perf_counter()
+    decode(state, token, cache).block_until_ready()
+    return (time.perf_counter() - start) / tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run: lengths 128/512")
+    parser.add_argument("--steps", type=int, default=None, help="timed training steps per cell")
+    args = parser.parse_args()
+    lengths = [128, 512] if args.quick else [512, 2048, 8192]
+    contexts = [256, 1024] if args.quick else [1024, 16384]
+    steps = args.steps or (1 if args.quick else 2)
+    decode_tokens = 32 if args.quick else 128
+
+    print(
+        f"backend {jax.default_backend()}, {jax.device_count()} device(s); width {WIDTH}, "
+        f"{DEPTH} blocks, vocab {VOCAB}, batch {BATCH}, scan impl 'auto'"
+    )
+    configs = {name: _config(c) for name, c in MODELS.items()}
+    for name, config in configs.items():
+        model = nnx.eval_shape(lambda c=config: build_model(c, VOCAB, nnx.Rngs(0)))
+        print(f"  {name:14s} {count_params(model) / 1e6:.2f}M parameters")
+
+    print("\ntraining tokens/s (AdamW step, forward + backward)")
+    header = f"{'length':>7} " + " ".join(f"{n:>14}" for n in configs)
+    print(header + f" {'gated/Tr':>9} {'Hawk/Tr':>8} {'gated/RG':>9} {'Hawk/RG':>8}")
+    for length in lengths:
+        speed = {n: train_tokens_per_second(c, length, BATCH, steps) for n, c in configs.items()}
+        gated, hawk, tr = speed["gated SSM"], speed["Hawk (RG-LRU)"], speed["Transformer"]
+        rg = RECURRENTGEMMA_HAWK.get(length)
+        rg_cols = f"{gated / rg:9.2f} {hawk / rg:8.2f}" if rg else f"{'-':>9} {'-':>8}"
+        cells = " ".join(f"{speed[n]:14.0f}" for n in configs)
+        print(f"{length:7d} {cells} {gated / tr:9.2f} {hawk / tr:8.2f} {rg_cols}", flush=True)
+    print(
+        "RG = RecurrentGemma JAX Hawk: "
+        + ", ".join(f"{v:.0f} tok/s at {k}" for k, v in RECURRENTGEMMA_HAWK.items())
+    )
+
+    print(f"\ndecode ms/token (batch 1, {decode_tokens} tokens after a bidirectional prefill)")
+    print(f"{'model':14s} " + " ".join(f"{c:>8}" for c in contexts) + f" {'ratio':>7}")
+    for name, config in configs.items():
+        per_token = [decode_seconds_per_token(config, c, decode_tokens) for c in contexts]
+        cells = " ".join(f"{1e3 * t:8.3f}" for t in per_token)
+        print(f"{name:14s} {cells} {per_token[-1] / per_token[0]:7.2f}", flush=True)
+    print("GPU model FLOPs utilisation: not measured here (CPU only).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""Phone-book retrieval: single lookup (Jelassi et al. 2024) and multi-number lookup (Birdie).
+
+Entries are ``First Last: NNNNNNNNNN`` (names from the synthetic corpus's name lists, the first
+digit 6-9 and the rest uniform), one per line.
+
+- ``phonebook``: the book, two demonstration entries from it, then ``Name: `` of a third entry;
+  the answer is its number (exact match; per-digit accuracy alongside), swept over book sizes.
+- ``multi-phonebook``: ``Find: a, b, ...`` before and after the book; the answer lists
+  ``Name: number`` per queried name; per-number and per-digit accuracy, swept over how many
+  names are asked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from birdie_ssm.data.synthetic import FIRST, LAST
+from birdie_ssm.data.tokenizer import Tokenizer
+from birdie_ssm.evaluation.results import TaskResult
+from birdie_ssm.evaluation.runner import (
+    EvalContext,
+    Item,
+    TaskSettings,
+    char_accuracy,
+    evaluate_items,
+    text_of,
+)
+
+MAX_BOOK = len(FIRST) * len(LAST)
+
+
+def _check_sweep(name: str, values: list[int], low: int, high: int) -> None:
+    if not values or not all(low <= v <= high for v in values):
+        raise ValueError(f"{name} must be a non-empty list of integers in [{low}, {high}]")
+
+
+@dataclass
+class PhonebookSettings(TaskSettings):
+    """``book_sizes``: entries per book (the sweep); ``digits`` per number."""
+
+    book_sizes: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
+    digits: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_sweep("book_sizes", self.book_sizes, 3, MAX_BOOK)
+        _check_sweep("digits", [self.digits], 1, 32)
+
+
+@dataclass
+class MultiPhonebookSettings(TaskSettings):
+    """``queries``: how many names are asked at once (the sweep); ``book_size`` entries."""
+
+    queries: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    book_size: int = 16
+    digits: int = 10
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_sweep("book_size", [self.book_size], 1, MAX_BOOK)
+        _check_sweep("queries", self.queries, 1, self.book_size)
+        _check_sweep("digits", [self.digits], 1, 32)
+
+
+def make_book(rng: np.random.Generator, size: int, digits: int) -> list[tuple[str, str]]:
+    """``size`` entries with distinct names: (name, number)."""
+    picks = rng.choice(MAX_BOOK, size=size, replace=False)
+    first = rng.integers(6, 10, size=size)
+    rest = rng.integers(0, 10, size=(size, digits - 1))
+    return [
+        (f"{FIRST[p // len(LAST)]} {LAST[p % len(LAST)]}", str(f) + "".join(map(str, r)))
+        for p, f, r in zip(picks, first, rest, strict=True)
+    ]
+
+
+def _lines(entries: Sequence[tuple[str, str]]) -> str:
+    return "\n".join(f"{name}: {number}" for name, number in entries)
+
+
+def phonebook_items(settings: PhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
+    """``samples`` lookups per book size, each a pure function of (seed, size, index)."""
+    items = []
+    for size in settings.book_sizes:
+        for i in range(settings.samples):
+            rng = np.random.default_rng([settings.seed, size, i])
+            book = make_book(rng, size, settings.digits)
+            a, b, c = rng.choice(size, size=3, replace=False)
+            context = f"{_lines(book)}\n{_lines([book[a], book[b]])}\n{book[c][0]}: "
+            items.append(Item(tokenizer.encode(context), tokenizer.encode(book[c][1]), point=size))
+    return items
+
+
+def score_phonebook(
+    items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
+) -> list[dict[str, float]]:
+    """Exact match and per-digit accuracy of each predicted number (leading spaces ignored)."""
+    scores = []
+    for item, predicted in zip(items, predictions, strict=True):
+        answer = tokenizer.decode(item.answer)
+        guess = text_of(tokenizer, predicted).lstrip()[: len(answer)]
+        scores.append({"exact": float(guess == answer), "digit_acc": char_accuracy(guess, answer)})
+    return scores
+
+
+def multi_phonebook_items(settings: MultiPhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
+    """``samples`` books per query count; queries listed before and after the book."""
+    items = []
+    for count in settings.queries:
+        for i in range(settings.samples):
+            rng = np.random.default_rng([settings.seed, count, i])
+            book = make_book(rng, settings.book_size, settings.digits)
+            asked = [book[j] for j in rng.choice(settings.book_size, size=count, replace=False)]
+            find = "Find: " + ", ".join(name for name, _ in asked)
+            context = f"{find}\n{_lines(book)}\n{find}\n"
+            items.append(Item(tokenizer.encode(context), tokenizer.encode(_lines(asked)), count))
+    return items
+
+
+_LINE = re.compile(r"^(?P<name>[^:\n]+): *(?P<number>\S*)", re.MULTILINE)
+
+
+def score_multi_phonebook(
+    items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
+) -> list[dict[str, float]]:
+    """Per-number exact match and per-digit accuracy, matching answer lines by name."""
+    scores = []
+    for item, predicted in zip(items, predictions, strict=True):
+        expected = {m["name"]: m["number"] for m in _LINE.finditer(tokenizer.decode(item.answer))}
+        given: dict[str, str] = {}
+        for m in _LINE.finditer(text_of(tokenizer, predicted)):
+            given.setdefault(m["name"].strip(), m["number"])
+        numbers = [given.get(name, "") for name in expected]
+        scores.append(
+            {
+                "number_acc": float(
+                    np.mean([g == n for g, n in zip(numbers, expected.values(), strict=True)])
+                ),
+                "digit_acc": float(
+                    np.mean(
+                        [
+                            char_accuracy(g, n)
+                            for g, n in zip(numbers, expected.values(), strict=True)
+                        ]
+                    )
+                ),
+            }
+        )
+    return scores
+
+
+def evaluate_phonebook(ctx: EvalContext, settings: PhonebookSettings) -> TaskResult:
+    """Single-lookup phone book, swept over book sizes."""
+    items = phonebook_items(settings, ctx.tokenizer)
+    return evaluate_items(
+        ctx, "phonebook", settings, items, score_phonebook,
+        sweep="book_size", metric="exact", chance=0.25 * 10.0 ** -(settings.digits - 1),
+    )  # fmt: skip
+
+
+def evaluate_multi_phonebook(ctx: EvalContext, settings: MultiPhonebookSettings) -> TaskResult:
+    """Multi-number phone book, swept over the number of names asked."""
+    items = multi_phonebook_items(settings, ctx.tokenizer)
+    return evaluate_items(
+        ctx, "multi-phonebook", settings, items, score_multi_phonebook,
+        sweep="queries", metric="digit_acc", chance=0.1,
+    )  # fmt: skip

@@ -1,0 +1,92 @@
+"""How an evaluation prompt is laid out for a trained model: the one place that chooses it.
+
+A model is prompted the way it was trained (see objectives/packing.py: ``input + [sep] +
+target``). Three layouts exist:
+
+- ``native``: the task's data *is* one of the run's objectives (copying, infilling):
+  ``[paradigm(objective), input..., sep]``, read bidirectionally; the model generates the target.
+- ``prefix``: the run trained prefix_lm: ``[paradigm(prefix_lm), context..., sep]``, read
+  bidirectionally where the model has bidirectional layers; the model continues the text.
+- ``causal``: the run trained next_token only: ``[paradigm(next_token), sep] + context`` with
+  only the first two tokens as the prefix, as next-token examples were packed; the model
+  continues the text.
+
+``auto`` picks the first of native, prefix, causal that the run's mixture supports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from birdie_ssm.config import Config
+from birdie_ssm.data.tokenizer import SpecialTokens
+from birdie_ssm.errors import BirdieError
+
+FormatName = Literal["auto", "native", "prefix", "causal"]
+FORMATS = ("auto", "native", "prefix", "causal")
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """A resolved layout: its kind, the paradigm token it starts with, and the objective named."""
+
+    kind: Literal["native", "prefix", "causal"]
+    paradigm: int
+    objective: str
+
+    @property
+    def prefix_len(self) -> int | None:
+        """What ``models.decode.generate`` takes: None = whole prompt bidirectional."""
+        return 2 if self.kind == "causal" else None
+
+
+def objective_classes(config: Config) -> list[str]:
+    """Objective classes of a run in paradigm order (first appearance in the mixture)."""
+    classes: list[str] = []
+    for entry in config.objectives.mixture:
+        if entry.name not in classes:
+            classes.append(entry.name)
+    return classes
+
+
+def choose_format(
+    config: Config,
+    specials: SpecialTokens,
+    native: str | None = None,
+    requested: str = "auto",
+) -> PromptFormat:
+    """The layout for a run and a task whose native objective is ``native`` (None: text only).
+
+    ``requested`` forces one layout; it must be one the run was trained on.
+    """
+    if requested not in FORMATS:
+        raise BirdieError(f"format '{requested}' is not one of {', '.join(FORMATS)}")
+    classes = objective_classes(config)
+    candidates = {
+        "native": native if native in classes else None,
+        "prefix": "prefix_lm" if "prefix_lm" in classes else None,
+        "causal": "next_token" if "next_token" in classes else None,
+    }
+    order = ["native", "prefix", "causal"] if requested == "auto" else [requested]
+    for kind in order:
+        objective = candidates[kind]
+        if objective is not None:
+            return PromptFormat(kind, specials.paradigm(classes.index(objective)), objective)
+    needs = {"native": native or "a native objective (this task has none)", "prefix": "prefix_lm",
+             "causal": "next_token"}  # fmt: skip
+    wanted = " or ".join(needs[k] for k in order)
+    raise BirdieError(
+        f"cannot prompt this run in format '{requested}': its mixture has no {wanted} "
+        f"(it trained {', '.join(classes)})"
+    )
+
+
+def render(fmt: PromptFormat, specials: SpecialTokens, tokens: np.ndarray) -> np.ndarray:
+    """The prompt ids for ``tokens`` (the task's context, or its native input) in ``fmt``."""
+    tokens = np.asarray(tokens, np.int32)
+    if fmt.kind == "causal":
+        return np.concatenate([[fmt.paradigm, specials.sep], tokens]).astype(np.int32)
+    return np.concatenate([[fmt.paradigm], tokens, [specials.sep]]).astype(np.int32)

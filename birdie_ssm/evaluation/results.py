@@ -1,0 +1,72 @@
+"""A task's result: per-sweep-point metrics, printed as a table and stored as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class TaskResult:
+    """What one task measured on one checkpoint; ``metric`` is the headline column."""
+
+    task: str
+    sweep: str
+    metric: str
+    format: str
+    points: list[dict[str, Any]]
+    settings: dict[str, Any]
+    step: int
+    seconds: float = 0.0
+    chance: float = 0.0  # the headline metric of a guesser that ignores the context
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def headline(self) -> float:
+        """The headline metric averaged over the sweep."""
+        return float(np.mean([p[self.metric] for p in self.points]))
+
+    def table(self) -> str:
+        """A plain-text table: one row per sweep point."""
+        columns = list(self.points[0])
+        cells = [[_cell(p[c]) for c in columns] for p in self.points]
+        widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+        lines = [
+            f"{self.task}  (step {self.step}, format {self.format}, "
+            f"chance {self.metric} ~{self.chance:.3g}, {self.seconds:.1f} s)",
+            "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)),
+        ]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def result_path(run_dir: str | Path, task: str) -> Path:
+    """Where a task's result of a run lives: ``run_dir/eval/<task>.json``."""
+    return Path(run_dir) / "eval" / f"{task}.json"
+
+
+def write_result(result: TaskResult, run_dir: str | Path) -> Path:
+    """Write ``result`` into the run directory; returns the path."""
+    path = result_path(run_dir, result.task)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = asdict(result) | {"headline": result.headline}
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_result(path: str | Path) -> TaskResult:
+    """A result written by ``write_result``."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data.pop("headline", None)
+    return TaskResult(**data)

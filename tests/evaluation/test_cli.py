@@ -1,0 +1,52 @@
+"""The evaluation verbs' error paths: one clear line on stderr, exit status 2, no traceback."""
+
+import pytest
+
+from birdie_ssm.cli import main
+
+
+def _one_line_error(capsys, argv, expected):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert expected in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["eval", "phonebook", "--checkpoint", "{missing}"], "does not exist"),
+        (["eval", "phonebook", "--checkpoint", "{empty}"], "not a run directory"),
+        (["eval", "phone-book", "--checkpoint", "{empty}"], "unknown task 'phone-book'"),
+        (["eval", "mqar", "--checkpoint", "{empty}", "--set", "pair=[4]"], "unknown setting 'pair'"),
+        (["eval", "mqar", "--checkpoint", "{empty}", "--set", "samples"], "key=value"),
+        (["generate", "--checkpoint", "{missing}", "--prompt", "hi"], "does not exist"),
+        (["experiment", "{missing}/exp.yaml"], "does not exist"),
+    ],
+)
+def test_bad_requests_are_one_clear_line(argv, expected, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    paths = {"missing": str(tmp_path / "missing"), "empty": str(tmp_path / "empty")}
+    _one_line_error(capsys, [a.format(**paths) for a in argv], expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: x\nrunz: []\n", "'runz'"),
+        ("name: x\nruns: [{name: a}, {name: a}]\n", "distinct"),
+        ("name: x\nruns: [{name: a, set: {train.step: 3}}]\n", "run 'a': unknown config key"),
+        (
+            "name: x\nruns: [{name: a}, {name: b, set: {data.seq_len: 128}}]\n",
+            "differ in 'data'",
+        ),
+        ("name: x\nruns: [{name: a}]\ntasks: {phonebook: {sizes: [4]}}\n", "unknown setting"),
+        ("name: x\nruns: [{name: a}]\ntasks: {trivia: {}}\n", "unknown task 'trivia'"),
+    ],
+)
+def test_bad_experiment_files_are_one_clear_line(text, expected, tmp_path, capsys):
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    _one_line_error(capsys, ["experiment", str(path), "--output", str(tmp_path / "out")], expected)
+    assert not (tmp_path / "out").exists()

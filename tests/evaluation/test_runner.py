@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+from flax import nnx
+
+from birdie_ssm.evaluation.results import TaskResult, read_result, write_result
+from birdie_ssm.evaluation.runner import bucket, char_accuracy, complete, exact_match, token_accuracy
+from birdie_ssm.models import build_model
+from tests.conftest import tiny_config
+
+
+@pytest.mark.parametrize(("n", "minimum", "expected"), [(1, 16, 16), (16, 16, 16), (17, 16, 32), (900, 64, 1024)])
+def test_bucket_is_the_next_power_of_two(n, minimum, expected):
+    assert bucket(n, minimum) == expected
+
+
+def test_scores_on_hand_made_cases():
+    answer = np.array([1, 2, 3, 4])
+    assert token_accuracy(np.array([1, 2, 9]), answer) == 0.5
+    assert exact_match(np.array([1, 2, 3, 4, 7]), answer) == 1.0
+    assert exact_match(np.array([1, 2, 3]), answer) == 0.0
+    assert char_accuracy("1299", "1234") == 0.5
+
+
+def test_batched_decoding_matches_one_prompt_at_a_time():
+    """Left padding, filler rows and chunking must not change any row's greedy answer."""
+    config = tiny_config("model.bidirectional=alternate")
+    model = build_model(config.model, 448, nnx.Rngs(0))
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(0, 256, size=n).astype(np.int32) for n in (5, 9, 30, 12, 7)]
+    kwargs = {"prefix_len": None, "max_new": 6, "stop": 257, "filler": 256}
+    together = complete(model, prompts, batch_size=4, **kwargs)
+    # The same batch size keeps one compiled shape for both calls.
+    alone = [complete(model, [p], batch_size=4, **kwargs)[0] for p in prompts[:2]]
+    assert len(together) == 5 and all(len(t) <= 6 for t in together)
+    for a, t in zip(alone, together, strict=False):
+        np.testing.assert_array_equal(a, t)
+
+
+def test_result_round_trips_through_json(tmp_path):
+    result = TaskResult(
+        task="mqar", sweep="pairs", metric="accuracy", format="prefix",
+        points=[{"pairs": 4, "accuracy": 0.5, "n": 2}, {"pairs": 8, "accuracy": 0.25, "n": 2}],
+        settings={"samples": 2}, step=7, chance=0.01,
+    )  # fmt: skip
+    path = write_result(result, tmp_path)
+    assert path == tmp_path / "eval" / "mqar.json"
+    assert read_result(path) == result and result.headline == 0.375
+    assert "pairs  accuracy  n" in result.table()

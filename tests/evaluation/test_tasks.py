@@ -1,0 +1,141 @@
+"""Generators and scorers on hand-made cases: an oracle scores 100%, a constant guess ~chance."""
+
+import numpy as np
+import pytest
+
+from birdie_ssm.data.synthetic import synthetic_document
+from birdie_ssm.data.tokenizer import ByteTokenizer
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.evaluation import copying, infilling, mqar, phonebook
+from birdie_ssm.evaluation.runner import aggregate
+from birdie_ssm.evaluation.tasks import TASKS, task_settings
+
+TOK = ByteTokenizer()
+EOD = TOK.specials.eod
+
+
+def _docs(i: int) -> str:
+    return synthetic_document(123, i)
+
+
+CASES = {
+    "phonebook": (phonebook.phonebook_items, phonebook.score_phonebook, "exact", 0.0),
+    "multi-phonebook": (
+        phonebook.multi_phonebook_items, phonebook.score_multi_phonebook, "digit_acc", 0.1,
+    ),
+    "mqar": (mqar.mqar_items, mqar.score_mqar, "accuracy", 0.01),
+    "copying": (copying.copying_items, copying.score_copy, "token_acc", 1 / 26),
+    "selective-copying": (
+        copying.selective_copying_items, copying.score_copy, "token_acc", 1 / 16,
+    ),
+    "infilling": (
+        lambda s, t: infilling.infilling_items(s, t, _docs), infilling.score_infilling,
+        "token_acc", None,
+    ),
+}  # fmt: skip
+
+
+def _items(name, **values):
+    make = CASES[name][0]
+    return make(task_settings(name, {"samples": 40, **values}), TOK)
+
+
+def _score(name, items, predictions, native=False):
+    return aggregate(items, CASES[name][1](items, predictions, TOK, native), "point")
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_generation_is_deterministic_in_the_seed(name):
+    a, b, c = _items(name), _items(name), _items(name, seed=1)
+    assert all(np.array_equal(x.context, y.context) for x, y in zip(a, b, strict=True))
+    assert any(not np.array_equal(x.context, z.context) for x, z in zip(a, c, strict=True))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("native", [False, True])
+def test_oracle_scores_everything(name, native):
+    items = _items(name)
+    if native and items[0].native_input is None:
+        pytest.skip("no native form")
+    oracle = [np.append(item.form(native)[1], EOD) for item in items]
+    for point in _score(name, items, oracle, native):
+        assert point[CASES[name][2]] == 1.0
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_constant_guess_scores_near_chance(name):
+    items = _items(name)
+    metric, chance = CASES[name][2], CASES[name][3]
+    answers = np.concatenate([item.answer for item in items])
+    guess = np.bincount(answers).argmax()  # the best single token there is
+    if chance is None:
+        chance = infilling.constant_guess_accuracy(items)
+    guesses = [np.full(len(item.answer), guess) for item in items]
+    score = np.mean([p[metric] for p in _score(name, items, guesses)])
+    assert score <= chance + 0.08
+
+
+def test_phonebook_layout_matches_jelassi():
+    item = _items("phonebook", book_sizes=[5], digits=7, samples=1)[0]
+    lines = TOK.decode(item.context).split("\n")
+    assert len(lines) == 5 + 3
+    book = dict(line.split(": ") for line in lines[:5])
+    assert lines[5].split(": ")[0] in book and lines[6].split(": ")[0] in book
+    assert lines[7].endswith(": ") and book[lines[7][:-2]] == TOK.decode(item.answer)
+    assert len(book[lines[7][:-2]]) == 7 and book[lines[7][:-2]][0] in "6789"
+
+
+def test_multi_phonebook_partial_credit_per_digit_and_number():
+    item = _items("multi-phonebook", queries=[2], book_size=4, samples=1)[0]
+    lines = TOK.decode(item.answer).split("\n")
+    name0, number0 = lines[0].split(": ")
+    name1, number1 = lines[1].split(": ")
+    wrong = "".join(str((int(d) + 1) % 10) for d in number1[:5]) + number1[5:]
+    # Order does not matter; the second number has five digits wrong.
+    guess = TOK.encode(f"{name1}: {wrong}\n{name0}: {number0}")
+    (score,) = phonebook.score_multi_phonebook([item], [guess], TOK, False)
+    assert score == {"number_acc": 0.5, "digit_acc": pytest.approx(0.75)}
+    context = TOK.decode(item.context)
+    assert context.startswith("Find: ") and context.rstrip("\n").split("\n")[-1].startswith("Find: ")
+
+
+def test_mqar_keys_and_values_use_disjoint_alphabets():
+    item = _items("mqar", pairs=[8], samples=1)[0]
+    table, query = TOK.decode(item.context).split("\n")
+    pairs = [p.split(":") for p in table.split(" ")]
+    assert len(pairs) == 8 and all(k.isalpha() and v.isdigit() for k, v in pairs)
+    assert dict(pairs)[query[:-1]] == TOK.decode(item.answer)
+
+
+def test_infilling_native_form_uses_a_sentinel():
+    item = _items("infilling", spans=[8], samples=1)[0]
+    sentinel = TOK.specials.sentinel(0)
+    assert item.native_answer[0] == sentinel and len(item.native_answer) == 9
+    hole = int(np.flatnonzero(item.native_input == sentinel)[0])
+    assert np.array_equal(item.native_input[:hole], item.context)
+
+
+def test_copying_flags_lengths_beyond_training():
+    from tests.conftest import tiny_config
+
+    config = tiny_config("objectives.mixture=[{name: copying, params: {length: '4-20'}}]")
+    assert copying.longest_trained_copy(config) == 20
+    assert copying.longest_trained_copy(tiny_config()) == (64 - 3) // 2
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "expected"),
+    [
+        ("phonebook", {"book_size": [4]}, "unknown setting 'book_size'"),
+        ("phonebook", {"book_sizes": [2]}, "book_sizes"),
+        ("mqar", {"samples": "many"}, "samples"),
+        ("copying", {"format": "sideways"}, "format"),
+    ],
+)
+def test_bad_settings_are_clear(name, values, expected):
+    with pytest.raises(BirdieError, match=expected):
+        task_settings(name, values)
+
+
+def test_every_task_is_tested_here():
+    assert set(CASES) == set(TASKS)
