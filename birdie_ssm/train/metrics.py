@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jax
+
 
 def _clean(value: Any) -> Any:
     # JSON has no NaN/inf: write them as null so every reader can parse the file.
@@ -20,18 +22,21 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """Appends records to ``run_dir/metrics.jsonl``."""
+    """Appends records to ``run_dir/metrics.jsonl`` (on the first host only)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.enabled = jax.process_index() == 0
 
     def write(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(_clean(record)) + "\n")
 
     def truncate_after(self, step: int) -> None:
         """Drop records past ``step`` (a resumed run rewrites them exactly)."""
-        if not self.path.exists():
+        if not self.enabled or not self.path.exists():
             return
         kept = [line for line in read_metrics(self.path) if line.get("step", 0) <= step]
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")

@@ -339,7 +339,6 @@ class Trainer:
             self._check_finite()
         finally:
             bar.close()
-            self.pipeline.close()
             self._restore_signals(previous)
         if losses is None:
             losses = self.validate()
