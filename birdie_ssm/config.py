@@ -109,7 +109,7 @@ class ObjectivesConfig(Section):
 class ControllerConfig(Section):
     """The curriculum controller that turns validation losses into the next mixture."""
 
-    name: str = "fixed"
+    name: str = "birdie"
     reward: Literal["birdie", "relative"] = "birdie"
     params: dict[str, Any] = Field(default_factory=dict)
 

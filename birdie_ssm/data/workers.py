@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import queue
+import threading
 import traceback
 import weakref
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class PipelineWorkerError(BirdieError):
 def _worker_main(spec: dict[str, Any], commands: Any, batches: Any, errors: Any) -> None:
     """A worker's loop: apply commands, produce a batch, hand it over (dropping it on a reset)."""
     batches.cancel_join_thread()  # never block exit on batches nobody will read
+    parent = mp.parent_process()
     try:
         pipe = Pipeline(**spec)
         generation = 0
@@ -57,14 +59,34 @@ def _worker_main(spec: dict[str, Any], commands: Any, batches: Any, errors: Any)
                     batches.put(message, timeout=_POLL_S)
                     break
                 except queue.Full:
+                    if parent is not None and not parent.is_alive():
+                        return  # the trainer was killed outright: do not linger as an orphan
                     if not commands.empty():
                         break  # a reset or stop makes this batch stale
     except BaseException:
         errors.put((spec["offset"], traceback.format_exc()))
 
 
-def _shutdown(processes: list[Any], commands: list[Any]) -> None:
-    """Stop workers politely, then by force; safe to call twice."""
+def _pump(source: Any, target: queue.Queue, stop: threading.Event) -> None:
+    """Move items from a process queue to a thread queue until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            item = source.get(timeout=_POLL_S)
+        except queue.Empty:
+            continue
+        except (OSError, ValueError, EOFError):  # the queue is closed or broken: nothing to move
+            return
+        while not stop.is_set():
+            try:
+                target.put(item, timeout=_POLL_S)
+                break
+            except queue.Full:
+                continue
+
+
+def _shutdown(processes: list[Any], commands: list[Any], stop: threading.Event) -> None:
+    """Stop reader threads and workers politely, then by force; safe to call twice."""
+    stop.set()
     for process, command_queue in zip(processes, commands, strict=True):
         if process.is_alive():
             with contextlib.suppress(OSError, ValueError):  # queue already closed
@@ -130,7 +152,21 @@ class WorkerPool:
         ]
         for process in self.processes:
             process.start()
-        self._finalizer = weakref.finalize(self, _shutdown, self.processes, self.commands)
+        # Reader threads move batches out of the process queues: a worker killed halfway through
+        # sending leaves a partial message that would block a reader forever, so only these
+        # daemon threads ever block on it, while next_batch keeps watching the processes.
+        self.stop = threading.Event()
+        self.ready = [queue.Queue(maxsize=1) for _ in range(workers)]
+        for w in range(workers):
+            threading.Thread(
+                target=_pump,
+                args=(self.batches[w], self.ready[w], self.stop),
+                daemon=True,
+                name=f"birdie-data-reader-{w}",
+            ).start()
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self.processes, self.commands, self.stop
+        )
 
     def _raise_worker_error(self, worker: int | None = None) -> None:
         try:
@@ -156,7 +192,7 @@ class WorkerPool:
         while True:
             self._raise_worker_error()
             try:
-                generation, arrays, state = self.batches[w].get(timeout=_POLL_S)
+                generation, arrays, state = self.ready[w].get(timeout=_POLL_S)
             except queue.Empty:
                 if not self.processes[w].is_alive():
                     self._raise_worker_error(w)

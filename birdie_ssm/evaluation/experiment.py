@@ -4,7 +4,9 @@ An experiment file names a base config, overrides every run shares (data, seeds,
 the runs (each a mapping of dotted config keys to values) and the tasks with their settings.
 Runs train one after another into ``output/<run>``; the runner is resumable: a finished run
 (``train_done.json``) is not trained again, an interrupted one resumes from its checkpoint, and
-a task whose result file matches the settings and checkpoint is not evaluated again.
+a task whose result file matches the settings and checkpoint is not evaluated again. A run
+with ``init_from`` fine-tunes an earlier run of the file (e.g. on a task-like mixture) and is
+exempt from the shared-budget check.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,9 @@ class RunSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     set: dict[str, Any] = Field(default_factory=dict)
+    init_from: str | None = Field(
+        None, description="an earlier run of the file to fine-tune (its own steps and data)"
+    )
 
 
 class ExperimentSpec(BaseModel):
@@ -55,6 +61,9 @@ class ExperimentSpec(BaseModel):
         names = [r.name for r in runs]
         if len(set(names)) != len(names):
             raise ValueError(f"run names must be distinct, got {names}")
+        for i, run in enumerate(runs):
+            if run.init_from is not None and run.init_from not in names[:i]:
+                raise ValueError(f"run '{run.name}': init_from must name an earlier run")
         return runs
 
 
@@ -90,7 +99,7 @@ def run_configs(spec: ExperimentSpec, file: Path, overrides: list[str]) -> dict[
             configs[run.name] = validate(raw)
         except BirdieError as exc:
             raise BirdieError(f"run '{run.name}': {exc}") from None
-    _check_shared_budget(configs)
+    _check_shared_budget({r.name: configs[r.name] for r in spec.runs if r.init_from is None})
     return configs
 
 
@@ -114,8 +123,11 @@ def _get(config: Config, key: str) -> Any:
     return value
 
 
-def train_run(config: Config, run_dir: Path) -> dict[str, Any]:
-    """Train one run to completion (resuming a partial one); returns what ``train_done.json`` holds."""
+def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> dict[str, Any]:
+    """Train one run to completion (resuming a partial one); returns what ``train_done.json`` holds.
+
+    ``init_from``: a trained run whose parameters this one starts from (fine-tuning).
+    """
     from birdie_ssm.train.trainer import Trainer
 
     done = run_dir / DONE
@@ -132,7 +144,7 @@ def train_run(config: Config, run_dir: Path) -> dict[str, Any]:
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # interrupted before its first checkpoint: start it again
     start = time.perf_counter()
-    trainer = Trainer(config, run_dir, resume=resume)
+    trainer = Trainer(config, run_dir, resume=resume, init_from=None if resume else init_from)
     try:
         losses = trainer.fit()
     finally:
@@ -150,7 +162,7 @@ def train_run(config: Config, run_dir: Path) -> dict[str, Any]:
 
 
 def evaluate_run(
-    run_dir: Path, tasks: dict[str, TaskSettings], log: Any = print
+    run_dir: Path, tasks: dict[str, TaskSettings], log: Callable[[str], None] = print
 ) -> dict[str, TaskResult]:
     """Evaluate one trained run on every task, reusing result files that are still current."""
     ctx: EvalContext | None = None
@@ -183,12 +195,18 @@ def run_experiment(
     out = Path(output or spec.output or Path("runs") / spec.name)
     out.mkdir(parents=True, exist_ok=True)
     trained, results = {}, {}
-    for i, (name, config) in enumerate(configs.items(), 1):
-        print(f"[{i}/{len(configs)}] {name}: training ({config.train.steps} steps)", flush=True)
-        trained[name] = train_run(config, out / name)
+    for i, run in enumerate(spec.runs, 1):
+        name, config = run.name, configs[run.name]
+        start = f" from {run.init_from}" if run.init_from else ""
+        print(
+            f"[{i}/{len(configs)}] {name}: training{start} ({config.train.steps} steps)", flush=True
+        )
+        parent = out / run.init_from if run.init_from else None
+        trained[name] = train_run(config, out / name, parent)
         print(f"[{i}/{len(configs)}] {name}: evaluating", flush=True)
         results[name] = evaluate_run(out / name, tasks)
     command = " ".join(
         ["birdie-ssm experiment", str(file), *(f"--set {o}" for o in overrides or [])]
+        + ([f"--output {output}"] if output else [])
     )
     return write_summary(out, spec.name, command, configs, trained, results)

@@ -74,7 +74,10 @@ def parse_settings(cls: type[TaskSettings], values: dict[str, Any] | Sequence[st
             key, sep, raw = text.partition("=")
             if not sep or not key.strip():
                 raise BirdieError(f"--set expects key=value (e.g. samples=16), got {text!r}")
-            pairs[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            try:
+                pairs[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                pairs[key.strip()] = raw  # not YAML: the type check below names the key
         values = pairs
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in values if k not in names]
@@ -113,7 +116,8 @@ class EvalContext:
         from birdie_ssm.train.loading import load_run
 
         if not Path(run_dir).is_dir():
-            raise BirdieError(f"checkpoint directory '{run_dir}' does not exist")
+            problem = "is not a directory" if Path(run_dir).exists() else "does not exist"
+            raise BirdieError(f"checkpoint directory '{run_dir}' {problem}")
         run = load_run(run_dir)
         return cls(run.model, run.config, run.tokenizer, Path(run_dir), run.step)
 

@@ -71,7 +71,11 @@ def _markdown(
         for run in configs:
             row = [f"{p[r.metric]:.3f}" for p in results[run][t].points]
             lines.append(f"| {run} | " + " | ".join(row) + " |")
-        lines += [*(f"Note: {n}" for n in r.notes), ""]
+        notes: dict[str, list[str]] = {}
+        for run in configs:
+            for note in results[run][t].notes:
+                notes.setdefault(note, []).append(run)
+        lines += [f"Note ({', '.join(runs)}): {note}" for note, runs in notes.items()] + [""]
     return "\n".join(lines)
 
 

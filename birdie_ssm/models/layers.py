@@ -1,4 +1,4 @@
-"""Building blocks shared by the SSM and Transformer models: norm, gated MLP, short convolution."""
+"""Blocks shared by the SSM and Transformer: dense, RMSNorm, gated MLP, short conv, tied embedding."""
 
 from __future__ import annotations
 

@@ -57,7 +57,13 @@ class Objective:
         paradigm = np.array([self.paradigm], dtype=np.int32)
         pair = [paradigm, inputs] if rng.random() < 0.5 else [inputs, paradigm]
         inputs = np.concatenate(pair).astype(np.int32, copy=False)
-        return Example(inputs, np.asarray(targets, dtype=np.int32)), rest
+        example = Example(inputs, np.asarray(targets, dtype=np.int32))
+        if len(example) > budget:
+            raise BirdieError(
+                f"objective '{self.name}' made an example of {len(example)} tokens for a budget "
+                f"of {budget} (its make() must stay within budget - 1)"
+            )
+        return example, rest
 
     def make(
         self, tokens: np.ndarray, rng: np.random.Generator, budget: int

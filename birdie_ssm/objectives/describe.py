@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from birdie_ssm.objectives.base import registered_objectives
+from birdie_ssm.objectives.plugins import import_modules
 
 
 def _type_name(annotation: Any) -> str:
@@ -16,8 +17,10 @@ def _type_name(annotation: Any) -> str:
     )
 
 
-def describe_objectives() -> list[dict[str, Any]]:
-    """Name, origin, one-line doc and parameters (name, type, default) of each objective."""
+def describe_objectives(modules: list[str] | None = None) -> list[dict[str, Any]]:
+    """Name, origin, one-line doc and parameters (name, type, default) of each objective,
+    after importing ``modules`` (a config's ``objectives.modules``)."""
+    import_modules(modules or [])
     out = []
     for name, cls in registered_objectives().items():
         doc = (cls.__doc__ or cls.Config.__doc__ or "").strip().splitlines()

@@ -142,7 +142,7 @@ def test_a_killed_worker_is_reported_not_waited_for():
     try:
         pipe.next_batch()
         pipe.processes[1].kill()
-        with pytest.raises(PipelineWorkerError, match="data worker 1 failed.*exit code"):
+        with pytest.raises(PipelineWorkerError, match="(?s)data worker 1 failed.*exit code"):
             for _ in range(50):
                 pipe.next_batch()
         assert not any(p.is_alive() for p in pipe.processes)

@@ -19,7 +19,10 @@ def _one_line_error(capsys, argv, expected):
         (["eval", "phonebook", "--checkpoint", "{missing}"], "does not exist"),
         (["eval", "phonebook", "--checkpoint", "{empty}"], "not a run directory"),
         (["eval", "phone-book", "--checkpoint", "{empty}"], "unknown task 'phone-book'"),
-        (["eval", "mqar", "--checkpoint", "{empty}", "--set", "pair=[4]"], "unknown setting 'pair'"),
+        (
+            ["eval", "mqar", "--checkpoint", "{empty}", "--set", "pair=[4]"],
+            "unknown setting 'pair'",
+        ),
         (["eval", "mqar", "--checkpoint", "{empty}", "--set", "samples"], "key=value"),
         (["generate", "--checkpoint", "{missing}", "--prompt", "hi"], "does not exist"),
         (["experiment", "{missing}/exp.yaml"], "does not exist"),
@@ -43,6 +46,7 @@ def test_bad_requests_are_one_clear_line(argv, expected, tmp_path, capsys):
         ),
         ("name: x\nruns: [{name: a}]\ntasks: {phonebook: {sizes: [4]}}\n", "unknown setting"),
         ("name: x\nruns: [{name: a}]\ntasks: {trivia: {}}\n", "unknown task 'trivia'"),
+        ("name: x\nruns: [{name: a, init_from: b}, {name: b}]\n", "name an earlier run"),
     ],
 )
 def test_bad_experiment_files_are_one_clear_line(text, expected, tmp_path, capsys):

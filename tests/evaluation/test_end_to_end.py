@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from birdie_ssm.cli import main
+from birdie_ssm.evaluation.experiment import load_spec, run_configs
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import TINY, tiny_config
 
@@ -49,14 +50,21 @@ def test_tiny_experiment_trains_evaluates_and_resumes(tmp_path, capsys):
         "shared": shared,
         "runs": [
             {"name": "ntp", "set": {"objectives.mixture": [{"name": "next_token"}]}},
-            {"name": "mixed", "set": {"model.bidirectional": "alternate"}},
+            {"name": "mixed", "set": {}},  # the default mixture, prompted as a prefix
         ],
         "tasks": {"mqar": {"pairs": [4], "samples": 3, "batch_size": 4}},
     }
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"
+    # Run 'ntp' was interrupted after its first checkpoint: the experiment resumes it.
+    config = run_configs(load_spec(path), path, [])["ntp"]
+    partial = Trainer(config, out / "ntp", progress=False)
+    partial.train_one()
+    partial.save()
+    partial.close()
     assert main(["experiment", str(path), "--output", str(out)]) == 0
+    assert json.loads((out / "ntp" / "train_done.json").read_text())["resumed"]
     table = (out / "results.md").read_text()
     assert "| ntp |" in table and "| mixed |" in table and "(causal)" in table
     assert "(prefix)" in table and (out / "plots" / "mqar.png").is_file()

@@ -8,7 +8,9 @@ from tests.conftest import tiny_config
 
 SPECIALS = ByteTokenizer().specials
 NTP = "objectives.mixture=[{name: next_token}]"
-MIXED = "objectives.mixture=[{name: infilling}, {name: next_token}, {name: prefix_lm}, {name: copying}]"
+MIXED = (
+    "objectives.mixture=[{name: infilling}, {name: next_token}, {name: prefix_lm}, {name: copying}]"
+)
 
 
 def test_next_token_run_gets_a_causal_prompt():

@@ -3,12 +3,20 @@ import pytest
 from flax import nnx
 
 from birdie_ssm.evaluation.results import TaskResult, read_result, write_result
-from birdie_ssm.evaluation.runner import bucket, char_accuracy, complete, exact_match, token_accuracy
+from birdie_ssm.evaluation.runner import (
+    bucket,
+    char_accuracy,
+    complete,
+    exact_match,
+    token_accuracy,
+)
 from birdie_ssm.models import build_model
 from tests.conftest import tiny_config
 
 
-@pytest.mark.parametrize(("n", "minimum", "expected"), [(1, 16, 16), (16, 16, 16), (17, 16, 32), (900, 64, 1024)])
+@pytest.mark.parametrize(
+    ("n", "minimum", "expected"), [(1, 16, 16), (16, 16, 16), (17, 16, 32), (900, 64, 1024)]
+)
 def test_bucket_is_the_next_power_of_two(n, minimum, expected):
     assert bucket(n, minimum) == expected
 

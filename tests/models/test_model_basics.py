@@ -93,3 +93,16 @@ def test_shape_errors_name_the_keys():
         ModelConfig(arch="transformer", width=20, num_heads=4)
     with pytest.raises(ValueError, match="even"):
         ModelConfig(width=9, bidirectional="alternate")
+
+
+def test_blocked_attention_equals_whole(monkeypatch):
+    from birdie_ssm.models import transformer
+
+    config = ModelConfig(arch="transformer", width=16, depth=1, num_heads=2)
+    model = build_model(config, 32, nnx.Rngs(0))
+    ids = jnp.arange(24, dtype=jnp.int32).reshape(1, 24) % 32
+    segments = jnp.asarray([[1] * 10 + [2] * 11 + [0] * 3])
+    prefix = jnp.asarray([[True] * 4 + [False] * 6 + [True] * 5 + [False] * 9])
+    whole = model(ids, prefix, segments)
+    monkeypatch.setattr(transformer, "QUERY_BLOCK", 8)
+    np.testing.assert_allclose(model(ids, prefix, segments), whole, rtol=1e-5, atol=1e-5)

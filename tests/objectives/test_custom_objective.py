@@ -1,8 +1,5 @@
 """A custom objective from the user's own module runs exactly like a built-in one."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from birdie_ssm.config import Config, ObjectiveEntry
@@ -12,7 +9,6 @@ from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.objectives import describe_objectives, expand_arms
 
 MODULE = "tests.objectives.custom_objective"
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for MODULE
 
 
 def test_custom_objective_runs_through_arms_pipeline_and_validation():

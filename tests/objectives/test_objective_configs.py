@@ -81,3 +81,26 @@ def test_describe_lists_every_builtin_with_parameters_and_defaults():
     params = {p["name"]: p for p in listing["autoencoding"]["parameters"]}
     assert params["shuffle"]["default"] is False and params["shuffle"]["type"] == "bool"
     assert all(listing[n]["origin"] == "builtin" and listing[n]["doc"] for n in BUILTINS)
+
+
+def test_an_objective_that_overruns_its_budget_is_named():
+    import dataclasses
+
+    import numpy as np
+
+    from birdie_ssm.objectives import Objective, register_objective
+
+    @dataclasses.dataclass(frozen=True)
+    class NoConfig:
+        pass
+
+    @register_objective("test_greedy")
+    class Greedy(Objective):
+        Config = NoConfig
+
+        def make(self, tokens, rng, budget):
+            return tokens, tokens, tokens[:0]
+
+    (arm,) = arms("test_greedy")
+    with pytest.raises(BirdieError, match="'test_greedy' made an example of 201 tokens"):
+        arm.objective.sample(np.arange(100), np.random.default_rng(0), 50)
