@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--init-from", metavar="DIR",
                        help="start from the parameters of another run (fine-tuning)")
 
-    verbs.add_parser("objectives", help="list registered objectives and their parameters")
+    objectives = verbs.add_parser("objectives", help="list registered objectives and parameters")
+    objectives.add_argument("--config", help="also list objectives from its objectives.modules")
+    objectives.add_argument("--module", action="append", default=[], metavar="NAME",
+                            help="import a module that registers objectives (repeatable)")
 
     report = verbs.add_parser("report", help="draw losses and the mixture over time as PNG")
     report.add_argument("run_dir")
@@ -94,12 +97,14 @@ def _print_losses(arms: list[str], final: dict[str, float], start) -> None:
         print(f"  {arm:<{width}}  {first}  {final[arm]:7.3f}")
 
 
-def _objectives() -> None:
-    from birdie_ssm.objectives import registered_objectives
-    from birdie_ssm.objectives.describe import describe_objectives
+def _objectives(args: argparse.Namespace) -> None:
+    from birdie_ssm.config import load_config
+    from birdie_ssm.objectives import describe_objectives
 
-    registered_objectives()
-    for info in describe_objectives():
+    modules = list(args.module)
+    if args.config:
+        modules += load_config(args.config).objectives.modules
+    for info in describe_objectives(modules):
         print(f"{info['name']}  ({info['origin']})  {info['doc']}")
         for p in info["parameters"]:
             print(f"    {p['name']}: {p['type']} = {p['default']!r}")
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verb == "train":
             _train(args)
         elif args.verb == "objectives":
-            _objectives()
+            _objectives(args)
         elif args.verb == "report":
             _report(Path(args.run_dir))
         elif args.verb == "bench":

@@ -237,9 +237,13 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         node = child
     last = parts[-1]
     if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
+        # Index len(list) appends, so a mixture can gain an objective from the command line.
+        if not last.isdigit() or int(last) > len(node):
             raise BirdieError(f"--set {key}: '{last}' does not index a list of {len(node)} items")
-        node[int(last)] = value
+        if int(last) == len(node):
+            node.append(value)
+        else:
+            node[int(last)] = value
     else:
         node[last] = value
 

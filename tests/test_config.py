@@ -21,8 +21,9 @@ def test_override_parses_yaml_values():
 
 
 def test_override_into_mixture_list():
-    cfg = load_config(None, ["objectives.mixture.0.weight=2.5"])
+    cfg = load_config(None, ["objectives.mixture.0.weight=2.5", "objectives.mixture.3={name: copying}"])
     assert cfg.objectives.mixture[0].weight == 2.5
+    assert cfg.objectives.mixture[3].name == "copying"
 
 
 @pytest.mark.parametrize(
@@ -36,6 +37,7 @@ def test_override_into_mixture_list():
         ("train.steps", "key=value"),
         ("train.steps.x=1", "is a value, not a section"),
         ("objectives.mixture.9.weight=1", "indexes a list of 3 items"),
+        ("objectives.mixture.9={name: x}", "does not index a list of 3 items"),
     ],
 )
 def test_bad_overrides_name_the_key(override, expected):

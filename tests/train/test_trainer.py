@@ -9,11 +9,19 @@ from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 
 
+# A plug-in objective from a test module takes part like a built-in one.
+SETTINGS = (
+    "train.keep_checkpoints=3",
+    "objectives.modules=[tests.objectives.custom_objective]",
+    "objectives.mixture.3={name: test_reverse, params: {length: 12}}",
+)
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     """A tiny run of 30 steps (checkpoints at 10, 20, 30), trained once for the whole module."""
     run_dir = tmp_path_factory.mktemp("run")
-    trainer = Trainer(tiny_config("train.keep_checkpoints=3"), run_dir)
+    trainer = Trainer(tiny_config(*SETTINGS), run_dir)
     final = trainer.fit()
     trainer.close()
     return run_dir, trainer, final
@@ -37,7 +45,8 @@ def test_run_dir_layout(finished_run):
     assert (run_dir / "config.yaml").is_file()
     assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir()) == [10, 20, 30]
     assert set(trainer.arm_names) == {
-        "next_token", "prefix_lm", "infilling[mask_rate=0.15]", "infilling[mask_rate=0.5]"
+        "next_token", "prefix_lm", "infilling[mask_rate=0.15]", "infilling[mask_rate=0.5]",
+        "test_reverse",
     }
 
 
@@ -47,7 +56,7 @@ def test_resume_reproduces_the_uninterrupted_run(finished_run, tmp_path):
     shutil.copytree(run_dir, copy)
     for step in ("20", "30"):  # as if killed just after the checkpoint at step 10
         shutil.rmtree(copy / "checkpoints" / step)
-    resumed = Trainer(tiny_config("train.keep_checkpoints=3"), copy, resume=True)
+    resumed = Trainer(tiny_config(*SETTINGS), copy, resume=True)
     assert resumed.step == 10
     resumed.fit()
     resumed.close()
@@ -59,7 +68,7 @@ def test_resume_reproduces_the_uninterrupted_run(finished_run, tmp_path):
 
 def test_checkpoint_restore_round_trip(finished_run, tmp_path):
     run_dir, done, _ = finished_run
-    fresh = Trainer(tiny_config("train.keep_checkpoints=3"), tmp_path / "other")
+    fresh = Trainer(tiny_config(*SETTINGS), tmp_path / "other")
     fresh.checkpointer = done.checkpointer
     fresh.restore(20)
     assert fresh.step == 20
