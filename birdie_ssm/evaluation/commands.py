@@ -14,7 +14,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     from birdie_ssm.evaluation.tasks import TASKS
 
     ev = verbs.add_parser("eval", help="evaluate a checkpoint on a retrieval task")
-    ev.add_argument("task", metavar="TASK", help=f"one of: {', '.join(TASKS)}")
+    ev.add_argument("tasks", nargs="+", metavar="TASK",
+                    help=f"one or more of: {', '.join(TASKS)}; or 'all'")  # fmt: skip
     ev.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a task setting, e.g. --set book_sizes=[4,8] --set samples=16")  # fmt: skip
@@ -43,11 +44,16 @@ def _eval(args: argparse.Namespace) -> None:
     from birdie_ssm.evaluation.runner import EvalContext
     from birdie_ssm.evaluation.tasks import run_task, task_settings
 
-    settings = task_settings(args.task, args.set)  # check the request before loading anything
+    from birdie_ssm.evaluation.tasks import TASKS
+
+    tasks = list(TASKS) if args.tasks == ["all"] else args.tasks
+    # Check every request before loading anything.
+    settings = {task: task_settings(task, args.set) for task in tasks}
     ctx = EvalContext.load(args.checkpoint)
-    result = run_task(ctx, args.task, settings)
-    print(result.table())
-    print(f"written to {Path(args.checkpoint) / 'eval' / f'{args.task}.json'}")
+    for task in tasks:
+        result = run_task(ctx, task, settings[task])
+        print(result.table())
+        print(f"written to {Path(args.checkpoint) / 'eval' / f'{task}.json'}\n")
 
 
 def _generate(args: argparse.Namespace) -> None:
