@@ -117,10 +117,10 @@ class ControllerConfig(Section):
 class TrainConfig(Section):
     """Optimisation and bookkeeping of the training loop."""
 
-    steps: int = Field(600, ge=1)
+    steps: int = Field(400, ge=1)
     lr: float = Field(3e-3, gt=0.0, le=10.0)
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
-    warmup_steps: int = Field(50, ge=0)
+    warmup_steps: int = Field(40, ge=0)
     weight_decay: float = Field(0.1, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)
     b1: float = Field(0.9, ge=0.0, lt=1.0)
