@@ -7,11 +7,12 @@ import os
 import runpy
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from birdie_ssm.errors import BirdieError
 
-BENCHMARKS = ("scan", "data", "train", "model", "controller")
+BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,18 +24,29 @@ def _parser() -> argparse.ArgumentParser:
 
     train = verbs.add_parser("train", help="train a model (the quickstart when no --config)")
     train.add_argument("--config", help="YAML config file (default: the quickstart)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set train.steps=100 (repeatable)")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.steps=100 (repeatable)",
+    )
     train.add_argument("--run-dir", help="where the run is written (default: runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run")
-    train.add_argument("--init-from", metavar="DIR",
-                       help="start from the parameters of another run (fine-tuning)")
+    train.add_argument(
+        "--init-from", metavar="DIR", help="start from the parameters of another run (fine-tuning)"
+    )
 
     objectives = verbs.add_parser("objectives", help="list registered objectives and parameters")
     objectives.add_argument("--config", help="also list objectives from its objectives.modules")
-    objectives.add_argument("--module", action="append", default=[], metavar="NAME",
-                            help="import a module that registers objectives (repeatable)")
+    objectives.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="import a module that registers objectives (repeatable)",
+    )
 
     report = verbs.add_parser("report", help="draw losses and the mixture over time as PNG")
     report.add_argument("run_dir")
@@ -76,24 +88,38 @@ def _train(args: argparse.Namespace) -> None:
         if created or args.overwrite:  # leave nothing half-made behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    print(f"run '{config.name}' in {run_dir}: {trainer.num_params:,} parameters, "
-          f"{len(trainer.arms)} arms, {config.train.steps} steps", flush=True)
-    start = trainer.validate() if trainer.step == 0 else None
+    print(
+        f"run '{config.name}' in {run_dir}: {trainer.num_params:,} parameters, "
+        f"{len(trainer.arms)} arms, {config.train.steps} steps",
+        flush=True,
+    )
+    start = time.perf_counter()
     try:
         losses = trainer.fit()
     finally:
         trainer.close()
-    _print_losses(trainer.arm_names, losses, start)
+    _print_losses(trainer.arm_names, losses, _first_val_losses(run_dir))
+    print(f"trained to step {trainer.step} in {time.perf_counter() - start:.0f} s")
     _report(run_dir, quiet=True)
     print(f"checkpoint, metrics.jsonl and plots in {run_dir}")
 
 
-def _print_losses(arms: list[str], final: dict[str, float], start) -> None:
+def _first_val_losses(run_dir: Path) -> dict[str, float]:
+    """The validation losses before training (the run's step-0 evaluation)."""
+    from birdie_ssm.train.metrics import read_metrics
+
+    for record in read_metrics(run_dir / "metrics.jsonl"):
+        if record.get("kind") == "eval" and record.get("step") == 0:
+            return record["val_loss"]
+    return {}
+
+
+def _print_losses(arms: list[str], final: dict[str, float], start: dict[str, float]) -> None:
     width = max(len(a) for a in arms)
-    print(f"\nvalidation loss per objective (nats/token){'':>4}")
+    print("\nvalidation loss per objective (nats/token)")
     print(f"  {'arm':<{width}}  {'start':>7}  {'final':>7}")
-    for i, arm in enumerate(arms):
-        first = f"{start[i]:7.3f}" if start is not None else "      -"
+    for arm in arms:
+        first = f"{start[arm]:7.3f}" if start.get(arm) is not None else "      -"
         print(f"  {arm:<{width}}  {first}  {final[arm]:7.3f}")
 
 
@@ -122,7 +148,9 @@ def _report(run_dir: Path, quiet: bool = False) -> None:
 def _bench(args: argparse.Namespace) -> None:
     script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{args.which}.py"
     if not script.is_file():
-        raise BirdieError(f"benchmark script '{script}' is not there (benchmarks ship with the repository)")
+        raise BirdieError(
+            f"benchmark script '{script}' is not there (benchmarks ship with the repository)"
+        )
     sys.argv = [str(script), *args.args]
     runpy.run_path(str(script), run_name="__main__")
 

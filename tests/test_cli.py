@@ -16,7 +16,10 @@ from birdie_ssm.cli import main
         (["--set", "objectives.mixture.2.params.mask_rat=0.2"], "did you mean 'mask_rate'"),
         (["--set", "objectives.mixture.2.params.mask_rate=2.0"], "mask_rate"),
         (["--set", "controller.name=oracle"], "unknown controller 'oracle'"),
-        (["--set", "data.corpus=files", "--set", "data.files=[/no/such/file.txt]"], "does not exist"),
+        (
+            ["--set", "data.corpus=files", "--set", "data.files=[/no/such/file.txt]"],
+            "does not exist",
+        ),
         (["--resume"], "holds no checkpoint"),
     ],
 )
@@ -32,9 +35,19 @@ def test_bad_input_is_one_clear_line(args, expected, tmp_path, capsys):
 
 def test_cli_process_has_no_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "birdie_ssm.cli", "train", "--set", "train.steps=-5",
-         "--run-dir", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "birdie_ssm.cli",
+            "train",
+            "--set",
+            "train.steps=-5",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

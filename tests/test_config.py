@@ -13,15 +13,24 @@ def test_quickstart_file_is_the_default():
 
 
 def test_override_parses_yaml_values():
-    cfg = load_config(None, ["train.steps=7", "model.bidirectional=alternate", "data.files=[a.txt]",
-                             "data.corpus=files"])
+    cfg = load_config(
+        None,
+        [
+            "train.steps=7",
+            "model.bidirectional=alternate",
+            "data.files=[a.txt]",
+            "data.corpus=files",
+        ],
+    )
     assert cfg.train.steps == 7
     assert cfg.model.bidirectional == "alternate"
     assert cfg.data.files == ["a.txt"]
 
 
 def test_override_into_mixture_list():
-    cfg = load_config(None, ["objectives.mixture.0.weight=2.5", "objectives.mixture.3={name: copying}"])
+    cfg = load_config(
+        None, ["objectives.mixture.0.weight=2.5", "objectives.mixture.3={name: copying}"]
+    )
     assert cfg.objectives.mixture[0].weight == 2.5
     assert cfg.objectives.mixture[3].name == "copying"
 

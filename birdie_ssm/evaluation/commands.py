@@ -42,9 +42,7 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     from birdie_ssm.evaluation.runner import EvalContext
-    from birdie_ssm.evaluation.tasks import run_task, task_settings
-
-    from birdie_ssm.evaluation.tasks import TASKS
+    from birdie_ssm.evaluation.tasks import TASKS, run_task, task_settings
 
     tasks = list(TASKS) if args.tasks == ["all"] else args.tasks
     # Check every request before loading anything.

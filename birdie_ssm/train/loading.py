@@ -47,4 +47,6 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
         state, meta = checkpointer.restore({"params": params, "opt_state": opt_state}, step)
     finally:
         checkpointer.close()
-    return TrainedRun(nnx.merge(graphdef, state["params"]), config, tokenizer, int(meta["step"]), meta)
+    return TrainedRun(
+        nnx.merge(graphdef, state["params"]), config, tokenizer, int(meta["step"]), meta
+    )

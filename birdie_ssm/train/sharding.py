@@ -66,6 +66,4 @@ def check_batch(batch_size: int, mesh: Mesh) -> None:
 
 def global_batch(local: dict[str, np.ndarray], sharding: NamedSharding) -> dict[str, jax.Array]:
     """Assemble each host's rows into one global, sharded batch."""
-    return {
-        k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()
-    }
+    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}

@@ -13,7 +13,9 @@ from flax import nnx
 Metrics = dict[str, jax.Array]
 
 
-def token_losses(graphdef: nnx.GraphDef, params: nnx.State, batch: dict[str, jax.Array]) -> jax.Array:
+def token_losses(
+    graphdef: nnx.GraphDef, params: nnx.State, batch: dict[str, jax.Array]
+) -> jax.Array:
     """Per-token cross-entropy ``[batch, length]`` (unmasked)."""
     model = nnx.merge(graphdef, params)
     logits = model(
@@ -22,7 +24,9 @@ def token_losses(graphdef: nnx.GraphDef, params: nnx.State, batch: dict[str, jax
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch["target_ids"])
 
 
-def arm_sums(nll: jax.Array, batch: dict[str, jax.Array], num_arms: int) -> tuple[jax.Array, jax.Array]:
+def arm_sums(
+    nll: jax.Array, batch: dict[str, jax.Array], num_arms: int
+) -> tuple[jax.Array, jax.Array]:
     """Masked loss sums and token counts per arm, ``[num_arms]`` each."""
     mask = batch["loss_mask"].astype(jnp.float32)
     onehot = jax.nn.one_hot(batch["arm_ids"], num_arms, dtype=jnp.float32)  # -1 → all zeros
@@ -71,7 +75,9 @@ def make_train_step(
     return jax.jit(step, donate_argnums=(0, 1), out_shardings=out_shardings)
 
 
-def make_eval_step(graphdef: nnx.GraphDef, num_arms: int) -> Callable[..., tuple[jax.Array, jax.Array]]:
+def make_eval_step(
+    graphdef: nnx.GraphDef, num_arms: int
+) -> Callable[..., tuple[jax.Array, jax.Array]]:
     """``eval(params, batch) -> (loss sums, token counts)`` per arm, jitted."""
 
     def step(params, batch):

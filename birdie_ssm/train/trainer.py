@@ -86,7 +86,9 @@ class Trainer:
         check_batch(data.batch_size, self.mesh)
         self.tokenizer = make_tokenizer(data)
         self.source = make_source(data)
-        self.arms = expand_arms(config.objectives.mixture, self.tokenizer.specials, config.objectives.modules)
+        self.arms = expand_arms(
+            config.objectives.mixture, self.tokenizer.specials, config.objectives.modules
+        )
         self.arm_names = [a.name for a in self.arms]
         self.arm_classes = [a.objective_class for a in self.arms]
 
@@ -102,9 +104,7 @@ class Trainer:
             self.params = self._initial_params(Path(init_from))
         self.optimizer = make_optimizer(config.train)
         param_shardings = state_shardings(self.params, self.mesh)
-        opt_shardings = state_shardings(
-            jax.eval_shape(self.optimizer.init, self.params), self.mesh
-        )
+        opt_shardings = state_shardings(jax.eval_shape(self.optimizer.init, self.params), self.mesh)
         self.params = jax.device_put(self.params, param_shardings)
         self.opt_state = jax.jit(self.optimizer.init, out_shardings=opt_shardings)(self.params)
         self.batch_sharding = batch_sharding(self.mesh)
@@ -127,7 +127,10 @@ class Trainer:
         local = config.model_copy(
             update={
                 "data": data.model_copy(
-                    update={"batch_size": data.batch_size // hosts, "seed": data.seed + 1_000_003 * host}
+                    update={
+                        "batch_size": data.batch_size // hosts,
+                        "seed": data.seed + 1_000_003 * host,
+                    }
                 )
             }
         )
@@ -264,7 +267,9 @@ class Trainer:
             "arms": self.arm_names,
             "config": self.config.model_dump(mode="json"),
         }
-        self.checkpointer.save(self.step, {"params": self.params, "opt_state": self.opt_state}, meta)
+        self.checkpointer.save(
+            self.step, {"params": self.params, "opt_state": self.opt_state}, meta
+        )
 
     def restore(self, step: int | None = None) -> None:
         """Continue from a checkpoint of this run (the latest by default)."""
@@ -302,9 +307,19 @@ class Trainer:
     def fit(self) -> dict[str, float]:
         """Train to ``train.steps``; returns the final validation loss per arm."""
         cfg = self.config.train
-        evals = set(eval_steps(cfg.steps, self.config.eval.schedule, self.config.eval.every, self.config.eval.scale))
+        evals = set(
+            eval_steps(
+                cfg.steps, self.config.eval.schedule, self.config.eval.every, self.config.eval.scale
+            )
+        )
         losses = self.evaluate_and_adapt() if self.step == 0 else None
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.steps,
+            initial=self.step,
+            disable=not self.progress,
+            unit="step",
+            dynamic_ncols=True,
+        )
         t0, tokens0 = time.perf_counter(), self.tokens_seen
         previous = self._catch_signals()
         try:
@@ -330,7 +345,9 @@ class Trainer:
                             "mixture": self._mixture_dict(),
                         }
                     )
-                    bar.set_postfix_str(f"loss {loss:.3f} | {tps:,.0f} tok/s | mix {self._mixture_text()}")
+                    bar.set_postfix_str(
+                        f"loss {loss:.3f} | {tps:,.0f} tok/s | mix {self._mixture_text()}"
+                    )
                     self._window, t0, tokens0 = [], time.perf_counter(), self.tokens_seen
                 if self.step in evals:
                     losses = self.evaluate_and_adapt()

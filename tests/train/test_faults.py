@@ -15,7 +15,6 @@ import pytest
 from flax import nnx
 
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.loading import load_run
 from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
@@ -29,7 +28,9 @@ def _cli(run_dir: Path, *extra: str) -> subprocess.Popen:
     for s in SETTINGS:
         args += ["--set", s]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def _wait_for_checkpoint(run_dir: Path, proc: subprocess.Popen, step: int) -> None:

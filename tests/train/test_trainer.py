@@ -8,7 +8,6 @@ from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 
-
 # A plug-in objective from a test module takes part like a built-in one.
 SETTINGS = (
     "train.keep_checkpoints=3",
@@ -45,7 +44,10 @@ def test_run_dir_layout(finished_run):
     assert (run_dir / "config.yaml").is_file()
     assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir()) == [10, 20, 30]
     assert set(trainer.arm_names) == {
-        "next_token", "prefix_lm", "infilling[mask_rate=0.15]", "infilling[mask_rate=0.5]",
+        "next_token",
+        "prefix_lm",
+        "infilling[mask_rate=0.15]",
+        "infilling[mask_rate=0.5]",
         "test_reverse",
     }
 
@@ -63,7 +65,9 @@ def test_resume_reproduces_the_uninterrupted_run(finished_run, tmp_path):
     for a, b in zip(jax.tree.leaves(done.params), jax.tree.leaves(resumed.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     strip = lambda rs: [{k: v for k, v in r.items() if k != "tokens_per_s"} for r in rs]  # noqa: E731
-    assert strip(read_metrics(copy / "metrics.jsonl")) == strip(read_metrics(run_dir / "metrics.jsonl"))
+    assert strip(read_metrics(copy / "metrics.jsonl")) == strip(
+        read_metrics(run_dir / "metrics.jsonl")
+    )
 
 
 def test_checkpoint_restore_round_trip(finished_run, tmp_path):
