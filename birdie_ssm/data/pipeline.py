@@ -189,28 +189,13 @@ def open_pipeline(
 ) -> Pipeline | WorkerPool:
     """The training pipeline a config describes: in-process, or ``data.workers`` processes."""
     data = config.data
+    shared = dict(seq_len=data.seq_len, batch_size=data.batch_size, seed=data.seed, mixture=mixture)
     if data.workers == 0:
-        return Pipeline(
-            source.train,
-            tokenizer,
-            arms,
-            seq_len=data.seq_len,
-            batch_size=data.batch_size,
-            seed=data.seed,
-            mixture=mixture,
-        )
+        return Pipeline(source.train, tokenizer, arms, **shared)
     from birdie_ssm.data.workers import WorkerPool  # noqa: F811  (it imports this module)
 
     return WorkerPool(
-        source.train,
-        tokenizer,
-        arms,
-        seq_len=data.seq_len,
-        batch_size=data.batch_size,
-        seed=data.seed,
-        mixture=mixture,
-        workers=data.workers,
-        prefetch=data.prefetch,
+        source.train, tokenizer, arms, **shared, workers=data.workers, prefetch=data.prefetch
     )
 
 

@@ -24,8 +24,8 @@ from birdie_ssm.evaluation.runner import (
     Item,
     TaskSettings,
     evaluate_items,
-    exact_match,
-    token_accuracy,
+    sweep_rngs,
+    token_scores,
 )
 from birdie_ssm.objectives.copying import CopyingConfig
 from birdie_ssm.objectives.packing import OVERHEAD
@@ -69,14 +69,12 @@ class SelectiveCopyingSettings(TaskSettings):
 def copying_items(settings: CopyingSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` random strings per length, each a pure function of (seed, length, index)."""
     items = []
-    for length in settings.lengths:
-        for i in range(settings.samples):
-            rng = np.random.default_rng([settings.seed, length, i])
-            text = "".join(LETTERS[rng.integers(len(LETTERS), size=length)])
-            whole = tokenizer.encode(text)
-            context = tokenizer.encode(f"{text}\n{text[: settings.prime]}")
-            answer = tokenizer.encode(text[settings.prime :])
-            items.append(Item(context, answer, length, native_input=whole, native_answer=whole))
+    for length, _, rng in sweep_rngs(settings, settings.lengths):
+        text = "".join(LETTERS[rng.integers(len(LETTERS), size=length)])
+        whole = tokenizer.encode(text)
+        context = tokenizer.encode(f"{text}\n{text[: settings.prime]}")
+        answer = tokenizer.encode(text[settings.prime :])
+        items.append(Item(context, answer, length, native_input=whole, native_answer=whole))
     return items
 
 
@@ -84,16 +82,7 @@ def score_copy(
     items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
 ) -> list[dict[str, float]]:
     """Per-token accuracy and exact match against the answer of the form used."""
-    scores = []
-    for item, predicted in zip(items, predictions, strict=True):
-        answer = item.form(native)[1]
-        scores.append(
-            {
-                "token_acc": token_accuracy(predicted, answer),
-                "exact": exact_match(predicted, answer),
-            }
-        )
-    return scores
+    return token_scores(items, predictions, native)
 
 
 def longest_trained_copy(config: Config) -> int:
@@ -132,20 +121,18 @@ def evaluate_copying(ctx: EvalContext, settings: CopyingSettings) -> TaskResult:
 def selective_copying_items(settings: SelectiveCopyingSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` noisy contexts per length, each a pure function of (seed, length, index)."""
     items = []
-    for length in settings.lengths:
-        for i in range(settings.samples):
-            rng = np.random.default_rng([settings.seed, length, i])
-            where = np.sort(rng.choice(length, size=settings.tokens, replace=False))
-            letters = SELECTIVE_VOCAB[rng.integers(len(SELECTIVE_VOCAB), size=settings.tokens)]
-            context = np.full(length, NOISE)
-            context[where] = letters
-            items.append(
-                Item(
-                    tokenizer.encode("".join(context) + "\n"),
-                    tokenizer.encode("".join(letters)),
-                    length,
-                )
+    for length, _, rng in sweep_rngs(settings, settings.lengths):
+        where = np.sort(rng.choice(length, size=settings.tokens, replace=False))
+        letters = SELECTIVE_VOCAB[rng.integers(len(SELECTIVE_VOCAB), size=settings.tokens)]
+        context = np.full(length, NOISE)
+        context[where] = letters
+        items.append(
+            Item(
+                tokenizer.encode("".join(context) + "\n"),
+                tokenizer.encode("".join(letters)),
+                length,
             )
+        )
     return items
 
 

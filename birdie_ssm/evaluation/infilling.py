@@ -24,8 +24,8 @@ from birdie_ssm.evaluation.runner import (
     Item,
     TaskSettings,
     evaluate_items,
-    exact_match,
-    token_accuracy,
+    sweep_rngs,
+    token_scores,
 )
 
 MAX_DOCUMENTS_PER_PASSAGE = 1000
@@ -65,21 +65,19 @@ def infilling_items(
     sentinel = np.array([tokenizer.specials.sentinel(0)], np.int32)
     n = settings.passage
     items = []
-    for span in settings.spans:
-        for i in range(settings.samples):
-            rng = np.random.default_rng([settings.seed, span, i])
-            text = _passage(document, tokenizer, settings.seed * settings.samples + i, n)
-            start = int(rng.integers(n // 4, max(n // 4, n - n // 4 - span) + 1))
-            left, hole, right = text[:start], text[start : start + span], text[start + span :]
-            items.append(
-                Item(
-                    context=left,
-                    answer=hole,
-                    point=span,
-                    native_input=np.concatenate([left, sentinel, right]),
-                    native_answer=np.concatenate([sentinel, hole]),
-                )
+    for span, i, rng in sweep_rngs(settings, settings.spans):
+        text = _passage(document, tokenizer, settings.seed * settings.samples + i, n)
+        start = int(rng.integers(n // 4, max(n // 4, n - n // 4 - span) + 1))
+        left, hole, right = text[:start], text[start : start + span], text[start + span :]
+        items.append(
+            Item(
+                context=left,
+                answer=hole,
+                point=span,
+                native_input=np.concatenate([left, sentinel, right]),
+                native_answer=np.concatenate([sentinel, hole]),
             )
+        )
     return items
 
 
@@ -87,13 +85,8 @@ def score_infilling(
     items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
 ) -> list[dict[str, float]]:
     """Per-token accuracy and exact match of the reconstructed span."""
-    scores = []
-    skip = 1 if native else 0  # the native target opens with the span's sentinel
-    for item, predicted in zip(items, predictions, strict=True):
-        answer = item.form(native)[1][skip:]
-        got = np.asarray(predicted)[skip:]
-        scores.append({"token_acc": token_accuracy(got, answer), "exact": exact_match(got, answer)})
-    return scores
+    # The native target opens with the span's sentinel, which is not scored.
+    return token_scores(items, predictions, native, skip=1 if native else 0)
 
 
 def constant_guess_accuracy(items: Sequence[Item]) -> float:

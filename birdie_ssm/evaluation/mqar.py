@@ -23,8 +23,10 @@ from birdie_ssm.evaluation.runner import (
     EvalContext,
     Item,
     TaskSettings,
+    check_sweep,
     evaluate_items,
-    text_of,
+    sweep_rngs,
+    text_guess,
 )
 
 LETTERS = np.array(list(string.ascii_lowercase))
@@ -43,11 +45,7 @@ class MqarSettings(TaskSettings):
         super().__post_init__()
         if not 1 <= self.key_length <= 16 or not 1 <= self.value_length <= 16:
             raise ValueError("key_length and value_length must lie in [1, 16]")
-        room = len(LETTERS) ** self.key_length
-        if not self.pairs or not all(1 <= p <= min(room, 4096) for p in self.pairs):
-            raise ValueError(
-                f"pairs must be a non-empty list of integers in [1, {min(room, 4096)}]"
-            )
+        check_sweep("pairs", self.pairs, 1, min(len(LETTERS) ** self.key_length, 4096))
 
 
 def _strings(alphabet: np.ndarray, codes: np.ndarray, length: int) -> list[str]:
@@ -59,17 +57,15 @@ def _strings(alphabet: np.ndarray, codes: np.ndarray, length: int) -> list[str]:
 def mqar_items(settings: MqarSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` prompts per pair count, each a pure function of (seed, pairs, index)."""
     items = []
-    for pairs in settings.pairs:
-        for i in range(settings.samples):
-            rng = np.random.default_rng([settings.seed, pairs, i])
-            key_codes = rng.choice(len(LETTERS) ** settings.key_length, size=pairs, replace=False)
-            keys = _strings(LETTERS, key_codes, settings.key_length)
-            value_codes = rng.integers(0, len(DIGITS) ** settings.value_length, size=pairs)
-            values = _strings(DIGITS, value_codes, settings.value_length)
-            asked = int(rng.integers(pairs))
-            table = " ".join(f"{k}:{v}" for k, v in zip(keys, values, strict=True))
-            context = f"{table}\n{keys[asked]}:"
-            items.append(Item(tokenizer.encode(context), tokenizer.encode(values[asked]), pairs))
+    for pairs, _, rng in sweep_rngs(settings, settings.pairs):
+        key_codes = rng.choice(len(LETTERS) ** settings.key_length, size=pairs, replace=False)
+        keys = _strings(LETTERS, key_codes, settings.key_length)
+        value_codes = rng.integers(0, len(DIGITS) ** settings.value_length, size=pairs)
+        values = _strings(DIGITS, value_codes, settings.value_length)
+        asked = int(rng.integers(pairs))
+        table = " ".join(f"{k}:{v}" for k, v in zip(keys, values, strict=True))
+        context = f"{table}\n{keys[asked]}:"
+        items.append(Item(tokenizer.encode(context), tokenizer.encode(values[asked]), pairs))
     return items
 
 
@@ -77,12 +73,8 @@ def score_mqar(
     items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
 ) -> list[dict[str, float]]:
     """1 when the generated value (leading spaces ignored) is the stored one."""
-    scores = []
-    for item, predicted in zip(items, predictions, strict=True):
-        answer = tokenizer.decode(item.answer)
-        guess = text_of(tokenizer, predicted).lstrip()[: len(answer)]
-        scores.append({"accuracy": float(guess == answer)})
-    return scores
+    guesses = (text_guess(tokenizer, *pair) for pair in zip(items, predictions, strict=True))
+    return [{"accuracy": float(guess == answer)} for guess, answer in guesses]
 
 
 def evaluate_mqar(ctx: EvalContext, settings: MqarSettings) -> TaskResult:

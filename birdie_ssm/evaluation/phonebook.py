@@ -26,16 +26,14 @@ from birdie_ssm.evaluation.runner import (
     Item,
     TaskSettings,
     char_accuracy,
+    check_sweep,
     evaluate_items,
+    sweep_rngs,
+    text_guess,
     text_of,
 )
 
 MAX_BOOK = len(FIRST) * len(LAST)
-
-
-def _check_sweep(name: str, values: list[int], low: int, high: int) -> None:
-    if not values or not all(low <= v <= high for v in values):
-        raise ValueError(f"{name} must be a non-empty list of integers in [{low}, {high}]")
 
 
 @dataclass
@@ -47,8 +45,8 @@ class PhonebookSettings(TaskSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_sweep("book_sizes", self.book_sizes, 3, MAX_BOOK)
-        _check_sweep("digits", [self.digits], 1, 32)
+        check_sweep("book_sizes", self.book_sizes, 3, MAX_BOOK)
+        check_sweep("digits", [self.digits], 1, 32)
 
 
 @dataclass
@@ -61,9 +59,9 @@ class MultiPhonebookSettings(TaskSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check_sweep("book_size", [self.book_size], 1, MAX_BOOK)
-        _check_sweep("queries", self.queries, 1, self.book_size)
-        _check_sweep("digits", [self.digits], 1, 32)
+        check_sweep("book_size", [self.book_size], 1, MAX_BOOK)
+        check_sweep("queries", self.queries, 1, self.book_size)
+        check_sweep("digits", [self.digits], 1, 32)
 
 
 def make_book(rng: np.random.Generator, size: int, digits: int) -> list[tuple[str, str]]:
@@ -84,13 +82,11 @@ def _lines(entries: Sequence[tuple[str, str]]) -> str:
 def phonebook_items(settings: PhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` lookups per book size, each a pure function of (seed, size, index)."""
     items = []
-    for size in settings.book_sizes:
-        for i in range(settings.samples):
-            rng = np.random.default_rng([settings.seed, size, i])
-            book = make_book(rng, size, settings.digits)
-            a, b, c = rng.choice(size, size=3, replace=False)
-            context = f"{_lines(book)}\n{_lines([book[a], book[b]])}\n{book[c][0]}: "
-            items.append(Item(tokenizer.encode(context), tokenizer.encode(book[c][1]), point=size))
+    for size, _, rng in sweep_rngs(settings, settings.book_sizes):
+        book = make_book(rng, size, settings.digits)
+        a, b, c = rng.choice(size, size=3, replace=False)
+        context = f"{_lines(book)}\n{_lines([book[a], book[b]])}\n{book[c][0]}: "
+        items.append(Item(tokenizer.encode(context), tokenizer.encode(book[c][1]), point=size))
     return items
 
 
@@ -98,25 +94,22 @@ def score_phonebook(
     items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
 ) -> list[dict[str, float]]:
     """Exact match and per-digit accuracy of each predicted number (leading spaces ignored)."""
-    scores = []
-    for item, predicted in zip(items, predictions, strict=True):
-        answer = tokenizer.decode(item.answer)
-        guess = text_of(tokenizer, predicted).lstrip()[: len(answer)]
-        scores.append({"exact": float(guess == answer), "digit_acc": char_accuracy(guess, answer)})
-    return scores
+    guesses = (text_guess(tokenizer, *pair) for pair in zip(items, predictions, strict=True))
+    return [
+        {"exact": float(guess == answer), "digit_acc": char_accuracy(guess, answer)}
+        for guess, answer in guesses
+    ]
 
 
 def multi_phonebook_items(settings: MultiPhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` books per query count; queries listed before and after the book."""
     items = []
-    for count in settings.queries:
-        for i in range(settings.samples):
-            rng = np.random.default_rng([settings.seed, count, i])
-            book = make_book(rng, settings.book_size, settings.digits)
-            asked = [book[j] for j in rng.choice(settings.book_size, size=count, replace=False)]
-            find = "Find: " + ", ".join(name for name, _ in asked)
-            context = f"{find}\n{_lines(book)}\n{find}\n"
-            items.append(Item(tokenizer.encode(context), tokenizer.encode(_lines(asked)), count))
+    for count, _, rng in sweep_rngs(settings, settings.queries):
+        book = make_book(rng, settings.book_size, settings.digits)
+        asked = [book[j] for j in rng.choice(settings.book_size, size=count, replace=False)]
+        find = "Find: " + ", ".join(name for name, _ in asked)
+        context = f"{find}\n{_lines(book)}\n{find}\n"
+        items.append(Item(tokenizer.encode(context), tokenizer.encode(_lines(asked)), count))
     return items
 
 

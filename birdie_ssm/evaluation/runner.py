@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,22 @@ class TaskSettings:
             raise ValueError("samples must be >= 1, batch_size >= 2 and seed >= 0")
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+
+
+def check_sweep(name: str, values: list[int], low: int, high: int) -> None:
+    """Raise ValueError unless ``values`` is a non-empty list of integers in [low, high]."""
+    if not values or not all(low <= v <= high for v in values):
+        raise ValueError(f"{name} must be a non-empty list of integers in [{low}, {high}]")
+
+
+def sweep_rngs(
+    settings: TaskSettings, points: Sequence[int]
+) -> Iterator[tuple[int, int, np.random.Generator]]:
+    """``(point, index, rng)`` for ``samples`` items per sweep point, the rng seeded by
+    ``(seed, point, index)``: every item is a pure function of those three."""
+    for point in points:
+        for index in range(settings.samples):
+            yield point, index, np.random.default_rng([settings.seed, point, index])
 
 
 def parse_settings(cls: type[TaskSettings], values: dict[str, Any] | Sequence[str]) -> TaskSettings:
@@ -200,6 +216,26 @@ def exact_match(predicted: np.ndarray, answer: np.ndarray) -> float:
     """1.0 when the prediction starts with the whole answer."""
     answer, predicted = np.asarray(answer), np.asarray(predicted)
     return float(len(predicted) >= len(answer) and np.array_equal(predicted[: len(answer)], answer))
+
+
+def text_guess(tokenizer: Tokenizer, item: Item, predicted: np.ndarray) -> tuple[str, str]:
+    """(guess, answer) as text: the prediction's readable part, leading spaces dropped, cut to
+    the length of the item's (text-form) answer."""
+    answer = tokenizer.decode(item.answer)
+    return text_of(tokenizer, predicted).lstrip()[: len(answer)], answer
+
+
+def token_scores(
+    items: Sequence[Item], predictions: Sequence[np.ndarray], native: bool, skip: int = 0
+) -> list[dict[str, float]]:
+    """Per-token accuracy and exact match against each answer of the form used, leaving out the
+    first ``skip`` tokens of both."""
+    scores = []
+    for item, predicted in zip(items, predictions, strict=True):
+        answer = item.form(native)[1][skip:]
+        got = np.asarray(predicted)[skip:]
+        scores.append({"token_acc": token_accuracy(got, answer), "exact": exact_match(got, answer)})
+    return scores
 
 
 def char_accuracy(predicted: str, answer: str) -> float:

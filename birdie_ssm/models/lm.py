@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
-from birdie_ssm.models.layers import Embedder, GatedMLP, RMSNorm, resolve_vocab
+from birdie_ssm.models.base import LanguageModel
+from birdie_ssm.models.layers import GatedMLP, RMSNorm
 from birdie_ssm.models.masks import SeqMasks, make_masks
 from birdie_ssm.models.mixers import make_mixer
 from birdie_ssm.models.transformer import TransformerLM
@@ -47,24 +48,16 @@ class ResidualBlock(nnx.Module):
         return x + self.mlp(self.mlp_norm(x)), state
 
 
-class BirdieLM(nnx.Module):
+class BirdieLM(LanguageModel):
     """SSM language model reading prefixes bidirectionally and generating targets causally."""
 
     def __init__(self, config: ModelConfig, vocab_size: int | None = None, *, rngs: nnx.Rngs):
-        # Only hashable attributes are kept so nnx.split's GraphDef can be a static jit argument.
-        self.vocab_size = resolve_vocab(config, vocab_size)
-        self.embedder = Embedder(self.vocab_size, config.width, jnp.dtype(config.dtype), rngs)
-        self.blocks = nnx.List(
-            [
-                ResidualBlock(config, layer_is_bidirectional(config, i), rngs=rngs)
-                for i in range(config.depth)
-            ]
+        super().__init__(
+            config,
+            vocab_size,
+            lambda i: ResidualBlock(config, layer_is_bidirectional(config, i), rngs=rngs),
+            rngs=rngs,
         )
-        self.final_norm = RMSNorm(config.width)
-
-    def embed(self, input_ids: jax.Array) -> jax.Array:
-        """Token ids [B, L] -> input embeddings [B, L, width]."""
-        return self.embedder.encode(input_ids)
 
     def _hidden(
         self, x: jax.Array, prefix_mask: jax.Array | None, segment_ids: jax.Array | None
@@ -75,24 +68,6 @@ class BirdieLM(nnx.Module):
             x, state = block(x, masks)
             cache.append(state)
         return self.final_norm(x), cache
-
-    def forward_embeddings(
-        self,
-        x: jax.Array,
-        prefix_mask: jax.Array | None = None,
-        segment_ids: jax.Array | None = None,
-    ) -> jax.Array:
-        """Logits from input embeddings (what ``embed`` returns); used for gradient tests."""
-        return self.embedder.decode(self._hidden(x, prefix_mask, segment_ids)[0])
-
-    def __call__(
-        self,
-        input_ids: jax.Array,
-        prefix_mask: jax.Array | None = None,
-        segment_ids: jax.Array | None = None,
-    ) -> jax.Array:
-        """[B, L] int ids -> [B, L, vocab] float32 logits; prefix_mask True = read bidirectionally."""
-        return self.forward_embeddings(self.embed(input_ids), prefix_mask, segment_ids)
 
     def prefill(
         self,

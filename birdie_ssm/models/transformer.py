@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
-from birdie_ssm.models.layers import Embedder, GatedMLP, RMSNorm, dense, resolve_vocab
+from birdie_ssm.models.base import LanguageModel
+from birdie_ssm.models.layers import GatedMLP, RMSNorm, dense
 
 Cache = dict[str, Any]
 # Queries are processed in blocks of this size so no [L, L] score matrix is ever held whole.
@@ -145,18 +146,13 @@ class TransformerBlock(nnx.Module):
         return x + self.mlp(self.mlp_norm(x)), kv
 
 
-class TransformerLM(nnx.Module):
+class TransformerLM(LanguageModel):
     """Prefix-LM Transformer: bidirectional attention inside the prefix, causal elsewhere."""
 
     def __init__(self, config: ModelConfig, vocab_size: int | None = None, *, rngs: nnx.Rngs):
-        self.vocab_size = resolve_vocab(config, vocab_size)
-        self.embedder = Embedder(self.vocab_size, config.width, jnp.dtype(config.dtype), rngs)
-        self.blocks = nnx.List([TransformerBlock(config, rngs=rngs) for _ in range(config.depth)])
-        self.final_norm = RMSNorm(config.width)
-
-    def embed(self, input_ids: jax.Array) -> jax.Array:
-        """Token ids [B, L] -> input embeddings [B, L, width]."""
-        return self.embedder.encode(input_ids)
+        super().__init__(
+            config, vocab_size, lambda _: TransformerBlock(config, rngs=rngs), rngs=rngs
+        )
 
     def _hidden(
         self, x: jax.Array, prefix_mask: jax.Array | None, segment_ids: jax.Array | None
@@ -173,24 +169,6 @@ class TransformerLM(nnx.Module):
             x, kv = block(x, positions, info)
             kvs.append(kv)
         return self.final_norm(x), kvs, positions, segment_ids
-
-    def forward_embeddings(
-        self,
-        x: jax.Array,
-        prefix_mask: jax.Array | None = None,
-        segment_ids: jax.Array | None = None,
-    ) -> jax.Array:
-        """Logits from input embeddings (what ``embed`` returns); used for gradient tests."""
-        return self.embedder.decode(self._hidden(x, prefix_mask, segment_ids)[0])
-
-    def __call__(
-        self,
-        input_ids: jax.Array,
-        prefix_mask: jax.Array | None = None,
-        segment_ids: jax.Array | None = None,
-    ) -> jax.Array:
-        """[B, L] int ids -> [B, L, vocab] float32 logits; prefix_mask True = bidirectional."""
-        return self.forward_embeddings(self.embed(input_ids), prefix_mask, segment_ids)
 
     def prefill(
         self,

@@ -7,17 +7,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdie_ssm.objectives.base import Objective, check_range, register_objective
+from birdie_ssm.objectives.base import register_objective
 from birdie_ssm.objectives.spans import (
+    MIN_SPAN_PASSAGE,
+    SpanMasking,
+    check_masking,
     concat_ranges,
-    draw_length,
-    fit_passage,
     parse_band,
-    span_counts,
-    span_lengths,
 )
 
-MIN_PASSAGE = 4
+MIN_PASSAGE = MIN_SPAN_PASSAGE
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,7 @@ class AutoencodingConfig:
     length: int | str | None = None
 
     def __post_init__(self) -> None:
-        check_range("mask_rate", self.mask_rate, 0.01, 0.95)
-        check_range("mean_span", self.mean_span, 1, 4096)
+        check_masking(self.mask_rate, self.mean_span)
         if not isinstance(self.shuffle, bool):
             raise ValueError(f"parameter 'shuffle' must be true or false, got {self.shuffle!r}")
         parse_band("length", self.length, MIN_PASSAGE, 1 << 20)
@@ -50,32 +48,23 @@ def derangement_order(rng: np.random.Generator, k: int) -> np.ndarray:
 
 
 @register_objective("autoencoding")
-class Autoencoding(Objective):
+class Autoencoding(SpanMasking):
     """Reconstruct the original passage from a span-masked (and optionally shuffled) copy."""
 
     Config = AutoencodingConfig
 
-    def __init__(self, config, specials, paradigm):
-        super().__init__(config, specials, paradigm)
-        self.band = parse_band("length", config.length, MIN_PASSAGE, 1 << 20)
-
     def _cost(self, n: int) -> int:
         if n < 2:
             return 2 * n
-        noise, spans = span_counts(n, self.config.mask_rate, self.config.mean_span)
+        noise, spans = self._span_counts(n)
         return 2 * n - noise + spans
 
-    def min_budget(self) -> int:
-        return self._cost(self.band[0] if self.band else MIN_PASSAGE) + 1
-
     def make(self, tokens, rng, budget):
-        cap = fit_passage(budget, self._cost)
-        n = draw_length(rng, self.band, len(tokens), cap, MIN_PASSAGE)
-        if n is None:
+        drawn = self._draw_spans(tokens, rng, budget)
+        if drawn is None:
             return None
+        n, noise, spans, lengths = drawn
         passage = tokens[:n]
-        noise, spans = span_counts(n, self.config.mask_rate, self.config.mean_span)
-        lengths = span_lengths(rng, n, noise, spans)
         clean_len = lengths[0::2]
         clean_start = np.cumsum(lengths)[0::2] - clean_len
         if self.config.shuffle:

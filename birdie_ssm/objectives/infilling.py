@@ -7,16 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdie_ssm.objectives.base import Objective, check_range, register_objective
-from birdie_ssm.objectives.spans import (
-    draw_length,
-    fit_passage,
-    parse_band,
-    span_counts,
-    span_lengths,
-)
+from birdie_ssm.objectives.base import register_objective
+from birdie_ssm.objectives.spans import MIN_SPAN_PASSAGE, SpanMasking, check_masking, parse_band
 
-MIN_PASSAGE = 4
+MIN_PASSAGE = MIN_SPAN_PASSAGE
 
 
 @dataclass(frozen=True)
@@ -31,8 +25,7 @@ class InfillingConfig:
     length: int | str | None = None
 
     def __post_init__(self) -> None:
-        check_range("mask_rate", self.mask_rate, 0.01, 0.95)
-        check_range("mean_span", self.mean_span, 1, 4096)
+        check_masking(self.mask_rate, self.mean_span)
         parse_band("length", self.length, MIN_PASSAGE, 1 << 20)
 
 
@@ -55,30 +48,19 @@ def sentinel_layout(
 
 
 @register_objective("infilling")
-class Infilling(Objective):
+class Infilling(SpanMasking):
     """Span corruption: the input has sentinels where spans were masked; the target fills them."""
 
     Config = InfillingConfig
 
-    def __init__(self, config, specials, paradigm):
-        super().__init__(config, specials, paradigm)
-        self.band = parse_band("length", config.length, MIN_PASSAGE, 1 << 20)
-
     def _cost(self, n: int) -> int:
-        return (
-            n + 2 * span_counts(n, self.config.mask_rate, self.config.mean_span)[1] if n > 1 else n
-        )
-
-    def min_budget(self) -> int:
-        return self._cost(self.band[0] if self.band else MIN_PASSAGE) + 1
+        return n + 2 * self._span_counts(n)[1] if n > 1 else n
 
     def make(self, tokens, rng, budget):
-        cap = fit_passage(budget, self._cost)
-        n = draw_length(rng, self.band, len(tokens), cap, MIN_PASSAGE)
-        if n is None:
+        drawn = self._draw_spans(tokens, rng, budget)
+        if drawn is None:
             return None
-        noise, spans = span_counts(n, self.config.mask_rate, self.config.mean_span)
-        lengths = span_lengths(rng, n, noise, spans)
+        n, _, spans, lengths = drawn
         sentinels = np.asarray(self.specials.sentinel(np.arange(spans)), dtype=np.int32)
         inputs, targets = sentinel_layout(tokens[:n], lengths, sentinels)
         return inputs, targets, tokens[n:]

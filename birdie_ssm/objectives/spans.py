@@ -1,4 +1,4 @@
-"""Shared helpers of the built-in objectives: length bands and random span layouts."""
+"""Shared helpers of the built-in objectives: length bands, random span layouts, span masking."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from birdie_ssm.objectives.base import Objective, check_range
+
 Band = tuple[int, int]
+MIN_SPAN_PASSAGE = 4  # the shortest passage a span-masking objective takes
 
 
 def parse_band(name: str, value: object, low: int, high: int) -> Band | None:
@@ -103,3 +106,43 @@ WEIGHTS = (np.arange(1, 8193, 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15
 def hash_rows(rows: np.ndarray) -> np.ndarray:
     """A 64-bit hash per row of an integer matrix (collisions about 2**-64 per pair)."""
     return rows.astype(np.uint64) @ WEIGHTS[: rows.shape[-1]]
+
+
+def check_masking(mask_rate: float, mean_span: float) -> None:
+    """Validate the span-masking parameters shared by infilling and autoencoding."""
+    check_range("mask_rate", mask_rate, 0.01, 0.95)
+    check_range("mean_span", mean_span, 1, 4096)
+
+
+class SpanMasking(Objective):
+    """Base of objectives that mask spans of a passage (config: mask_rate, mean_span, length).
+
+    Subclasses implement ``_cost(n)``, the tokens an example of an ``n``-token passage takes, and
+    build their example in ``make`` from the layout ``_draw_spans`` returns.
+    """
+
+    def __init__(self, config, specials, paradigm):
+        super().__init__(config, specials, paradigm)
+        self.band = parse_band("length", config.length, MIN_SPAN_PASSAGE, 1 << 20)
+
+    def _cost(self, n: int) -> int:
+        raise NotImplementedError
+
+    def _span_counts(self, n: int) -> tuple[int, int]:
+        return span_counts(n, self.config.mask_rate, self.config.mean_span)
+
+    def min_budget(self) -> int:
+        return self._cost(self.band[0] if self.band else MIN_SPAN_PASSAGE) + 1
+
+    def _draw_spans(
+        self, tokens: np.ndarray, rng: np.random.Generator, budget: int
+    ) -> tuple[int, int, int, np.ndarray] | None:
+        """``(n, noise, spans, lengths)``: a passage length whose example fits ``budget``, its
+        masked tokens and spans, and the run lengths ``[clean_0, noise_0, ...]``; or None."""
+        n = draw_length(
+            rng, self.band, len(tokens), fit_passage(budget, self._cost), MIN_SPAN_PASSAGE
+        )
+        if n is None:
+            return None
+        noise, spans = self._span_counts(n)
+        return n, noise, spans, span_lengths(rng, n, noise, spans)

@@ -138,3 +138,38 @@ def efficiency(arm_rewards: np.ndarray, weights: np.ndarray, played: np.ndarray)
     divided by how much it was played plays the role of Exp3's importance-weighted reward.
     """
     return arm_rewards * weights / np.maximum(played, 1e-6)
+
+
+class DiscountedController(ControllerBase):
+    """Shared by ``ucb`` and ``thompson``: discounted per-arm evidence of rescaled reward.
+
+    At each update an arm's evidence grows by the share it was played times the number of arms
+    (uniform counts one per update) and all evidence decays by ``gamma``; ``sums`` adds up
+    evidence times the arm's percentile-rescaled reward per unit of share. Subclasses call
+    ``_init_evidence`` from their constructor and ``_add_evidence`` from ``_decide``.
+    """
+
+    def _init_evidence(self, gamma: float, epsilon: float, history: int) -> None:
+        self.gamma = check_probability("gamma", gamma)
+        self.epsilon = check_probability("epsilon", epsilon)
+        self.rescale = PercentileRescaler(history)
+        self.counts = np.zeros(len(self.arms))
+        self.sums = np.zeros(len(self.arms))
+
+    def _add_evidence(self, arm_rewards: np.ndarray, played: np.ndarray) -> None:
+        scaled = self.rescale(efficiency(arm_rewards, self.credit_weights, played))
+        evidence = played * len(self.arms)
+        self.counts = self.gamma * self.counts + evidence
+        self.sums = self.gamma * self.sums + evidence * scaled
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "counts": self.counts.tolist(),
+            "sums": self.sums.tolist(),
+            "reward_history": list(self.rescale.values),
+        }
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.counts = np.asarray(state["counts"], dtype=np.float64)
+        self.sums = np.asarray(state["sums"], dtype=np.float64)
+        self.rescale.values = [float(v) for v in state["reward_history"]]

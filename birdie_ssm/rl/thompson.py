@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.rl.base import ControllerBase, PercentileRescaler, check_probability, efficiency
+from birdie_ssm.rl.base import DiscountedController
 from birdie_ssm.rl.controller import register_controller
 
 
 @register_controller("thompson")
-class ThompsonController(ControllerBase):
+class ThompsonController(DiscountedController):
     """Keeps a discounted Gaussian posterior of each arm's rescaled reward.
 
     The mixture is the fraction of ``samples`` posterior draws in which each arm is best, mixed
@@ -39,22 +39,15 @@ class ThompsonController(ControllerBase):
                 f"thompson needs samples >= 1, noise > 0 and prior > 0, got {samples}, {noise}, {prior}"
             )
         self.samples, self.noise, self.prior = int(samples), float(noise), float(prior)
-        self.gamma = check_probability("gamma", gamma)
-        self.epsilon = check_probability("epsilon", epsilon)
-        self.rescale = PercentileRescaler(history)
+        self._init_evidence(gamma, epsilon, history)
         self.rng = np.random.default_rng(seed)
-        self.counts = np.zeros(len(arms))
-        self.sums = np.zeros(len(arms))
 
     def _decide(
         self, step: int, losses: np.ndarray, arm_rewards: np.ndarray | None, played: np.ndarray
     ) -> np.ndarray:
         n = len(self.arms)
         if arm_rewards is not None:
-            scaled = self.rescale(efficiency(arm_rewards, self.credit_weights, played))
-            evidence = played * n
-            self.counts = self.gamma * self.counts + evidence
-            self.sums = self.gamma * self.sums + evidence * scaled
+            self._add_evidence(arm_rewards, played)
         # Prior: mean 0 worth ``prior`` observations.
         precision = self.counts + self.prior
         mean = self.sums / precision
@@ -64,15 +57,8 @@ class ThompsonController(ControllerBase):
         return (1.0 - self.epsilon) * wins + self.epsilon / n
 
     def _state(self) -> dict[str, Any]:
-        return {
-            "counts": self.counts.tolist(),
-            "sums": self.sums.tolist(),
-            "reward_history": list(self.rescale.values),
-            "rng": self.rng.bit_generator.state,
-        }
+        return {**super()._state(), "rng": self.rng.bit_generator.state}
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.counts = np.asarray(state["counts"], dtype=np.float64)
-        self.sums = np.asarray(state["sums"], dtype=np.float64)
-        self.rescale.values = [float(v) for v in state["reward_history"]]
+        super()._load_state(state)
         self.rng.bit_generator.state = state["rng"]
