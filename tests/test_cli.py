@@ -33,6 +33,80 @@ def test_bad_input_is_one_clear_line(args, expected, tmp_path, capsys):
     assert not run_dir.exists()
 
 
+def _snapshot(root):
+    return sorted(
+        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "expected"),
+    [
+        (b"", [], "is empty"),
+        (b"\xff\xfe\x00 not utf-8 \xc3\x28\n", [], "not valid UTF-8"),
+        (b"   \n\n  \n", [], "no non-empty documents"),
+        (b'{"body": "x"}\n', ["--set", "data.text_field=text"], "not a column"),
+        (
+            "a long enough document to train on. " * 20,
+            [
+                "--set",
+                "objectives.mixture=[{name: copying, params: {length: 200}}]",
+                "--set",
+                "data.seq_len=64",
+            ],
+            "copying",
+        ),
+    ],
+)
+def test_bad_corpus_and_impossible_lengths(tmp_path, capsys, content, args, expected):
+    suffix = ".jsonl" if b"body" in (content if isinstance(content, bytes) else b"") else ".txt"
+    corpus = tmp_path / f"corpus{suffix}"
+    corpus.write_bytes(content if isinstance(content, bytes) else content.encode())
+    run_dir = tmp_path / "run"
+    code = main(["train", "--run-dir", str(run_dir), "--set", "data.corpus=files",
+                 "--set", f"data.files=[{corpus}]", *args])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not run_dir.exists()
+
+
+def test_bad_checkpoints_leave_the_run_as_it_was(tmp_path, capsys):
+    from tests.conftest import TINY
+
+    run_dir = tmp_path / "run"
+    tiny = [
+        arg for s in [*TINY, "train.steps=5", "train.checkpoint_every=5"] for arg in ("--set", s)
+    ]
+    assert main(["train", "--run-dir", str(run_dir), *tiny]) == 0
+    capsys.readouterr()
+
+    before = _snapshot(run_dir)
+    assert (
+        main(["train", "--run-dir", str(run_dir), "--resume", *tiny, "--set", "model.width=48"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "model.width: checkpoint 32, config 48" in err and err.count("\n") == 1
+    assert _snapshot(run_dir) == before
+
+    for path in (run_dir / "checkpoints" / "5" / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    before = _snapshot(run_dir)
+    assert (
+        main(["train", "--run-dir", str(run_dir), "--resume", *tiny, "--set", "train.steps=9"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "damaged or incomplete" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert _snapshot(run_dir) == before
+
+    assert main(["eval", "phonebook", "--checkpoint", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "damaged or incomplete" in err and err.count("\n") == 1
+    assert _snapshot(run_dir) == before
+
+
 def test_cli_process_has_no_traceback(tmp_path):
     proc = subprocess.run(
         [
