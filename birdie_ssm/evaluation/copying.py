@@ -66,16 +66,23 @@ class SelectiveCopyingSettings(TaskSettings):
             raise ValueError(f"lengths must be integers in [tokens={self.tokens}, 65536]")
 
 
+def copying_item(
+    settings: CopyingSettings, tokenizer: Tokenizer, length: int, rng: np.random.Generator
+) -> Item:
+    """One random lowercase string of ``length`` characters, in both forms."""
+    text = "".join(LETTERS[rng.integers(len(LETTERS), size=length)])
+    whole = tokenizer.encode(text)
+    context = tokenizer.encode(f"{text}\n{text[: settings.prime]}")
+    answer = tokenizer.encode(text[settings.prime :])
+    return Item(context, answer, length, native_input=whole, native_answer=whole)
+
+
 def copying_items(settings: CopyingSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` random strings per length, each a pure function of (seed, length, index)."""
-    items = []
-    for length, _, rng in sweep_rngs(settings, settings.lengths):
-        text = "".join(LETTERS[rng.integers(len(LETTERS), size=length)])
-        whole = tokenizer.encode(text)
-        context = tokenizer.encode(f"{text}\n{text[: settings.prime]}")
-        answer = tokenizer.encode(text[settings.prime :])
-        items.append(Item(context, answer, length, native_input=whole, native_answer=whole))
-    return items
+    return [
+        copying_item(settings, tokenizer, length, rng)
+        for length, _, rng in sweep_rngs(settings, settings.lengths)
+    ]
 
 
 def score_copy(
@@ -118,22 +125,25 @@ def evaluate_copying(ctx: EvalContext, settings: CopyingSettings) -> TaskResult:
     return result
 
 
+def selective_copying_item(
+    settings: SelectiveCopyingSettings, tokenizer: Tokenizer, length: int, rng: np.random.Generator
+) -> Item:
+    """One ``length``-character noisy context hiding ``settings.tokens`` letters."""
+    where = np.sort(rng.choice(length, size=settings.tokens, replace=False))
+    letters = SELECTIVE_VOCAB[rng.integers(len(SELECTIVE_VOCAB), size=settings.tokens)]
+    context = np.full(length, NOISE)
+    context[where] = letters
+    return Item(
+        tokenizer.encode("".join(context) + "\n"), tokenizer.encode("".join(letters)), length
+    )
+
+
 def selective_copying_items(settings: SelectiveCopyingSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` noisy contexts per length, each a pure function of (seed, length, index)."""
-    items = []
-    for length, _, rng in sweep_rngs(settings, settings.lengths):
-        where = np.sort(rng.choice(length, size=settings.tokens, replace=False))
-        letters = SELECTIVE_VOCAB[rng.integers(len(SELECTIVE_VOCAB), size=settings.tokens)]
-        context = np.full(length, NOISE)
-        context[where] = letters
-        items.append(
-            Item(
-                tokenizer.encode("".join(context) + "\n"),
-                tokenizer.encode("".join(letters)),
-                length,
-            )
-        )
-    return items
+    return [
+        selective_copying_item(settings, tokenizer, length, rng)
+        for length, _, rng in sweep_rngs(settings, settings.lengths)
+    ]
 
 
 def evaluate_selective_copying(ctx: EvalContext, settings: SelectiveCopyingSettings) -> TaskResult:

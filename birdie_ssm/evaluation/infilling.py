@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from birdie_ssm.data.corpus import make_source
-from birdie_ssm.data.tokenizer import Tokenizer
+from birdie_ssm.data.tokenizer import SpecialTokens, Tokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.results import TaskResult
 from birdie_ssm.evaluation.runner import (
@@ -58,27 +58,36 @@ def _passage(
     raise BirdieError(f"the validation documents hold fewer than {n} tokens for an infilling item")
 
 
+def infilling_item(
+    text: np.ndarray, span: int, rng: np.random.Generator, specials: SpecialTokens
+) -> Item:
+    """``text`` (a passage of token ids) with one ``span``-token hole in its middle half."""
+    sentinel = np.array([specials.sentinel(0)], np.int32)
+    n = len(text)
+    start = int(rng.integers(n // 4, max(n // 4, n - n // 4 - span) + 1))
+    left, hole, right = text[:start], text[start : start + span], text[start + span :]
+    return Item(
+        context=left,
+        answer=hole,
+        point=span,
+        native_input=np.concatenate([left, sentinel, right]),
+        native_answer=np.concatenate([sentinel, hole]),
+    )
+
+
 def infilling_items(
     settings: InfillingSettings, tokenizer: Tokenizer, document: Callable[[int], str]
 ) -> list[Item]:
     """``samples`` masked passages per span length; item i of every length uses the same passage."""
-    sentinel = np.array([tokenizer.specials.sentinel(0)], np.int32)
-    n = settings.passage
-    items = []
-    for span, i, rng in sweep_rngs(settings, settings.spans):
-        text = _passage(document, tokenizer, settings.seed * settings.samples + i, n)
-        start = int(rng.integers(n // 4, max(n // 4, n - n // 4 - span) + 1))
-        left, hole, right = text[:start], text[start : start + span], text[start + span :]
-        items.append(
-            Item(
-                context=left,
-                answer=hole,
-                point=span,
-                native_input=np.concatenate([left, sentinel, right]),
-                native_answer=np.concatenate([sentinel, hole]),
-            )
+    return [
+        infilling_item(
+            _passage(document, tokenizer, settings.seed * settings.samples + i, settings.passage),
+            span,
+            rng,
+            tokenizer.specials,
         )
-    return items
+        for span, i, rng in sweep_rngs(settings, settings.spans)
+    ]
 
 
 def score_infilling(

@@ -54,19 +54,26 @@ def _strings(alphabet: np.ndarray, codes: np.ndarray, length: int) -> list[str]:
     return ["".join(alphabet[(c // places) % len(alphabet)]) for c in codes]
 
 
+def mqar_item(
+    settings: MqarSettings, tokenizer: Tokenizer, pairs: int, rng: np.random.Generator
+) -> Item:
+    """One prompt of ``pairs`` key-value pairs and one key asked."""
+    key_codes = rng.choice(len(LETTERS) ** settings.key_length, size=pairs, replace=False)
+    keys = _strings(LETTERS, key_codes, settings.key_length)
+    value_codes = rng.integers(0, len(DIGITS) ** settings.value_length, size=pairs)
+    values = _strings(DIGITS, value_codes, settings.value_length)
+    asked = int(rng.integers(pairs))
+    table = " ".join(f"{k}:{v}" for k, v in zip(keys, values, strict=True))
+    context = f"{table}\n{keys[asked]}:"
+    return Item(tokenizer.encode(context), tokenizer.encode(values[asked]), pairs)
+
+
 def mqar_items(settings: MqarSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` prompts per pair count, each a pure function of (seed, pairs, index)."""
-    items = []
-    for pairs, _, rng in sweep_rngs(settings, settings.pairs):
-        key_codes = rng.choice(len(LETTERS) ** settings.key_length, size=pairs, replace=False)
-        keys = _strings(LETTERS, key_codes, settings.key_length)
-        value_codes = rng.integers(0, len(DIGITS) ** settings.value_length, size=pairs)
-        values = _strings(DIGITS, value_codes, settings.value_length)
-        asked = int(rng.integers(pairs))
-        table = " ".join(f"{k}:{v}" for k, v in zip(keys, values, strict=True))
-        context = f"{table}\n{keys[asked]}:"
-        items.append(Item(tokenizer.encode(context), tokenizer.encode(values[asked]), pairs))
-    return items
+    return [
+        mqar_item(settings, tokenizer, pairs, rng)
+        for pairs, _, rng in sweep_rngs(settings, settings.pairs)
+    ]
 
 
 def score_mqar(

@@ -79,15 +79,22 @@ def _lines(entries: Sequence[tuple[str, str]]) -> str:
     return "\n".join(f"{name}: {number}" for name, number in entries)
 
 
+def phonebook_item(
+    settings: PhonebookSettings, tokenizer: Tokenizer, size: int, rng: np.random.Generator
+) -> Item:
+    """One lookup in a book of ``size`` entries drawn from ``rng``."""
+    book = make_book(rng, size, settings.digits)
+    a, b, c = rng.choice(size, size=3, replace=False)
+    context = f"{_lines(book)}\n{_lines([book[a], book[b]])}\n{book[c][0]}: "
+    return Item(tokenizer.encode(context), tokenizer.encode(book[c][1]), point=size)
+
+
 def phonebook_items(settings: PhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` lookups per book size, each a pure function of (seed, size, index)."""
-    items = []
-    for size, _, rng in sweep_rngs(settings, settings.book_sizes):
-        book = make_book(rng, size, settings.digits)
-        a, b, c = rng.choice(size, size=3, replace=False)
-        context = f"{_lines(book)}\n{_lines([book[a], book[b]])}\n{book[c][0]}: "
-        items.append(Item(tokenizer.encode(context), tokenizer.encode(book[c][1]), point=size))
-    return items
+    return [
+        phonebook_item(settings, tokenizer, size, rng)
+        for size, _, rng in sweep_rngs(settings, settings.book_sizes)
+    ]
 
 
 def score_phonebook(
@@ -101,16 +108,23 @@ def score_phonebook(
     ]
 
 
+def multi_phonebook_item(
+    settings: MultiPhonebookSettings, tokenizer: Tokenizer, count: int, rng: np.random.Generator
+) -> Item:
+    """One book with ``count`` names asked, listed before and after the book."""
+    book = make_book(rng, settings.book_size, settings.digits)
+    asked = [book[j] for j in rng.choice(settings.book_size, size=count, replace=False)]
+    find = "Find: " + ", ".join(name for name, _ in asked)
+    context = f"{find}\n{_lines(book)}\n{find}\n"
+    return Item(tokenizer.encode(context), tokenizer.encode(_lines(asked)), count)
+
+
 def multi_phonebook_items(settings: MultiPhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
     """``samples`` books per query count; queries listed before and after the book."""
-    items = []
-    for count, _, rng in sweep_rngs(settings, settings.queries):
-        book = make_book(rng, settings.book_size, settings.digits)
-        asked = [book[j] for j in rng.choice(settings.book_size, size=count, replace=False)]
-        find = "Find: " + ", ".join(name for name, _ in asked)
-        context = f"{find}\n{_lines(book)}\n{find}\n"
-        items.append(Item(tokenizer.encode(context), tokenizer.encode(_lines(asked)), count))
-    return items
+    return [
+        multi_phonebook_item(settings, tokenizer, count, rng)
+        for count, _, rng in sweep_rngs(settings, settings.queries)
+    ]
 
 
 _LINE = re.compile(r"^(?P<name>[^:\n]+): *(?P<number>\S*)", re.MULTILINE)

@@ -3,7 +3,8 @@
 A model is prompted the way it was trained (see objectives/packing.py: ``input + [sep] +
 target``). Three layouts exist:
 
-- ``native``: the task's data *is* one of the run's objectives (copying, infilling):
+- ``native``: the task's data *is* one of the run's objectives (copying, infilling), or the run
+  trained the task itself through ``task_format`` (a fine-tuning run, which wins):
   ``[paradigm(objective), input..., sep]``, read bidirectionally; the model generates the target.
 - ``prefix``: the run trained prefix_lm: ``[paradigm(prefix_lm), context..., sep]``, read
   bidirectionally where the model has bidirectional layers; the model continues the text.
@@ -27,6 +28,7 @@ from birdie_ssm.errors import BirdieError
 
 FormatName = Literal["auto", "native", "prefix", "causal"]
 FORMATS = ("auto", "native", "prefix", "causal")
+TASK_FORMAT = "task_format"  # the objective that trains on an evaluation task's own items
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,33 @@ def objective_classes(config: Config) -> list[str]:
     return classes
 
 
+def format_tasks(config: Config) -> set[str]:
+    """The evaluation tasks a run trained in their own format (its ``task_format`` entries)."""
+    tasks: set[str] = set()
+    for entry in config.objectives.mixture:
+        if entry.name == TASK_FORMAT:
+            value = entry.params.get("task")
+            # A list-valued parameter expands into one arm per task.
+            tasks.update(value if isinstance(value, list) else [value])
+    return tasks
+
+
 def choose_format(
     config: Config,
     specials: SpecialTokens,
     native: str | None = None,
     requested: str = "auto",
+    task: str | None = None,
 ) -> PromptFormat:
     """The layout for a run and a task whose native objective is ``native`` (None: text only).
 
-    ``requested`` forces one layout; it must be one the run was trained on.
+    ``requested`` forces one layout; it must be one the run was trained on. A run that trained
+    ``task`` through ``task_format`` is prompted natively with that objective's paradigm.
     """
     if requested not in FORMATS:
         raise BirdieError(f"format '{requested}' is not one of {', '.join(FORMATS)}")
+    if task is not None and task in format_tasks(config):
+        native = TASK_FORMAT
     classes = objective_classes(config)
     candidates = {
         "native": native if native in classes else None,

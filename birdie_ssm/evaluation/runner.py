@@ -42,10 +42,11 @@ class Item:
     native_answer: np.ndarray | None = None
 
     def form(self, native: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(what the model reads, what it should generate) in the text or the native form."""
-        if native:
-            if self.native_input is None or self.native_answer is None:
-                raise ValueError("this item has no native form")
+        """(what the model reads, what it should generate) in the text or the native form.
+
+        An item without an objective-native form is natively its text form: a ``task_format``
+        run trains on exactly that (see objectives/task_format.py)."""
+        if native and self.native_input is not None and self.native_answer is not None:
             return self.native_input, self.native_answer
         return self.context, self.answer
 
@@ -280,7 +281,7 @@ def evaluate_items(
 ) -> TaskResult:
     """Prompt the model with every item, score the answers and summarise them per sweep point."""
     start = time.perf_counter()
-    fmt = choose_format(ctx.config, ctx.tokenizer.specials, native, settings.format)
+    fmt = choose_format(ctx.config, ctx.tokenizer.specials, native, settings.format, task=task)
     predictions = predict(ctx, items, fmt, settings.batch_size)
     scores = scorer(items, predictions, ctx.tokenizer, fmt.kind == "native")
     return TaskResult(

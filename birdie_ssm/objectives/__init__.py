@@ -8,6 +8,7 @@ from birdie_ssm.objectives import infilling as _infilling  # noqa: F401
 from birdie_ssm.objectives import next_token as _next_token  # noqa: F401
 from birdie_ssm.objectives import prefix_lm as _prefix_lm  # noqa: F401
 from birdie_ssm.objectives import selective_copying as _selective_copying  # noqa: F401
+from birdie_ssm.objectives import task_format as _task_format  # noqa: F401
 from birdie_ssm.objectives.arms import Arm, expand_arms
 from birdie_ssm.objectives.base import (
     Example,

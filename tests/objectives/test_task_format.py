@@ -1,0 +1,136 @@
+"""task_format: training examples are the evaluation tasks' own items, within budget."""
+
+import numpy as np
+import pytest
+
+from birdie_ssm.config import ObjectiveEntry
+from birdie_ssm.data.pipeline import Pipeline
+from birdie_ssm.data.tokenizer import ByteTokenizer, SpecialTokens
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.evaluation import copying, infilling, mqar, phonebook
+from birdie_ssm.evaluation.runner import parse_settings
+from birdie_ssm.evaluation.tasks import TASKS
+from birdie_ssm.objectives import expand_arms, get_objective
+from birdie_ssm.objectives.base import build_config
+from birdie_ssm.objectives.task_format import task_specs
+
+TOK = ByteTokenizer()
+PARADIGM = TOK.specials.paradigm(0)
+DOCUMENT = np.arange(300, dtype=np.int32) % 256
+# One sweep point each, so the objective's rng reaches the item builder as sweep_rngs' does.
+SYNTHESISED = {
+    "phonebook": ({"book_sizes": [8]}, phonebook.phonebook_items),
+    "multi-phonebook": ({"queries": [2], "book_size": 6}, phonebook.multi_phonebook_items),
+    "mqar": ({"pairs": [8]}, mqar.mqar_items),
+    "copying": ({"lengths": [16]}, copying.copying_items),
+    "selective-copying": ({"lengths": [32], "tokens": 4}, copying.selective_copying_items),
+}
+
+
+def objective(task, settings=None, specials=TOK.specials):
+    cls = get_objective("task_format")
+    return cls(build_config(cls, {"task": task, "settings": settings}), specials, PARADIGM)
+
+
+def test_every_evaluation_task_is_accepted():
+    assert list(task_specs()) == list(TASKS)
+
+
+@pytest.mark.parametrize("task", sorted(SYNTHESISED))
+def test_examples_are_the_evaluation_items(task):
+    overrides, build = SYNTHESISED[task]
+    settings = parse_settings(TASKS[task].settings, {**overrides, "seed": 5, "samples": 3})
+    items = build(settings, TOK)
+    made = objective(task, overrides)
+    point = items[0].point
+    for index, item in enumerate(items):
+        rng = np.random.default_rng([5, point, index])
+        inputs, targets, rest = made.make(DOCUMENT, rng, 4096)
+        native_input, native_answer = item.form(native=True)
+        assert np.array_equal(inputs, native_input) and np.array_equal(targets, native_answer)
+        assert rest is DOCUMENT  # synthesised from the rng: the document is left untouched
+
+
+def test_infilling_examples_mask_the_document_as_the_evaluation_does():
+    text = "".join(chr(97 + i % 26) for i in range(200))
+    settings = parse_settings(infilling.InfillingSettings, {"spans": [8], "passage": 64})
+    items = infilling.infilling_items(settings, TOK, lambda index: text)
+    made = objective("infilling", {"spans": [8], "passage": 64})
+    tokens = TOK.encode(text)
+    for index, item in enumerate(items):
+        inputs, targets, rest = made.make(tokens, np.random.default_rng([0, 8, index]), 4096)
+        assert np.array_equal(inputs, item.native_input)
+        assert np.array_equal(targets, item.native_answer)
+        assert np.array_equal(rest, tokens[64:])
+    assert made.make(tokens[:63], np.random.default_rng(0), 4096) is None
+
+
+@pytest.mark.parametrize("task", [*sorted(SYNTHESISED), "infilling"])
+def test_budget_is_respected_and_sampling_is_deterministic(task):
+    made = objective(task)
+    for seed, budget in enumerate([made.min_budget() - 1, made.min_budget(), 300, 2048]):
+        out = made.sample(DOCUMENT, np.random.default_rng(seed), budget)
+        again = made.sample(DOCUMENT, np.random.default_rng(seed), budget)
+        if budget < made.min_budget():
+            assert out is None
+            continue
+        assert (out is None) == (again is None)
+        if out is None:  # a draw longer than the sizes measured at construction
+            continue
+        example, _ = out
+        assert len(example) <= budget
+        assert np.array_equal(example.input_ids, again[0].input_ids)
+        assert np.array_equal(example.target_ids, again[0].target_ids)
+        assert (example.input_ids == PARADIGM).sum() == 1
+
+
+def test_fixed_length_tasks_fit_exactly_their_min_budget():
+    for task in ["copying", "mqar", "selective-copying", "infilling"]:
+        made = objective(task)
+        assert made.sample(DOCUMENT, np.random.default_rng(0), made.min_budget()) is not None
+
+
+def test_only_the_sweep_points_that_fit_are_drawn():
+    made = objective("copying", {"lengths": [8, 16, 64]})
+    lengths = {len(made.make(DOCUMENT, np.random.default_rng(seed), 40)[1]) for seed in range(20)}
+    assert lengths == {8, 16}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "must be one of phonebook, multi-phonebook, mqar, copying"),
+        ({"task": "phone-book"}, "got 'phone-book'"),
+        ({"task": "phonebook", "settings": {"book_size": [4]}}, "accepted: book_sizes, digits"),
+        ({"task": "phonebook", "settings": {"samples": 4}}, "only applies to evaluation"),
+        ({"task": "mqar", "settings": {"pairs": [0]}}, "pairs"),
+    ],
+)
+def test_bad_configs_are_named(params, message):
+    cls = get_objective("task_format")
+    with pytest.raises(BirdieError, match=message):
+        build_config(cls, params)
+
+
+def test_text_tasks_need_the_byte_tokenizer_but_infilling_does_not():
+    other = SpecialTokens(base_size=50_000)
+    with pytest.raises(BirdieError, match="data.tokenizer=byte"):
+        objective("phonebook", specials=other)
+    assert objective("infilling", specials=other).min_budget() == 128 + 3
+
+
+def test_pipeline_runs_on_an_objective_that_reads_no_documents():
+    entry = ObjectiveEntry(name="task_format", params={"task": ["copying", "mqar"]})
+    arms = expand_arms([entry], TOK.specials)
+    assert [a.name for a in arms] == ["task_format[task=copying]", "task_format[task=mqar]"]
+    reads = []
+
+    def documents(index):
+        reads.append(index)
+        return "some text " * 20
+
+    pipe = Pipeline(documents, TOK, arms, seq_len=256, batch_size=4, seed=0)
+    for _ in range(3):
+        batch = pipe.next_batch()
+        assert batch.input_ids.shape == (4, 256)
+    assert len(reads) <= 3  # the buffer is topped up once and never consumed
