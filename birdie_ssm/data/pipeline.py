@@ -3,8 +3,9 @@
 Documents flow through a token buffer: before each example it is topped up to at least the
 example's budget with the next documents (joined by paragraph breaks), the drawn objective takes
 what it needs from the front, and the rest stays for the next example. So short documents,
-whitespace and leftovers are carried over, and empty documents skipped, instead of failing. The pipeline only reads the mixture it is given; its state (cursor, rng,
-buffer) is small and JSON-serialisable, so a checkpoint can resume it exactly.
+whitespace and leftovers are carried over, and empty documents skipped, instead of failing.
+The pipeline only reads the mixture it is given; its state (cursor, rng, buffer) is small and
+JSON-serialisable, so a checkpoint can resume it exactly.
 """
 
 from __future__ import annotations
@@ -56,6 +57,24 @@ def decode_tokens(text: str) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype="<i4").astype(np.int32)
 
 
+def check_mixture(mixture: np.ndarray, n_arms: int) -> np.ndarray:
+    """``mixture`` as float64 probabilities over ``n_arms`` arms, or a ValueError."""
+    mixture = np.asarray(mixture, dtype=np.float64)
+    if mixture.shape != (n_arms,) or not np.isclose(mixture.sum(), 1.0):
+        raise ValueError(f"a mixture over {n_arms} arms must sum to 1, got {mixture}")
+    return mixture
+
+
+def check_workers(state: dict[str, Any], workers: int) -> None:
+    """Refuse pipeline state saved with another number of data workers (it would not resume exactly)."""
+    saved = state.get("workers", 0)
+    if saved != workers:
+        raise BirdieError(
+            f"the checkpoint's pipeline ran {saved} data workers; "
+            f"set data.workers={saved} to resume it exactly"
+        )
+
+
 class Pipeline:
     """Produces packed batches from a document stream under the current mixture.
 
@@ -88,10 +107,7 @@ class Pipeline:
 
     def set_mixture(self, mixture: np.ndarray) -> None:
         """Use ``mixture`` (probabilities over arms) for every example from now on."""
-        mixture = np.asarray(mixture, dtype=np.float64)
-        if mixture.shape != (len(self.arms),) or not np.isclose(mixture.sum(), 1.0):
-            raise ValueError(f"a mixture over {len(self.arms)} arms must sum to 1, got {mixture}")
-        self.mixture = mixture
+        self.mixture = mixture = check_mixture(mixture, len(self.arms))
         self.cdf = np.cumsum(mixture).tolist()
 
     def _next_text(self) -> str:
@@ -105,7 +121,7 @@ class Pipeline:
     def _refill(self, need: int) -> None:
         """Append documents, separated by paragraph breaks, until the buffer holds ``need`` tokens.
 
-        Documents are joined as text and encoded together: one tokenizer call per refill.
+        Documents are joined as text and encoded together: one tokenizer call per pass.
         """
         while len(self.buffer) < need:
             texts, chars = [], 0
@@ -169,11 +185,7 @@ class Pipeline:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a ``state_dict()``."""
-        if state.get("workers", 0) != 0:
-            raise BirdieError(
-                f"the checkpoint's pipeline ran {state['workers']} data workers; "
-                f"set data.workers={state['workers']} to resume it exactly"
-            )
+        check_workers(state, 0)
         self.cursor = int(state["cursor"])
         self.rng.bit_generator.state = state["rng"]
         self.buffer = decode_tokens(state["buffer"])

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from birdie_ssm.data.pipeline import Pipeline
+from birdie_ssm.data.pipeline import Pipeline, check_mixture, check_workers
 from birdie_ssm.data.tokenizer import Tokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.arms import Arm
@@ -211,9 +211,7 @@ class WorkerPool:
 
     def set_mixture(self, mixture: np.ndarray) -> None:
         """Sample every batch not yet taken from ``mixture``; workers keep running."""
-        mixture = np.asarray(mixture, dtype=np.float64)
-        if mixture.shape != (len(self.arms),) or not np.isclose(mixture.sum(), 1.0):
-            raise ValueError(f"a mixture over {len(self.arms)} arms must sum to 1, got {mixture}")
+        mixture = check_mixture(mixture, len(self.arms))
         if np.array_equal(mixture, self.mixture):
             return
         self.mixture = mixture
@@ -230,11 +228,7 @@ class WorkerPool:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue exactly from a ``state_dict()`` of a pool with the same worker count."""
-        if state.get("workers", 0) != self.workers:
-            raise BirdieError(
-                f"the checkpoint's pipeline ran {state.get('workers', 0)} data workers; "
-                f"set data.workers={state.get('workers', 0)} to resume it exactly"
-            )
+        check_workers(state, self.workers)
         self.taken = int(state["taken"])
         self.states = list(state["states"])
         self.mixture = np.asarray(state["mixture"], dtype=np.float64)

@@ -27,6 +27,7 @@ from birdie_ssm.evaluation.runner import (
     sweep_rngs,
     token_scores,
 )
+from birdie_ssm.objectives.arms import as_values
 from birdie_ssm.objectives.copying import CopyingConfig
 from birdie_ssm.objectives.packing import OVERHEAD
 from birdie_ssm.objectives.spans import parse_band
@@ -99,16 +100,11 @@ def longest_trained_copy(config: Config) -> int:
         parse_band("length", value, 1, 1 << 20)
         for entry in config.objectives.mixture
         if entry.name == "copying"
-        # A list-valued parameter expands into one arm per value.
-        for value in _as_list(entry.params.get("length", CopyingConfig().length))
+        for value in as_values(entry.params.get("length", CopyingConfig().length))
     ]
     if bands and all(band is not None for band in bands):
         return min(longest, max(band[1] for band in bands))
     return longest
-
-
-def _as_list(value: object) -> list:
-    return value if isinstance(value, list) else [value]
 
 
 def evaluate_copying(ctx: EvalContext, settings: CopyingSettings) -> TaskResult:

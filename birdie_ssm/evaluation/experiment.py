@@ -11,6 +11,7 @@ exempt from the shared-budget check.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import time
@@ -89,7 +90,7 @@ def run_configs(spec: ExperimentSpec, file: Path, overrides: list[str]) -> dict[
     base = load_raw(None if spec.base is None else file.parent / spec.base)
     configs = {}
     for run in spec.runs:
-        raw = json.loads(json.dumps(base))  # a deep copy of plain data
+        raw = copy.deepcopy(base)
         raw["name"] = run.name
         for key, value in [*spec.shared.items(), *run.set.items()]:
             apply_override(raw, f"{key}={json.dumps(value)}")
@@ -167,11 +168,11 @@ def evaluate_run(
     """Evaluate one trained run on every task, reusing result files that are still current."""
     ctx: EvalContext | None = None
     results = {}
+    step = json.loads((run_dir / DONE).read_text(encoding="utf-8"))["steps"]
     for name, settings in tasks.items():
         path = result_path(run_dir, name)
         if path.is_file():
             old = read_result(path)
-            step = json.loads((run_dir / DONE).read_text(encoding="utf-8"))["steps"]
             if old.settings == settings_dict(settings) and old.step == step:
                 results[name] = old
                 continue

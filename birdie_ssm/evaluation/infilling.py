@@ -79,13 +79,12 @@ def infilling_items(
     settings: InfillingSettings, tokenizer: Tokenizer, document: Callable[[int], str]
 ) -> list[Item]:
     """``samples`` masked passages per span length; item i of every length uses the same passage."""
+    passages = [
+        _passage(document, tokenizer, settings.seed * settings.samples + i, settings.passage)
+        for i in range(settings.samples)
+    ]
     return [
-        infilling_item(
-            _passage(document, tokenizer, settings.seed * settings.samples + i, settings.passage),
-            span,
-            rng,
-            tokenizer.specials,
-        )
+        infilling_item(passages[i], span, rng, tokenizer.specials)
         for span, i, rng in sweep_rngs(settings, settings.spans)
     ]
 

@@ -25,6 +25,7 @@ import numpy as np
 from birdie_ssm.config import Config
 from birdie_ssm.data.tokenizer import SpecialTokens
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.objectives import arms
 
 FormatName = Literal["auto", "native", "prefix", "causal"]
 FORMATS = ("auto", "native", "prefix", "causal")
@@ -46,12 +47,8 @@ class PromptFormat:
 
 
 def objective_classes(config: Config) -> list[str]:
-    """Objective classes of a run in paradigm order (first appearance in the mixture)."""
-    classes: list[str] = []
-    for entry in config.objectives.mixture:
-        if entry.name not in classes:
-            classes.append(entry.name)
-    return classes
+    """Objective classes of a run in paradigm order (the order ``expand_arms`` numbers them)."""
+    return arms.objective_classes(config.objectives.mixture)
 
 
 def format_tasks(config: Config) -> set[str]:
@@ -59,9 +56,7 @@ def format_tasks(config: Config) -> set[str]:
     tasks: set[str] = set()
     for entry in config.objectives.mixture:
         if entry.name == TASK_FORMAT:
-            value = entry.params.get("task")
-            # A list-valued parameter expands into one arm per task.
-            tasks.update(value if isinstance(value, list) else [value])
+            tasks.update(arms.as_values(entry.params.get("task")))
     return tasks
 
 

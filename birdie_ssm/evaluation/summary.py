@@ -105,10 +105,8 @@ def _plot(path: Path, task: str, results: dict[str, dict[str, TaskResult]]) -> P
 
 
 def _run_reports(run_dirs: list[Path]) -> list[Path]:
-    try:
-        from birdie_ssm.evaluation.report import make_report
-    except ModuleNotFoundError:  # the per-run report module is optional here
-        return []
+    from birdie_ssm.evaluation.report import make_report
+
     paths: list[Path] = []
     for run_dir in run_dirs:
         try:

@@ -23,6 +23,16 @@ class Arm:
     weight: float
 
 
+def as_values(value: Any) -> list:
+    """A parameter's values: a list expands into one arm per value, anything else is one value."""
+    return value if isinstance(value, list) else [value]
+
+
+def objective_classes(entries: list[ObjectiveEntry]) -> list[str]:
+    """Objective classes in paradigm order: first appearance in the mixture."""
+    return list(dict.fromkeys(entry.name for entry in entries))
+
+
 def _format(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -36,15 +46,13 @@ def expand_arms(
     paradigm token, numbered in order of first appearance.
     """
     import_modules(modules or [])
-    classes: list[str] = []
+    classes = objective_classes(entries)
     arms: list[Arm] = []
     for entry in entries:
         cls = get_objective(entry.name)
-        if entry.name not in classes:
-            if len(classes) == NUM_PARADIGMS:
-                raise BirdieError(f"a mixture may hold at most {NUM_PARADIGMS} objective classes")
-            classes.append(entry.name)
-        grid = {k: v if isinstance(v, list) else [v] for k, v in entry.params.items()}
+        if classes.index(entry.name) >= NUM_PARADIGMS:
+            raise BirdieError(f"a mixture may hold at most {NUM_PARADIGMS} objective classes")
+        grid = {k: as_values(v) for k, v in entry.params.items()}
         for key, values in grid.items():
             if not values:
                 raise BirdieError(f"objective '{entry.name}': parameter '{key}' has an empty list")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.rl.base import DiscountedController
+from birdie_ssm.rl.base import DiscountedController, uniform
 from birdie_ssm.rl.controller import register_controller
 
 
@@ -41,7 +41,7 @@ class UCBController(DiscountedController):
     ) -> np.ndarray:
         n = len(self.arms)
         if arm_rewards is None:
-            return np.full(n, 1.0 / n)
+            return uniform(n)
         self._add_evidence(arm_rewards, played)
         counts = np.maximum(self.counts, 1e-6)
         score = self.sums / counts + self.c * np.sqrt(np.log(max(self.counts.sum(), np.e)) / counts)

@@ -135,7 +135,7 @@ class Trainer:
             }
         )
         self.pipeline = open_pipeline(local, self.source, self.tokenizer, self.arms, self.mixture)
-        self.val_sets = validation_batches(
+        val_sets = validation_batches(
             self.source.val,
             self.tokenizer,
             self.arms,
@@ -144,6 +144,11 @@ class Trainer:
             batches_per_arm=data.val_batches_per_arm,
             seed=data.seed + 1,
         )
+        # The held-out set never changes: place it on the devices once, not at every evaluation.
+        self.val_arrays = [
+            [global_batch(_host_slice(b.as_dict()), self.batch_sharding) for b in batches]
+            for batches in val_sets
+        ]
         self.step = 0
         self.tokens_seen = 0
         self.nonfinite_streak = 0
@@ -224,14 +229,14 @@ class Trainer:
 
     def validate(self) -> np.ndarray:
         """Mean validation loss per arm on the fixed held-out set."""
+        # Dispatch every batch, then fetch all results in one transfer.
+        results = jax.device_get(
+            [[self.eval_step(self.params, b) for b in batches] for batches in self.val_arrays]
+        )
         losses = np.zeros(len(self.arms))
-        for i, batches in enumerate(self.val_sets):
-            total, count = 0.0, 0.0
-            for batch in batches:
-                arrays = global_batch(_host_slice(batch.as_dict()), self.batch_sharding)
-                sums, counts = self.eval_step(self.params, arrays)
-                total += float(sums[i])
-                count += float(counts[i])
+        for i, per_batch in enumerate(results):
+            total = sum(float(sums[i]) for sums, _ in per_batch)
+            count = sum(float(counts[i]) for _, counts in per_batch)
             losses[i] = total / count if count else np.nan
         return losses
 
