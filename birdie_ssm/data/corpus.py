@@ -17,6 +17,7 @@ from birdie_ssm.errors import BirdieError
 # The synthetic validation stream starts far beyond anything training will read.
 _SYNTHETIC_VAL_OFFSET = 1 << 40
 _VAL_EVERY = 50
+MIN_DOCUMENTS = 2  # one to train on, one held out
 
 
 class DocumentSource(Protocol):
@@ -40,16 +41,28 @@ class SyntheticSource:
         return synthetic_document(self.seed, _SYNTHETIC_VAL_OFFSET + index)
 
 
+def held_out_indices(n: int) -> list[int]:
+    """Which of ``n`` documents are held out for validation: every 50th, and at least the last
+    one, so that training and validation never share a document."""
+    return list(range(_VAL_EVERY - 1, n, _VAL_EVERY)) or ([n - 1] if n else [])
+
+
 class FileSource:
-    """Documents from local files; every 50th document is held out for validation."""
+    """Documents from local files; every 50th document (at least one) is held out for
+    validation, and never trained on."""
 
     def __init__(self, texts: list[str]) -> None:
         texts = [t for t in texts if t and t.strip()]
         if not texts:
             raise BirdieError("the corpus holds no non-empty documents")
-        held_out = set(range(_VAL_EVERY - 1, len(texts), _VAL_EVERY))
-        self._val = [texts[i] for i in sorted(held_out)] or texts[:1]
-        self._train = [t for i, t in enumerate(texts) if i not in held_out] or texts
+        if len(texts) < MIN_DOCUMENTS:
+            raise BirdieError(
+                f"the corpus holds {len(texts)} non-empty document; at least {MIN_DOCUMENTS} are "
+                "needed (one is held out for validation, disjoint from training)"
+            )
+        held_out = set(held_out_indices(len(texts)))
+        self._val = [texts[i] for i in sorted(held_out)]
+        self._train = [t for i, t in enumerate(texts) if i not in held_out]
 
     def train(self, cursor: int) -> str:
         return self._train[cursor % len(self._train)]

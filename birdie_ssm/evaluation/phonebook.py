@@ -5,8 +5,10 @@ digit 6-9 and the rest uniform), one per line.
 
 - ``phonebook``: the book, two demonstration entries from it, then ``Name: `` of a third entry;
   the answer is its number (exact match; per-digit accuracy alongside), swept over book sizes.
-- ``multi-phonebook``: ``Find: a, b, ...`` before and after the book; the answer lists
-  ``Name: number`` per queried name; per-number and per-digit accuracy, swept over how many
+- ``multi-phonebook`` (Birdie's layout): the question ``What are the phone numbers for a, b?``
+  before and after the book; the answer is the numbers, comma-separated, in the order asked.
+  The i-th answer is scored against the i-th name asked (a missing or malformed answer, or one
+  that names anyone else, is wrong); per-number and per-digit accuracy, swept over how many
   names are asked.
 """
 
@@ -108,15 +110,31 @@ def score_phonebook(
     ]
 
 
+def multi_phonebook_question(names: Sequence[str]) -> str:
+    """The question Birdie asks before (and, pointing back, after) the book."""
+    return f"What are the phone numbers for {', '.join(names)}?"
+
+
 def multi_phonebook_item(
     settings: MultiPhonebookSettings, tokenizer: Tokenizer, count: int, rng: np.random.Generator
 ) -> Item:
-    """One book with ``count`` names asked, listed before and after the book."""
+    """One book with ``count`` names asked before and after it; the answer is their numbers,
+    comma-separated, in the order asked."""
     book = make_book(rng, settings.book_size, settings.digits)
     asked = [book[j] for j in rng.choice(settings.book_size, size=count, replace=False)]
-    find = "Find: " + ", ".join(name for name, _ in asked)
-    context = f"{find}\n{_lines(book)}\n{find}\n"
-    return Item(tokenizer.encode(context), tokenizer.encode(_lines(asked)), count)
+    question = multi_phonebook_question([name for name, _ in asked])
+    context = (
+        f"{question} Find them in the phonebook below.\nPhonebook:\n{_lines(book)}\n"
+        f"{question} Find them in the phonebook above.\nAnswer: "
+    )
+    answer = ", ".join(number for _, number in asked)
+    return Item(tokenizer.encode(context), tokenizer.encode(answer), count)
+
+
+def asked_names(context: str) -> list[str]:
+    """The names a multi-phonebook context asks for, in order (from its closing question)."""
+    match = _QUESTION.findall(context)
+    return match[-1].split(", ") if match else []
 
 
 def multi_phonebook_items(settings: MultiPhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
@@ -127,33 +145,40 @@ def multi_phonebook_items(settings: MultiPhonebookSettings, tokenizer: Tokenizer
     ]
 
 
-_LINE = re.compile(r"^(?P<name>[^:\n]+): *(?P<number>\S*)", re.MULTILINE)
+_QUESTION = re.compile(r"What are the phone numbers for ([^?\n]*)\?")
+# One answer: a number, optionally preceded by the name it answers (``Name: number``).
+_ANSWER = re.compile(r"(?:(?P<name>[^:,\n]+?) *: *)?(?P<number>[0-9]+)")
+
+
+def parse_answers(text: str, names: Sequence[str]) -> list[str]:
+    """The number given for each of ``names``, by position: the i-th comma-separated answer
+    answers the i-th name. An answer that is missing, is not a number, or names anyone but
+    the i-th name asked gives ``""`` (wrong)."""
+    parts = text.split(",")
+    numbers = []
+    for i, name in enumerate(names):
+        m = _ANSWER.fullmatch(parts[i].strip()) if i < len(parts) else None
+        ok = m is not None and (m["name"] is None or m["name"].strip() == name)
+        numbers.append(m["number"] if ok else "")
+    return numbers
 
 
 def score_multi_phonebook(
     items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
 ) -> list[dict[str, float]]:
-    """Per-number exact match and per-digit accuracy, matching answer lines by name."""
+    """Per-number exact match and per-digit accuracy, the i-th answer against the i-th name."""
     scores = []
     for item, predicted in zip(items, predictions, strict=True):
-        expected = {m["name"]: m["number"] for m in _LINE.finditer(tokenizer.decode(item.answer))}
-        given: dict[str, str] = {}
-        for m in _LINE.finditer(text_of(tokenizer, predicted)):
-            given.setdefault(m["name"].strip(), m["number"])
-        numbers = [given.get(name, "") for name in expected]
+        expected = tokenizer.decode(item.answer).split(", ")
+        names = asked_names(tokenizer.decode(item.context))
+        if len(names) != len(expected):
+            raise ValueError("a multi-phonebook item's question and answer disagree")
+        given = parse_answers(text_of(tokenizer, predicted), names)
+        pairs = list(zip(given, expected, strict=True))
         scores.append(
             {
-                "number_acc": float(
-                    np.mean([g == n for g, n in zip(numbers, expected.values(), strict=True)])
-                ),
-                "digit_acc": float(
-                    np.mean(
-                        [
-                            char_accuracy(g, n)
-                            for g, n in zip(numbers, expected.values(), strict=True)
-                        ]
-                    )
-                ),
+                "number_acc": float(np.mean([g == n for g, n in pairs])),
+                "digit_acc": float(np.mean([char_accuracy(g, n) for g, n in pairs])),
             }
         )
     return scores

@@ -149,16 +149,21 @@ def complete(
     prompts: Sequence[np.ndarray],
     *,
     prefix_len: int | None,
-    max_new: int,
+    max_new: int | Sequence[int],
     stop: int,
     filler: int,
     batch_size: int,
 ) -> list[np.ndarray]:
-    """Greedy continuations of ``prompts``, each cut before the first ``stop`` token."""
+    """Greedy continuations of ``prompts``, each cut before the first ``stop`` token and after
+    ``max_new`` tokens (one limit for all, or one per prompt)."""
     from birdie_ssm.models.decode import generate
 
+    limits = [int(max_new)] * len(prompts) if np.ndim(max_new) == 0 else list(max_new)
+    if len(limits) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(limits)} max_new limits")
     length = bucket(max(len(p) for p in prompts), MIN_PROMPT_BUCKET)
-    steps = bucket(max_new, MIN_DECODE_BUCKET)
+    # One decode length for the whole call (one compiled shape); each row is cut to its own.
+    steps = bucket(max(limits), MIN_DECODE_BUCKET)
     # One filler row of the bucket length fixes the padded width; the rest fix the batch size.
     pad_row = np.full(length, filler, np.int32)
     chunk = batch_size - 1
@@ -168,7 +173,8 @@ def complete(
         real = len(rows)
         rows += [pad_row] * (batch_size - real)
         out = generate(model, rows, steps, prefix_len=prefix_len, stop_token=stop)
-        for row in out[:real, :max_new]:
+        for row, limit in zip(out[:real], limits[start : start + real], strict=True):
+            row = row[:limit]
             hit = np.flatnonzero(row == stop)
             outputs.append(row[: hit[0]] if len(hit) else row)
     return outputs
@@ -182,7 +188,9 @@ def predict(
     native = fmt.kind == "native"
     forms = [item.form(native) for item in items]
     prompts = [render(fmt, specials, reads) for reads, _ in forms]
-    max_new = max(len(answer) for _, answer in forms) + 2  # room to show it stops
+    # Each item may generate its own answer's length and 2 more (room to show it stops): never
+    # the longest answer of the sweep, which would let a short item run on into extra guesses.
+    max_new = [len(answer) + 2 for _, answer in forms]
     return complete(
         ctx.model,
         prompts,

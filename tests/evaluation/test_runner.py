@@ -2,8 +2,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from birdie_ssm.data.tokenizer import ByteTokenizer
+from birdie_ssm.evaluation import runner
+from birdie_ssm.evaluation.prompts import PromptFormat
 from birdie_ssm.evaluation.results import TaskResult, read_result, write_result
 from birdie_ssm.evaluation.runner import (
+    Item,
     bucket,
     char_accuracy,
     complete,
@@ -42,6 +46,37 @@ def test_batched_decoding_matches_one_prompt_at_a_time():
     assert len(together) == 5 and all(len(t) <= 6 for t in together)
     for a, t in zip(alone, together, strict=False):
         np.testing.assert_array_equal(a, t)
+
+
+def test_each_prompt_is_cut_to_its_own_limit():
+    config = tiny_config()
+    model = build_model(config.model, 448, nnx.Rngs(1))
+    rng = np.random.default_rng(1)
+    prompts = [rng.integers(0, 256, size=n).astype(np.int32) for n in (5, 9, 30, 12, 7)]
+    kwargs = {"prefix_len": None, "stop": 257, "filler": 256, "batch_size": 4}
+    common = complete(model, prompts, max_new=6, **kwargs)
+    limits = [1, 6, 3, 2, 5]
+    own = complete(model, prompts, max_new=limits, **kwargs)
+    for row, full, limit in zip(own, common, limits, strict=True):
+        assert len(row) <= limit
+        np.testing.assert_array_equal(row, full[:limit])
+
+
+def test_each_item_may_generate_its_own_answer_and_two_more(monkeypatch):
+    """Not the sweep's longest answer: a short item must not run on into extra guesses."""
+    seen = {}
+
+    def fake_complete(model, prompts, *, max_new, **kwargs):
+        seen["max_new"] = list(max_new)
+        return [np.zeros(0, np.int32) for _ in prompts]
+
+    monkeypatch.setattr(runner, "complete", fake_complete)
+    tok = ByteTokenizer()
+    items = [Item(np.arange(5), np.arange(n), point=n) for n in (1, 4, 30)]
+    ctx = type("Ctx", (), {"model": None, "tokenizer": tok})()
+    fmt = PromptFormat("prefix", tok.specials.paradigm(0), "prefix_lm")
+    runner.predict(ctx, items, fmt, batch_size=4)
+    assert seen["max_new"] == [3, 6, 32]
 
 
 def test_result_round_trips_through_json(tmp_path):

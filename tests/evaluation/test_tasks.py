@@ -86,17 +86,72 @@ def test_phonebook_layout_matches_jelassi():
 
 def test_multi_phonebook_partial_credit_per_digit_and_number():
     item = _items("multi-phonebook", queries=[2], book_size=4, samples=1)[0]
-    lines = TOK.decode(item.answer).split("\n")
-    name0, number0 = lines[0].split(": ")
-    name1, number1 = lines[1].split(": ")
+    number0, number1 = TOK.decode(item.answer).split(", ")
     wrong = "".join(str((int(d) + 1) % 10) for d in number1[:5]) + number1[5:]
-    # Order does not matter; the second number has five digits wrong.
-    guess = TOK.encode(f"{name1}: {wrong}\n{name0}: {number0}")
+    # The i-th answer answers the i-th name asked; the second number has five digits wrong.
+    guess = TOK.encode(f"{number0}, {wrong}")
     (score,) = phonebook.score_multi_phonebook([item], [guess], TOK, False)
     assert score == {"number_acc": 0.5, "digit_acc": pytest.approx(0.75)}
+    # Answers in the wrong order are wrong, however right the numbers.
+    (swapped,) = phonebook.score_multi_phonebook(
+        [item], [TOK.encode(f"{number1}, {number0}")], TOK, False
+    )
+    assert swapped["number_acc"] == 0.0
+
+
+def test_multi_phonebook_layout_matches_birdie():
+    """The question before and after the book; the label: the numbers, comma-separated, in the
+    order asked."""
+    item = _items("multi-phonebook", queries=[3], book_size=8, samples=1)[0]
     context = TOK.decode(item.context)
-    assert context.startswith("Find: ") and context.rstrip("\n").split("\n")[-1].startswith(
-        "Find: "
+    names = phonebook.asked_names(context)
+    lines = context.split("\n")
+    question = "What are the phone numbers for " + ", ".join(names) + "?"
+    assert lines[0] == question + " Find them in the phonebook below." and lines[1] == "Phonebook:"
+    assert lines[-2] == question + " Find them in the phonebook above."
+    book = dict(line.split(": ") for line in lines[2:-2])
+    assert len(book) == 8 and len(names) == 3
+    assert TOK.decode(item.answer) == ", ".join(book[name] for name in names)
+
+
+def test_multi_phonebook_names_must_be_the_ones_asked_in_order():
+    item = _items("multi-phonebook", queries=[2], book_size=8, samples=1)[0]
+    names = phonebook.asked_names(TOK.decode(item.context))
+    numbers = TOK.decode(item.answer).split(", ")
+    book = dict(line.split(": ") for line in TOK.decode(item.context).split("\n")[2:-2])
+    other = next(name for name in book if name not in names)
+
+    def score(text):
+        return phonebook.score_multi_phonebook([item], [TOK.encode(text)], TOK, False)[0]
+
+    named = f"{names[0]}: {numbers[0]}, {names[1]}: {numbers[1]}"
+    assert score(named)["number_acc"] == 1.0  # naming the person asked is allowed
+    assert score(f"{other}: {numbers[0]}, {numbers[1]}")["number_acc"] == 0.5  # not asked
+    assert score(f"{names[1]}: {numbers[0]}, {numbers[1]}")["number_acc"] == 0.5  # wrong slot
+    assert score(numbers[0]) == {"number_acc": 0.5, "digit_acc": 0.5}  # the second is missing
+    assert score("") == {"number_acc": 0.0, "digit_acc": 0.0}
+
+
+@pytest.mark.parametrize("book_size", [8, 64])
+def test_multi_phonebook_copying_the_book_scores_nothing(book_size):
+    """A "model" that repeats the book verbatim, or its numbers in book order, gets (almost)
+    nothing; an oracle gets everything. Each item may generate its answer's length + 2 tokens,
+    as evaluation/runner.predict allows it."""
+    items = _items("multi-phonebook", queries=[1, 2, 4, 8], book_size=book_size)
+    verbatim, numbers_only = [], []
+    for item in items:
+        book = TOK.decode(item.context).split("\n")[2:-2]
+        limit = len(item.answer) + 2
+        verbatim.append(TOK.encode("\n".join(book))[:limit])
+        numbers_only.append(TOK.encode(", ".join(line.split(": ")[1] for line in book))[:limit])
+    # A copy answers the i-th name only where the book's i-th entry is it: 1 / book_size.
+    for copy in (verbatim, numbers_only):
+        points = _score("multi-phonebook", items, copy)
+        assert np.mean([p["number_acc"] for p in points]) <= 1 / book_size + 0.1
+        assert np.mean([p["digit_acc"] for p in points]) <= 0.12 + 1 / book_size + 0.1
+    oracle = [np.append(item.answer, EOD) for item in items]
+    assert all(
+        p["number_acc"] == p["digit_acc"] == 1.0 for p in _score("multi-phonebook", items, oracle)
     )
 
 
