@@ -37,6 +37,8 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
     exp.add_argument(
         "--output", metavar="DIR", help="where runs and results go (default: the file's)"
     )
+    exp.add_argument("--seeds", type=_seeds, metavar="S,S,...",
+                     help="seeds to run (replaces the file's 'seeds'), e.g. 0,1,2")  # fmt: skip
     exp.set_defaults(run=_experiment)
 
 
@@ -73,9 +75,19 @@ def _generate(args: argparse.Namespace) -> None:
     print(ctx.tokenizer.decode(out[: ended.argmax()] if ended.any() else out))
 
 
-def _experiment(args: argparse.Namespace) -> None:
-    from birdie_ssm.evaluation.experiment import run_experiment
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds like 0,1,2, got {text!r}")
+    return seeds
 
-    paths = run_experiment(args.file, overrides=args.set, output=args.output)
+
+def _experiment(args: argparse.Namespace) -> None:
+    from birdie_ssm.experiments import run_experiment
+
+    paths = run_experiment(args.file, overrides=args.set, output=args.output, seeds=args.seeds)
     for path in paths:
         print(path)

@@ -58,7 +58,12 @@ def result_path(run_dir: str | Path, task: str) -> Path:
 
 def write_result(result: TaskResult, run_dir: str | Path) -> Path:
     """Write ``result`` into the run directory; returns the path."""
-    path = result_path(run_dir, result.task)
+    return save_result(result, result_path(run_dir, result.task))
+
+
+def save_result(result: TaskResult, path: str | Path) -> Path:
+    """Write ``result`` as JSON to ``path`` (creating its folder); returns the path."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = asdict(result) | {"headline": result.headline}
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

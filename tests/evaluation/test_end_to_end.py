@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from birdie_ssm.cli import main
-from birdie_ssm.evaluation.experiment import load_spec, run_configs
+from birdie_ssm.experiments import load_spec, run_configs
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import TINY, tiny_config
 
@@ -59,12 +59,12 @@ def test_tiny_experiment_trains_evaluates_and_resumes(tmp_path, capsys):
     out = tmp_path / "out"
     # Run 'ntp' was interrupted after its first checkpoint: the experiment resumes it.
     config = run_configs(load_spec(path), path, [])["ntp"]
-    partial = Trainer(config, out / "ntp", progress=False)
+    partial = Trainer(config, out / "seed0" / "ntp", progress=False)
     partial.train_one()
     partial.save()
     partial.close()
     assert main(["experiment", str(path), "--output", str(out)]) == 0
-    assert json.loads((out / "ntp" / "train_done.json").read_text())["resumed"]
+    assert json.loads((out / "seed0" / "ntp" / "train_done.json").read_text())["resumed"]
     table = (out / "results.md").read_text()
     assert "| ntp |" in table and "| mixed |" in table and "(causal)" in table
     assert "(prefix)" in table and (out / "plots" / "mqar.png").is_file()
@@ -73,3 +73,68 @@ def test_tiny_experiment_trains_evaluates_and_resumes(tmp_path, capsys):
     assert main(["experiment", str(path), "--output", str(out)]) == 0
     assert "mqar:" not in capsys.readouterr().out
     assert (out / "results.md").read_text() == table
+
+
+def test_staged_experiment_pretrains_finetunes_records_curves_and_resumes(tmp_path, capsys):
+    """Two runs (one pretrained, one from scratch) through pretrain, fine-tune and evaluate."""
+    shared = dict(_setting(a) for a in [*TINY, "train.steps=4", "train.checkpoint_every=4"])
+    task = {"book_sizes": [3], "digits": 3, "samples": 4, "batch_size": 4}
+    spec = {
+        "name": "staged",
+        "shared": shared,
+        "runs": [
+            {"name": "ntp", "set": {"objectives.mixture": [{"name": "next_token"}]}},
+            {"name": "scratch", "pretrain": False},
+        ],
+        "finetune": {
+            "mixture": [{"name": "task_format", "params": {"task": "phonebook",
+                                                          "settings": {"book_sizes": [3],
+                                                                       "digits": 3}}}],
+            "steps": 4, "lr": 1e-3, "curve_every": 2, "seq_len": 128,
+            "curve": {"phonebook": {**task, "seed": 7}},
+        },
+        "tasks": {"phonebook": task},
+    }  # fmt: skip
+    path = tmp_path / "staged.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    assert main(["experiment", str(path), "--output", str(out), "--seeds", "3"]) == 0
+    for seed in (3,):
+        ft = out / f"seed{seed}" / "ntp" / "finetune"
+        assert json.loads((ft / "train_done.json").read_text())["steps"] == 4
+        assert (out / f"seed{seed}" / "ntp" / "pretrain" / "train_done.json").is_file()
+        # The pretrained run's curve starts at step 0 (before fine-tuning); checkpoints 2, 4.
+        assert sorted(p.name for p in (ft / "curve").iterdir()) == [
+            "phonebook-0000000.json", "phonebook-0000002.json", "phonebook-0000004.json"
+        ]  # fmt: skip
+        scratch = out / f"seed{seed}" / "scratch"
+        assert not (scratch / "pretrain").exists()
+        # From scratch: the pretraining steps plus the fine-tuning steps, in one stage.
+        assert json.loads((scratch / "finetune" / "train_done.json").read_text())["steps"] == 8
+    table = (out / "results.md").read_text()
+    assert "| ntp |" in table and "| scratch |" in table and "seed3" not in table
+    assert "steps to 50%" in table and "Learning curve: phonebook" in table
+    assert (out / "plots" / "curve-phonebook.png").is_file()
+    data = json.loads((out / "results.json").read_text())
+    assert set(data["ntp"]["seeds"]) == {"3"}
+    assert [c["step"] for c in data["ntp"]["seeds"]["3"]["curves"]["phonebook"]] == [0, 2, 4]
+    capsys.readouterr()
+    # Run again: every stage is found finished; nothing is trained or evaluated again.
+    assert main(["experiment", str(path), "--output", str(out), "--seeds", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "curve step" not in printed and "phonebook:" not in printed
+    assert (out / "results.md").read_text() == table
+
+
+def test_summary_aggregates_seeds_and_reads_steps_to_threshold():
+    from birdie_ssm.evaluation.results import TaskResult
+    from birdie_ssm.experiments.summary import mean_std, steps_to
+
+    def point(step, acc):
+        return TaskResult("phonebook", "book_sizes", "exact_match", "native",
+                          [{"book_sizes": 4, "exact_match": acc}], {}, step)  # fmt: skip
+
+    curve = [point(0, 0.0), point(50, 0.4), point(100, 0.6), point(150, 0.95)]
+    assert steps_to(curve, 0.5) == 100 and steps_to(curve, 0.9) == 150
+    assert steps_to(curve[:2], 0.5) is None
+    assert mean_std([0.5]) == "0.500" and mean_std([0.2, 0.4]) == "0.300 ± 0.141"
