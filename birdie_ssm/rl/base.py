@@ -101,22 +101,28 @@ class ControllerBase:
         self._load_state(state)
 
 
-class PercentileRescaler:
-    """Maps values into [-1, 1] by the 20th and 80th percentiles of recent values (Graves et al.)."""
+class RewardScaler:
+    """Scales rewards into [-1, 1] by the 80th percentile of recent reward magnitudes; keeps signs.
 
-    def __init__(self, capacity: int = 500) -> None:
+    Graves et al. map rewards into [-1, 1] by the 20th/80th percentiles of past rewards, an affine
+    map that moves zero: when most arms lose a little (forgetting) the 80th percentile sits below
+    zero and an arm whose loss rose came out near +1. Dividing by a magnitude instead keeps the
+    scale-free part of that idea (rewards shrink as training goes on) and never flips a sign.
+    """
+
+    def __init__(self, capacity: int = 500, quantile: float = 80.0) -> None:
         if capacity < 2:
             raise BirdieError(f"reward history must hold at least 2 values, got {capacity}")
-        self.capacity = capacity
+        self.capacity, self.quantile = capacity, quantile
         self.values: list[float] = []
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        """Add ``values`` to the history, then return them rescaled."""
+        """Add ``values`` to the history, then return them scaled (same signs)."""
         self.values = (self.values + [float(v) for v in values])[-self.capacity :]
-        low, high = np.percentile(self.values, [20.0, 80.0])
-        if high - low < 1e-12:
+        scale = np.percentile(np.abs(self.values), self.quantile)
+        if scale < 1e-12:
             return np.zeros_like(values, dtype=np.float64)
-        return np.clip(2.0 * (np.asarray(values) - low) / (high - low) - 1.0, -1.0, 1.0)
+        return np.clip(np.asarray(values, dtype=np.float64) / scale, -1.0, 1.0)
 
 
 def check_probability(name: str, value: float, *, upper: float = 1.0) -> float:
@@ -131,13 +137,14 @@ def uniform(n: int) -> np.ndarray:
     return np.full(n, 1.0 / n)
 
 
-def efficiency(arm_rewards: np.ndarray, weights: np.ndarray, played: np.ndarray) -> np.ndarray:
-    """Each arm's credited reward per unit of mixture share.
+def credited(arm_rewards: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each arm's share of the total reward (its reward times its class weight).
 
-    Every arm's loss is observed at once (a semi-bandit), so an arm's share of the total reward
-    divided by how much it was played plays the role of Exp3's importance-weighted reward.
+    Every arm's loss is observed at every evaluation (a semi-bandit), so no importance weighting
+    by play share is needed; dividing by the share (Exp3's estimator) turned the small loss rise
+    of an arm played at a tiny share into a huge negative value that swamped the rescaling.
     """
-    return arm_rewards * weights / np.maximum(played, 1e-6)
+    return arm_rewards * weights
 
 
 class DiscountedController(ControllerBase):
@@ -145,19 +152,19 @@ class DiscountedController(ControllerBase):
 
     At each update an arm's evidence grows by the share it was played times the number of arms
     (uniform counts one per update) and all evidence decays by ``gamma``; ``sums`` adds up
-    evidence times the arm's percentile-rescaled reward per unit of share. Subclasses call
+    evidence times the arm's rescaled credited reward (``RewardScaler``). Subclasses call
     ``_init_evidence`` from their constructor and ``_add_evidence`` from ``_decide``.
     """
 
     def _init_evidence(self, gamma: float, epsilon: float, history: int) -> None:
         self.gamma = check_probability("gamma", gamma)
         self.epsilon = check_probability("epsilon", epsilon)
-        self.rescale = PercentileRescaler(history)
+        self.rescale = RewardScaler(history)
         self.counts = np.zeros(len(self.arms))
         self.sums = np.zeros(len(self.arms))
 
     def _add_evidence(self, arm_rewards: np.ndarray, played: np.ndarray) -> None:
-        scaled = self.rescale(efficiency(arm_rewards, self.credit_weights, played))
+        scaled = self.rescale(credited(arm_rewards, self.credit_weights))
         evidence = played * len(self.arms)
         self.counts = self.gamma * self.counts + evidence
         self.sums = self.gamma * self.sums + evidence * scaled

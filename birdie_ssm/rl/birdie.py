@@ -23,7 +23,10 @@ class BirdieController(ControllerBase):
     on (last ``window`` entries, mixture played) -> per-arm reward, ``recency``-weighted. It then
     scores ``candidates`` mixtures (uniform simplex samples, plus a ``sparse_fraction`` on at most
     ``max_support`` arms) by their predicted class-aggregated reward and averages the ``top_k``
-    best. Until step ``warmup_steps`` the mixture stays uniform; afterwards a share of a random
+    best, after pulling every candidate toward the mixture just played until it differs from it by
+    at most ``max_move`` (total variation): far from the mixtures it has seen, the model only
+    extrapolates, and the best of thousands of extrapolated scores was often a jump to a wrong
+    arm. Until step ``warmup_steps`` the mixture stays uniform; afterwards a share of a random
     mixture, decaying from ``explore_start`` to ``explore_end`` over ``explore_updates``, is mixed in.
     """
 
@@ -41,6 +44,7 @@ class BirdieController(ControllerBase):
         sparse_fraction: float = 0.5,
         max_support: int = 3,
         top_k: int = 8,
+        max_move: float = 0.3,
         warmup_steps: int = 50,
         explore_start: float = 0.5,
         explore_end: float = 0.05,
@@ -67,6 +71,7 @@ class BirdieController(ControllerBase):
             int(max_support),
         )
         self.sparse_fraction = check_probability("sparse_fraction", sparse_fraction)
+        self.max_move = check_probability("max_move", max_move)
         self.explore_start = check_probability("explore_start", explore_start)
         self.explore_end = check_probability("explore_end", explore_end)
         self.explore_updates = max(int(explore_updates), 1)
@@ -126,6 +131,16 @@ class BirdieController(ControllerBase):
         weights = self.rng.standard_gamma(1.0, (sparse, n)) * (ranks < support[:, None])
         return np.concatenate([dense, weights / weights.sum(axis=1, keepdims=True)])
 
+    def _within_reach(self, pool: np.ndarray, played: np.ndarray) -> np.ndarray:
+        """Each candidate pulled toward ``played`` until it differs by at most ``max_move`` (TV).
+
+        The reward model only knows mixtures near those played; far from them its predictions
+        are extrapolation, and the best of thousands of extrapolated scores is mostly error.
+        """
+        distance = 0.5 * np.abs(pool - played).sum(axis=1, keepdims=True)
+        reach = np.minimum(1.0, self.max_move / np.maximum(distance, 1e-12))
+        return played + reach * (pool - played)
+
     def _decide(
         self, step: int, losses: np.ndarray, arm_rewards: np.ndarray | None, played: np.ndarray
     ) -> np.ndarray:
@@ -140,7 +155,7 @@ class BirdieController(ControllerBase):
                 self.info["model_loss"] = float(model_loss)
         if step < self.warmup_steps or not self.rewards_seen:
             return uniform(len(self.arms))
-        pool = self._candidates()
+        pool = self._within_reach(self._candidates(), played)
         context = jnp.asarray(self._context(len(self.losses_seen) - 1))
         predicted = np.asarray(predict(self.graph, self.params, context, jnp.asarray(pool)))
         scores = predicted.astype(np.float64) @ self.credit_weights

@@ -1,4 +1,4 @@
-"""The ``exp3s`` controller: Exp3.S (Graves et al. 2017) over arms, with percentile-rescaled rewards."""
+"""The ``exp3s`` controller: Exp3.S (Graves et al. 2017) over arms, with rescaled rewards."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from birdie_ssm.rl.base import ControllerBase, PercentileRescaler, check_probability, efficiency
+from birdie_ssm.rl.base import ControllerBase, RewardScaler, check_probability, credited
 from birdie_ssm.rl.controller import register_controller
 
 
@@ -14,9 +14,10 @@ from birdie_ssm.rl.controller import register_controller
 class Exp3SController(ControllerBase):
     """p = (1 - epsilon) softmax(w) + epsilon / N; w follows rescaled per-arm reward with fixed share.
 
-    Each arm's credited reward per unit of share is rescaled into [-1, 1] by the 20th/80th
-    percentiles of the last ``history`` values; ``share`` mixes weight between arms so the
-    controller can follow a best arm that changes.
+    Each arm's credited reward is scaled into [-1, 1] by the 80th percentile of the last
+    ``history`` reward magnitudes (signs kept, see ``RewardScaler``); every arm is observed at
+    every evaluation, so no importance weighting by play share. ``share`` mixes weight between
+    arms so the controller can follow a best arm that changes.
     """
 
     def __init__(
@@ -34,14 +35,14 @@ class Exp3SController(ControllerBase):
         self.eta = float(eta)
         self.epsilon = check_probability("epsilon", epsilon)
         self.share = check_probability("share", share)
-        self.rescale = PercentileRescaler(history)
+        self.rescale = RewardScaler(history)
         self.weights = np.zeros(len(arms))
 
     def _decide(
         self, step: int, losses: np.ndarray, arm_rewards: np.ndarray | None, played: np.ndarray
     ) -> np.ndarray:
         if arm_rewards is not None:
-            scaled = self.rescale(efficiency(arm_rewards, self.credit_weights, played))
+            scaled = self.rescale(credited(arm_rewards, self.credit_weights))
             grown = self.weights + self.eta * scaled
             # Fixed share, computed in log space around the maximum for stability.
             top = grown.max()

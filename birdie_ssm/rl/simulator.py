@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.rl.controller import normalise
+from birdie_ssm.rl.controller import Controller, normalise
 from birdie_ssm.rl.rewards import get_reward, total_reward
 
 
@@ -17,6 +17,10 @@ class CurriculumSimulator:
     floor by ``exp(-rate * n * u_i(t) * sqrt(e_i))``. The learnability ``u_i(t)`` differs between
     arms by up to ``spread``-fold and oscillates with a random phase, so the best mixture drifts;
     ``best_mixture`` finds it. Everything is drawn from the seed. Implements ``MixtureTrainer``.
+
+    ``forget`` (per step) makes an arm's loss rise by ``exp(forget * n * (1 - e_i))`` as well, so
+    arms left unplayed forget; ``exponent`` replaces the square root of the share (1: linear).
+    ``ForgettingBandit`` is the plain bandit scenario built on this.
     """
 
     def __init__(
@@ -31,6 +35,8 @@ class CurriculumSimulator:
         drift: float = 0.8,
         period: float = 2000.0,
         noise: float = 0.002,
+        forget: float = 0.0,
+        exponent: float = 0.5,
         reward: str = "birdie",
     ) -> None:
         if n_arms < 1 or not 1 <= n_classes <= n_arms:
@@ -41,6 +47,11 @@ class CurriculumSimulator:
         self.arm_classes = [f"class{i % n_classes}" for i in range(n_arms)]
         self.rate, self.spread, self.transfer = rate, spread, transfer
         self.drift, self.period, self.noise = drift, period, noise
+        if forget < 0 or exponent <= 0:
+            raise BirdieError(
+                f"simulator needs forget >= 0 and exponent > 0, got {forget}, {exponent}"
+            )
+        self.forget, self.exponent = float(forget), float(exponent)
         self.reward_fn = get_reward(reward)
         self.reset(seed)
 
@@ -63,9 +74,12 @@ class CurriculumSimulator:
         return self.base * (1.0 + self.drift * wave)
 
     def _after(self, n: int, mixture: np.ndarray) -> np.ndarray:
-        share = self.coupling @ mixture
-        decay = np.exp(-self.rate * n * self.learnability() * np.sqrt(share))
-        return self.floor + (self.losses - self.floor) * decay
+        share = np.clip(self.coupling @ mixture, 0.0, None)
+        decay = np.exp(-self.rate * n * self.learnability() * share**self.exponent)
+        learned = self.floor + (self.losses - self.floor) * decay
+        if self.forget == 0.0:
+            return learned
+        return learned * np.exp(self.forget * n * np.clip(1.0 - share, 0.0, 1.0))
 
     def run_steps(self, n: int, mixture: np.ndarray) -> None:
         """Train ``n`` steps with ``mixture``."""
@@ -88,3 +102,74 @@ class CurriculumSimulator:
         pool = np.concatenate([pool, np.eye(size), np.full((1, size), 1.0 / size)])
         scores = [self.expected_reward(n, p) for p in pool]
         return pool[int(np.argmax(scores))]
+
+
+class ForgettingBandit(CurriculumSimulator):
+    """A plain bandit with one clearly best arm, whose optimum is to play that arm almost only.
+
+    Every arm is its own class. Losses start in [3, 5] and fall toward 0 in proportion to the
+    share played (``exponent`` 1, no transfer, no drift): at full share one interval of
+    ``interval`` steps lowers the best arm's loss by ``fast`` and every other arm's by ``fast /
+    ratio``. An arm also forgets: its loss rises by ``forget_per_interval`` per interval times
+    the share it was *not* played. Which arm is best is drawn from the seed (``best_arm``).
+    """
+
+    def __init__(
+        self,
+        n_arms: int = 6,
+        seed: int = 0,
+        *,
+        fast: float = 0.05,
+        ratio: float = 10.0,
+        forget_per_interval: float = 0.01,
+        interval: int = 50,
+        noise: float = 0.002,
+        reward: str = "birdie",
+    ) -> None:
+        if not 0 < fast < 1 or ratio < 1 or interval < 1:
+            raise BirdieError(
+                f"bandit needs 0 < fast < 1, ratio >= 1 and interval >= 1, got {fast}, {ratio}, "
+                f"{interval}"
+            )
+        self.fast, self.ratio = float(fast), float(ratio)
+        super().__init__(
+            n_arms,
+            n_arms,
+            seed,
+            rate=-np.log1p(-fast) / interval,
+            spread=1.0,
+            transfer=0.0,
+            drift=0.0,
+            noise=noise,
+            forget=np.log1p(forget_per_interval) / interval,
+            exponent=1.0,
+            reward=reward,
+        )
+
+    def reset(self, seed: int) -> None:
+        n = len(self.arm_names)
+        self.rng = np.random.default_rng(seed)
+        self.floor = np.zeros(n)
+        self.losses = self.rng.uniform(3.0, 5.0, n)
+        self.best_arm = int(self.rng.integers(n))
+        self.base = np.full(n, 1.0 / self.ratio)
+        self.base[self.best_arm] = 1.0
+        self.phase = np.zeros(n)
+        self.coupling = np.eye(n)
+        self.step = 0
+
+
+def play(
+    controller: Controller, sim: CurriculumSimulator, updates: int, steps: int = 50
+) -> np.ndarray:
+    """Let ``controller`` drive ``sim`` for ``updates`` evaluations ``steps`` apart.
+
+    Returns the mixtures it chose, ``[updates, n_arms]`` (the one played after each evaluation;
+    the initial mixture is not included).
+    """
+    mixture, chosen = controller.update(0, sim.validate()), []
+    for _ in range(updates):
+        sim.run_steps(steps, mixture)
+        mixture = controller.update(sim.step, sim.validate())
+        chosen.append(mixture)
+    return np.asarray(chosen)

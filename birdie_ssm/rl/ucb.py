@@ -26,7 +26,7 @@ class UCBController(DiscountedController):
         *,
         c: float = 0.5,
         gamma: float = 0.9,
-        temperature: float = 0.2,
+        temperature: float = 0.1,
         epsilon: float = 0.05,
         history: int = 500,
     ) -> None:
