@@ -1,14 +1,17 @@
 """Curriculum controllers side by side: reward on the simulator, and update time vs training time.
 
-(1) On the synthetic simulator (6 arms in 3 classes, 60 evaluations of 50 steps, 10 seeds): the
-    cumulative reward of each controller against ``fixed`` uniform, and of the greedy optimum.
+(1) Cumulative reward of each controller against ``fixed`` uniform on four simulated scenarios,
+    side by side: the plain simulator (6 arms in 3 classes, drifting learnability, no forgetting),
+    the same with forgetting (an unplayed arm's loss rises 1% per 50-step interval), strong drift
+    with 5x the measurement noise and forgetting, and the ``ForgettingBandit`` (one arm learns 10x
+    faster); then each controller's best-arm share on the bandit with and without forgetting.
 (2) Controller update time at the quickstart schedule (600 steps, evaluations at
     2, 10, 50, 100, 200, 300, 400, 600; 4 arms) as a share of training wall time: 0.4 s/step
     assumed, or with ``--measure-training`` the quickstart trainer's s/step measured in this
     process under the same CPU load. Includes the reward model's JIT compile (JAX itself warmed
     up first, as it is in a training process).
 
-Run: python benchmarks/controller.py [--seeds 10] [--seconds-per-step 0.4] [--measure-training]
+Run: python benchmarks/controller.py [--seeds 5] [--horizon 40] [--seconds-per-step 0.4] [--measure-training]
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from birdie_ssm.rl import CurriculumSimulator, MixtureEnv, eval_steps, make_controller, rollout
+from birdie_ssm.rl.simulator import ForgettingBandit, play
 
 CONTROLLERS = ["fixed", "birdie", "exp3s", "ucb", "thompson"]
 
@@ -54,22 +59,29 @@ def measured_seconds_per_step(steps: int = 10) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def optimum_reward(seed: int, horizon: int, steps_per_action: int) -> float:
-    """Cumulative reward of always playing the simulator's greedy best mixture."""
-    env = MixtureEnv.simulated(horizon=horizon, steps_per_action=steps_per_action)
-    env.reset(seed=seed)
-    total, truncated = 0.0, False
-    while not truncated:
-        best = env.trainer.best_mixture(steps_per_action, candidates=1024)
-        _, reward, _, truncated, _ = env.step(best)
-        total += reward
-    return total
+# Each scenario: seed -> a fresh simulator. Forgetting: 1% loss rise per unplayed 50-step interval.
+FORGET = 0.01 / 50
+SCENARIOS: dict[str, Callable[[int], CurriculumSimulator]] = {
+    "plain": lambda seed: CurriculumSimulator(seed=seed),
+    "forgetting": lambda seed: CurriculumSimulator(seed=seed, forget=FORGET),
+    "drift+noise": lambda seed: CurriculumSimulator(
+        seed=seed, drift=0.95, period=1000.0, noise=0.01, forget=FORGET
+    ),
+    "bandit": lambda seed: ForgettingBandit(seed=seed),
+}
+
+
+def episode_reward(name: str, sim: CurriculumSimulator, horizon: int, seed: int) -> float:
+    """Cumulative reward of ``name`` driving ``sim`` for ``horizon`` evaluations 50 steps apart."""
+    env = MixtureEnv(sim, horizon=horizon)
+    controller = make_controller(name, sim.arm_names, sim.arm_classes)
+    return float(rollout(controller, env, seed).sum())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--horizon", type=int, default=60)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--horizon", type=int, default=40)
     parser.add_argument("--seconds-per-step", type=float, default=0.4)
     parser.add_argument("--measure-training", action="store_true")
     args = parser.parse_args()
@@ -91,26 +103,35 @@ def main() -> None:
             f"rest mean {np.mean(times[1:]) * 1e3:7.1f} ms  share {100 * sum(times) / train_s:5.2f}%"
         )
 
-    print(f"\ncumulative reward on the simulator, {args.seeds} seeds x {args.horizon} evaluations")
-    totals = {}
-    for name in CONTROLLERS:
-        per_seed = []
-        for seed in range(args.seeds):
-            env = MixtureEnv.simulated(horizon=args.horizon)
-            controller = make_controller(name, env.trainer.arm_names, env.trainer.arm_classes)
-            per_seed.append(rollout(controller, env, seed).sum())
-        totals[name] = np.asarray(per_seed)
-    totals["optimum"] = np.array(
-        [optimum_reward(seed, args.horizon, 50) for seed in range(args.seeds)]
+    print(
+        f"\ncumulative reward, mean of {args.seeds} seeds x {args.horizon} evaluations, and its "
+        "ratio to fixed uniform's (n/a where fixed's is not positive)"
     )
-    fixed = totals["fixed"]
-    for name, values in totals.items():
-        ratio = values / fixed
-        print(
-            f"  {name:9s} mean {values.mean():6.3f} ± {values.std():5.3f}  "
-            f"vs fixed x{ratio.mean():4.2f} (min x{ratio.min():4.2f})  "
-            f"beats fixed on {(values > fixed).sum()}/{len(values)} seeds"
-        )
+    results = {name: {} for name in CONTROLLERS}
+    for scenario, make in SCENARIOS.items():
+        for name in CONTROLLERS:
+            results[name][scenario] = np.array(
+                [episode_reward(name, make(seed), args.horizon, seed) for seed in range(args.seeds)]
+            )
+    width = 20
+    print(f"  {'':9s}" + "".join(f"{s:>{width}s}" for s in SCENARIOS))
+    for name in CONTROLLERS:
+        cells = []
+        for scenario in SCENARIOS:
+            mean, fixed = results[name][scenario].mean(), results["fixed"][scenario].mean()
+            ratio = f"x{mean / fixed:.2f}" if fixed > 0 else "n/a"
+            cells.append(f"{mean:7.2f} ({ratio})")
+        print(f"  {name:9s}" + "".join(f"{c:>{width}s}" for c in cells))
+    print("\nbandit: best-arm share over the last 10 of 30 updates (uniform 0.17)")
+    for forget in (0.0, 0.01):
+        shares = {name: [] for name in CONTROLLERS}
+        for seed in range(args.seeds):
+            for name in CONTROLLERS:
+                sim = ForgettingBandit(seed=seed, forget_per_interval=forget)
+                controller = make_controller(name, sim.arm_names, sim.arm_classes)
+                shares[name].append(play(controller, sim, 30)[-10:, sim.best_arm].mean())
+        row = "  ".join(f"{n} {np.mean(v):.2f} (min {np.min(v):.2f})" for n, v in shares.items())
+        print(f"  forget {forget:.2f}/interval: {row}")
 
 
 if __name__ == "__main__":
