@@ -3,7 +3,8 @@
 Layout of a vocabulary: the base tokenizer's ids first (bytes 0..255 for the byte tokenizer),
 then the specials: padding, end of document, the start-generating separator, a done marker,
 ``NUM_PARADIGMS`` paradigm tokens (one per objective class of a run) and ``NUM_SENTINELS``
-sentinels for masked spans. Padding is a real id (never predicted, masked out of the loss).
+sentinels for masked spans (numbered uniquely within an example: objectives cap their span
+counts to fit). Padding is a real id (never predicted, masked out of the loss).
 """
 
 from __future__ import annotations
@@ -67,8 +68,11 @@ class SpecialTokens:
         return self.paradigm_base + index
 
     def sentinel(self, index: int | np.ndarray) -> int | np.ndarray:
-        """The ``index``-th sentinel (indices wrap around past ``NUM_SENTINELS``)."""
-        return self.sentinel_base + np.mod(index, NUM_SENTINELS)
+        """The ``index``-th sentinel; indices never wrap, so sentinels are numbered uniquely
+        (ValueError outside ``[0, NUM_SENTINELS)``)."""
+        if np.any(np.asarray(index) < 0) or np.any(np.asarray(index) >= NUM_SENTINELS):
+            raise ValueError(f"sentinel index outside [0, {NUM_SENTINELS}): {index!r}")
+        return self.sentinel_base + index
 
     def is_special(self, ids: np.ndarray) -> np.ndarray:
         return (ids >= self.base_size) & (ids < self.end)

@@ -13,7 +13,7 @@ from birdie_ssm.objectives.spans import (
     SpanMasking,
     check_masking,
     concat_ranges,
-    parse_band,
+    passage_limits,
 )
 
 MIN_PASSAGE = MIN_SPAN_PASSAGE
@@ -23,8 +23,12 @@ MIN_PASSAGE = MIN_SPAN_PASSAGE
 class AutoencodingConfig:
     """Birdie's grid: mask_rate 0.15 or 0.85, mean_span 3/8/32, shuffle on or off.
 
-    ``shuffle``: permute the order of the unmasked spans (never left in their original order).
+    ``shuffle``: permute the order of the unmasked spans (never left in their original order:
+    every shuffled passage is laid out with at least two unmasked spans, so passages leaving
+    fewer than two unmasked tokens are refused).
     ``length``: passage length band such as ``"256-512"`` (None: as long as the budget allows).
+    Each masked span gets its own sentinel: a passage masks at most ``NUM_SENTINELS`` spans, and
+    longer ones where it would need more (see ``spans.span_counts``).
     """
 
     mask_rate: float = 0.15
@@ -36,7 +40,12 @@ class AutoencodingConfig:
         check_masking(self.mask_rate, self.mean_span)
         if not isinstance(self.shuffle, bool):
             raise ValueError(f"parameter 'shuffle' must be true or false, got {self.shuffle!r}")
-        parse_band("length", self.length, MIN_PASSAGE, 1 << 20)
+        passage_limits(self.length, self.mask_rate, self.mean_span, clean_runs(self.shuffle))
+
+
+def clean_runs(shuffle: bool) -> int:
+    """Unmasked runs a layout needs: two to shuffle (one run has no other order), else one."""
+    return 2 if shuffle else 1
 
 
 def derangement_order(rng: np.random.Generator, k: int) -> np.ndarray:
@@ -53,6 +62,10 @@ class Autoencoding(SpanMasking):
 
     Config = AutoencodingConfig
 
+    @property
+    def min_clean_runs(self) -> int:
+        return clean_runs(self.config.shuffle)
+
     def _cost(self, n: int) -> int:
         if n < 2:
             return 2 * n
@@ -65,13 +78,18 @@ class Autoencoding(SpanMasking):
             return None
         n, noise, spans, lengths = drawn
         passage = tokens[:n]
-        clean_len = lengths[0::2]
-        clean_start = np.cumsum(lengths)[0::2] - clean_len
+        starts = np.cumsum(lengths) - lengths
+        # The non-empty clean runs (the outer two may be empty), in passage order.
+        slots = np.flatnonzero((np.arange(len(lengths)) % 2 == 0) & (lengths > 0))
+        clean_start, clean_len = starts[slots], lengths[slots]
         if self.config.shuffle:
-            order = derangement_order(rng, spans)
+            order = derangement_order(rng, len(slots))
             clean_start, clean_len = clean_start[order], clean_len[order]
-        # Output: clean run i (in the chosen order), then sentinel i.
-        sentinel_pos = np.cumsum(clean_len + 1) - 1
+        # Input: the runs in passage order, each noise run as its sentinel (noise run i ->
+        # sentinel i) and each clean slot filled with a clean run in the chosen order.
+        out_len = np.arange(len(lengths)) % 2  # a sentinel per noise run; empty outer runs: 0
+        out_len[slots] = clean_len
+        sentinel_pos = (np.cumsum(out_len) - out_len)[1::2]
         inputs = np.empty(n - noise + spans, dtype=np.int32)
         keep = np.ones(len(inputs), dtype=bool)
         keep[sentinel_pos] = False

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from birdie_ssm.objectives.base import register_objective
-from birdie_ssm.objectives.spans import MIN_SPAN_PASSAGE, SpanMasking, check_masking, parse_band
+from birdie_ssm.objectives.spans import (
+    MIN_SPAN_PASSAGE,
+    SpanMasking,
+    check_masking,
+    passage_limits,
+)
 
 MIN_PASSAGE = MIN_SPAN_PASSAGE
 
@@ -18,6 +23,8 @@ class InfillingConfig:
     """UL2's R denoisers are (mean_span 3 or 8, mask_rate 0.15), X (3 or 8, 0.5) and (64, 0.15/0.5).
 
     ``length``: passage length band, e.g. ``"128-256"`` (None: as long as the budget allows).
+    Each masked span gets its own sentinel: a passage masks at most ``NUM_SENTINELS`` spans, and
+    longer ones where it would need more (see ``spans.span_counts``).
     """
 
     mask_rate: float = 0.15
@@ -26,17 +33,17 @@ class InfillingConfig:
 
     def __post_init__(self) -> None:
         check_masking(self.mask_rate, self.mean_span)
-        parse_band("length", self.length, MIN_PASSAGE, 1 << 20)
+        passage_limits(self.length, self.mask_rate, self.mean_span)
 
 
 def sentinel_layout(
     passage: np.ndarray, lengths: np.ndarray, sentinels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(input, target) for runs ``[clean, noise, clean, noise, ...]``: each noise run becomes its
-    sentinel in the input; the target is each sentinel followed by the run it replaced."""
-    ends = np.cumsum(lengths)
-    mask = np.repeat(np.tile([False, True], len(sentinels)), lengths)
-    starts = ends[0::2]
+    """(input, target) for runs ``[clean_0, noise_0, ..., noise_{k-1}, clean_k]`` (the outer
+    clean runs may be empty): each noise run becomes its sentinel in the input; the target is
+    each sentinel followed by the run it replaced."""
+    mask = np.repeat(np.arange(len(lengths)) % 2 == 1, lengths)
+    starts = (np.cumsum(lengths) - lengths)[1::2]
     inputs = passage.copy()
     inputs[starts] = sentinels  # the first token of each noise run turns into its sentinel
     keep = ~mask

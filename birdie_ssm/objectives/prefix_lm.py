@@ -29,6 +29,9 @@ class PrefixLM(Objective):
 
     Config = PrefixLMConfig
 
+    def min_budget(self) -> int:
+        return self.config.min_length + 1  # the passage, and the paradigm token
+
     def make(self, tokens, rng, budget):
         n = min(len(tokens), budget)
         if n < self.config.min_length:

@@ -3,7 +3,9 @@
 The query lists, per span, ``<start> delimiter <end> delimiter``. Span i begins right after the
 first occurrence of its start delimiter at or after the end of span i-1's end delimiter (the
 context's start for the first span), and ends right before the first occurrence of its end
-delimiter from there. The target is the spans separated by a marker, then the done token.
+delimiter from there. Spans are placed where that reading gives exactly the drawn
+``span_length`` (a delimiter occurring inside the span is redrawn). The target is the spans
+separated by a marker, then the done token.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from birdie_ssm.objectives.spans import WEIGHTS, draw_int, draw_length, parse_ba
 # Sentinels 0..2 mark the query's start delimiter, its end delimiter, and the target's span gaps.
 START, END, GAP = 0, 1, 2
 MAX_DELIMITER = 64
+MAX_CANDIDATES = 256  # start positions checked per span (all of them in a shorter slot)
 
 
 def gram_hashes(context: np.ndarray, d: int) -> np.ndarray:
@@ -73,23 +76,39 @@ class SelectiveCopying(Objective):
         return max(self.context[0], k * (2 * d + s)) + k * (2 * d + 2) + k * (s + 1) + 1
 
     def _locate(self, context, rng, k, d, lengths):
-        """(start-delimiter position, span start, span end) for up to ``k`` spans, one per slot."""
+        """(start-delimiter position, span start, span end) for up to ``k`` spans, one per slot.
+
+        A reader finds span j at the first occurrence of its start delimiter since the end of
+        span j-1, and ends it at the first occurrence of its end delimiter from there; so a
+        start position is drawn only among those whose span, read that way, has exactly the
+        drawn length (the end delimiter occurs nowhere inside it). A slot with no such position
+        is left out."""
         n = len(context)
         hashes = gram_hashes(context, d)
         found, search = [], 0
         for j in range(k):
-            slot_start, slot_end = max(j * n // k, search), (j + 1) * n // k
-            last = slot_end - 2 * d - lengths[j]  # last start-delimiter position in the slot
+            slot_start, slot_end, length = max(j * n // k, search), (j + 1) * n // k, lengths[j]
+            last = slot_end - 2 * d - length  # last start-delimiter position in the slot
             if last < slot_start:
                 continue
-            p = draw_int(rng, slot_start, last)
-            # Move to the delimiter's first occurrence since ``search``: what a reader finds.
-            p = search + int(np.argmax(hashes[search : p + 1] == hashes[p]))
-            s, e0 = p + d, p + d + lengths[j]
-            e = s + int(np.argmax(hashes[s : e0 + 1] == hashes[e0]))
-            if e > s:
-                found.append((p, s, e))
-                search = e + d
+            # Where a reader lands for each candidate: the delimiter's first occurrence since
+            # ``search``.
+            _, first, inverse = np.unique(
+                hashes[search : last + 1], return_index=True, return_inverse=True
+            )
+            candidates = np.arange(slot_start, last + 1)
+            if len(candidates) > MAX_CANDIDATES:  # bound the work: a random sample of them
+                candidates = rng.integers(slot_start, last + 1, MAX_CANDIDATES)
+            landed = search + first[inverse[candidates - search]]
+            s = landed + d
+            # Windows of the span plus its end delimiter: valid if that delimiter is not inside.
+            windows = np.lib.stride_tricks.sliding_window_view(hashes, length + 1)[s]
+            valid = np.flatnonzero(~(windows[:, :length] == windows[:, length:]).any(axis=1))
+            if len(valid) == 0:
+                continue
+            p = int(landed[valid[draw_int(rng, 0, len(valid) - 1)]])
+            found.append((p, p + d, p + d + length))
+            search = p + 2 * d + length
         return found
 
     def make(self, tokens, rng, budget):

@@ -6,10 +6,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from birdie_ssm.data.tokenizer import NUM_SENTINELS
 from birdie_ssm.objectives.base import Objective, check_range
 
 Band = tuple[int, int]
 MIN_SPAN_PASSAGE = 4  # the shortest passage a span-masking objective takes
+MAX_PASSAGE = 1 << 20  # the longest passage a length band may ask for
 
 
 def parse_band(name: str, value: object, low: int, high: int) -> Band | None:
@@ -67,17 +69,63 @@ def partition(rng: np.random.Generator, total: int, parts: int) -> np.ndarray:
 
 
 def span_counts(n: int, rate: float, mean_span: float) -> tuple[int, int]:
-    """(masked tokens, masked spans) for ``n`` >= 2 tokens at ``rate`` with spans of ``mean_span``."""
+    """(masked tokens, masked spans) for ``n`` >= 2 tokens at ``rate`` with spans of ``mean_span``.
+
+    Every span gets a sentinel of its own, so there are at most ``NUM_SENTINELS`` spans: where a
+    passage would need more, its spans grow longer (the mask rate and the length are kept; the
+    mean span becomes ``masked / NUM_SENTINELS``, e.g. 8 for 2048 tokens at 0.5 and span 3)."""
     noise = min(max(round(n * rate), 1), n - 1)
-    spans = min(max(round(noise / mean_span), 1), noise, n - noise)
+    spans = min(max(round(noise / mean_span), 1), noise, n - noise, NUM_SENTINELS)
     return noise, spans
 
 
-def span_lengths(rng: np.random.Generator, n: int, noise: int, spans: int) -> np.ndarray:
-    """Alternating run lengths ``[clean_0, noise_0, clean_1, noise_1, ...]`` covering ``n``."""
-    lengths = np.empty(2 * spans, dtype=np.int64)
-    lengths[0::2] = partition(rng, n - noise, spans)
+def first_passing(lo: int, hi: int, ok: Callable[[int], bool]) -> int:
+    """The smallest ``n`` in [lo, hi] with ``ok(n)`` (``ok`` monotone: False, then True);
+    ``hi + 1`` if there is none."""
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    return lo
+
+
+def shortest_passage(rate: float, mean_span: float, clean_runs: int) -> int:
+    """The shortest passage with at least ``clean_runs`` unmasked tokens (so it can be laid out
+    as that many unmasked runs); the unmasked count never falls as the passage grows."""
+    return first_passing(
+        MIN_SPAN_PASSAGE,
+        MAX_PASSAGE,
+        lambda n: n - span_counts(n, rate, mean_span)[0] >= clean_runs,
+    )
+
+
+def span_lengths(
+    rng: np.random.Generator, n: int, noise: int, spans: int, min_clean_runs: int = 1
+) -> np.ndarray:
+    """Run lengths ``[clean_0, noise_0, clean_1, ..., noise_{spans-1}, clean_spans]`` covering
+    ``n``: every noise run and every inner clean run is non-empty; the outer clean runs may be
+    empty, so a passage may start and end either clean or masked. The four ways to begin and
+    end are equally likely among those that leave at least ``min_clean_runs`` (and at most
+    ``n - noise``) non-empty clean runs; ``spans`` <= ``n - noise`` always allows one."""
+    clean = n - noise
+    options = []
+    for lead in (0, 1):
+        for trail in (0, 1):
+            runs = spans - 1 + lead + trail
+            if max(1, min_clean_runs) <= runs <= clean:
+                options.append((lead, trail, runs))
+    if not options:
+        raise ValueError(
+            f"{n} tokens with {noise} masked in {spans} spans cannot hold {min_clean_runs} "
+            "unmasked runs"
+        )
+    lead, trail, runs = options[int(rng.random() * len(options)) % len(options)]
+    lengths = np.zeros(2 * spans + 1, dtype=np.int64)
     lengths[1::2] = partition(rng, noise, spans)
+    slots = np.arange(1 - lead, spans + trail) * 2  # the non-empty clean runs
+    lengths[slots] = partition(rng, clean, runs)
     return lengths
 
 
@@ -114,6 +162,23 @@ def check_masking(mask_rate: float, mean_span: float) -> None:
     check_range("mean_span", mean_span, 1, 4096)
 
 
+def passage_limits(
+    length: object, mask_rate: float, mean_span: float, min_clean_runs: int = 1
+) -> tuple[Band | None, int]:
+    """(length band, shortest passage) for span masking at these settings: the shortest passage
+    leaves ``min_clean_runs`` unmasked tokens. Raises ValueError naming ``length`` when its band
+    starts below that."""
+    band = parse_band("length", length, MIN_SPAN_PASSAGE, MAX_PASSAGE)
+    shortest = shortest_passage(mask_rate, mean_span, min_clean_runs)
+    if band is not None and band[0] < shortest:
+        raise ValueError(
+            f"parameter 'length' must start at or above {shortest} at mask_rate {mask_rate:g} "
+            f"(shorter passages leave fewer than {min_clean_runs} unmasked tokens, and the "
+            f"shuffle needs {min_clean_runs} unmasked spans), got {length!r}"
+        )
+    return band, shortest
+
+
 class SpanMasking(Objective):
     """Base of objectives that mask spans of a passage (config: mask_rate, mean_span, length).
 
@@ -121,9 +186,13 @@ class SpanMasking(Objective):
     build their example in ``make`` from the layout ``_draw_spans`` returns.
     """
 
+    min_clean_runs: int = 1  # unmasked runs every layout must have
+
     def __init__(self, config, specials, paradigm):
         super().__init__(config, specials, paradigm)
-        self.band = parse_band("length", config.length, MIN_SPAN_PASSAGE, 1 << 20)
+        self.band, self.shortest = passage_limits(
+            config.length, config.mask_rate, config.mean_span, self.min_clean_runs
+        )
 
     def _cost(self, n: int) -> int:
         raise NotImplementedError
@@ -132,17 +201,17 @@ class SpanMasking(Objective):
         return span_counts(n, self.config.mask_rate, self.config.mean_span)
 
     def min_budget(self) -> int:
-        return self._cost(self.band[0] if self.band else MIN_SPAN_PASSAGE) + 1
+        return self._cost(max(self.band[0] if self.band else 0, self.shortest)) + 1
 
     def _draw_spans(
         self, tokens: np.ndarray, rng: np.random.Generator, budget: int
     ) -> tuple[int, int, int, np.ndarray] | None:
         """``(n, noise, spans, lengths)``: a passage length whose example fits ``budget``, its
-        masked tokens and spans, and the run lengths ``[clean_0, noise_0, ...]``; or None."""
-        n = draw_length(
-            rng, self.band, len(tokens), fit_passage(budget, self._cost), MIN_SPAN_PASSAGE
-        )
+        masked tokens and spans, and the run lengths ``[clean_0, noise_0, ..., clean_spans]``
+        (see ``span_lengths``); or None."""
+        cap = fit_passage(budget, self._cost)
+        n = draw_length(rng, self.band, len(tokens), cap, self.shortest)
         if n is None:
             return None
         noise, spans = self._span_counts(n)
-        return n, noise, spans, span_lengths(rng, n, noise, spans)
+        return n, noise, spans, span_lengths(rng, n, noise, spans, self.min_clean_runs)

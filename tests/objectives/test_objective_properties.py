@@ -93,14 +93,21 @@ def split_on(seq, is_marker):
     return head, [(seq[a], seq[a + 1 : b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
+def numbered(sentinels):
+    """Sentinels numbered 0, 1, 2, ... in order: each once, never wrapped."""
+    return np.array_equal(sentinels, SENT + np.arange(len(sentinels))) and len(sentinels) <= (
+        NUM_SENTINELS
+    )
+
+
 @PROPS
 @given(
     documents(),
     st.integers(0, 999),
-    st.integers(2, 2100),
-    st.sampled_from([0.05, 0.15, 0.5]),
+    st.integers(2, 4200),
+    st.sampled_from([0.05, 0.15, 0.5, 0.95]),
     st.sampled_from([1, 3, 8, 32, 64]),
-    st.sampled_from([None, "16-128"]),
+    st.sampled_from([None, "16-128", "1024-4000"]),
 )
 def test_infilling(tokens, seed, budget, rate, span, length):
     params = {"mask_rate": rate, "mean_span": span, "length": length}
@@ -111,24 +118,30 @@ def test_infilling(tokens, seed, budget, rate, span, length):
     head, in_groups = split_on(inputs, is_sentinel)
     t_head, t_groups = split_on(target, is_sentinel)
     assert len(t_head) == 0 and len(in_groups) == len(t_groups) >= 1
+    assert numbered(inputs[is_sentinel(inputs)]) and numbered(target[is_sentinel(target)])
     # Putting each span back at its sentinel gives the original passage.
     rebuilt = [head]
     for (s_in, clean), (s_t, masked) in zip(in_groups, t_groups, strict=True):
         assert s_in == s_t and len(masked) >= 1
         rebuilt += [masked, clean]
     assert np.array_equal(np.concatenate(rebuilt), used)
+    # Only the first and the last clean run may be empty (the passage starts or ends masked).
+    assert all(len(clean) >= 1 for _, clean in in_groups[:-1])
     masked = target[~is_sentinel(target)]
     assert not np.isin(masked, inputs).any()  # masked tokens never appear in the input
-    assert length is None or 16 <= len(used) <= 128
+    if length == "16-128":
+        assert 16 <= len(used) <= 128
+    if length == "1024-4000":
+        assert 1024 <= len(used) <= 4000
 
 
 @PROPS
 @given(
     documents(),
     st.integers(0, 999),
-    st.integers(2, 2100),
-    st.sampled_from([0.15, 0.85]),
-    st.sampled_from([3, 8, 32]),
+    st.integers(2, 4200),
+    st.sampled_from([0.15, 0.85, 0.5]),
+    st.sampled_from([1, 3, 8, 32]),
     st.booleans(),
 )
 def test_autoencoding(tokens, seed, budget, rate, span, shuffle):
@@ -138,18 +151,26 @@ def test_autoencoding(tokens, seed, budget, rate, span, shuffle):
         return
     inputs, target, used = made
     assert np.array_equal(target, used)  # the target is the original text
-    head, groups = split_on(inputs[::-1], is_sentinel)  # each clean span ends with its sentinel
-    assert len(head) == 0
-    pieces = [piece[::-1] for _, piece in groups][::-1]
-    assert [s for s, _ in groups][::-1] == list(SENT + np.arange(len(pieces)) % NUM_SENTINELS)
-    clean = np.concatenate(pieces)
+    assert numbered(inputs[is_sentinel(inputs)])
+    head, groups = split_on(inputs, is_sentinel)
+    pieces = [p for p in [head, *(piece for _, piece in groups)] if len(p)]  # clean spans
     position = {int(t): i for i, t in enumerate(target)}
     starts = [position[int(p[0])] for p in pieces]
     for piece, start in zip(pieces, starts, strict=True):  # each clean span is a real span
         assert np.array_equal(target[start : start + len(piece)], piece)
+    clean = np.concatenate(pieces)
     assert not np.isin(np.setdiff1d(target, clean), inputs).any()
     in_order = all(a < b for a, b in zip(starts, starts[1:], strict=False))
-    assert in_order != (shuffle and len(pieces) > 1)  # the shuffle really happens
+    if shuffle:  # the shuffle really happens: at least two clean spans, out of order
+        assert len(pieces) >= 2 and not in_order
+    else:  # each sentinel stands where its masked span was
+        rebuilt, cursor = [], 0
+        for piece, start in zip(pieces, starts, strict=True):
+            rebuilt += [[SENT]] * (start > cursor) + [piece]
+            cursor = start + len(piece)
+        rebuilt += [[SENT]] * (cursor < len(target))
+        layout = np.concatenate(rebuilt)
+        assert np.array_equal(np.where(is_sentinel(inputs), SENT, inputs), layout)
 
 
 def find_spans(context, query, d):
@@ -174,14 +195,15 @@ def find_spans(context, query, d):
     st.sampled_from(["before", "after"]),
     st.sampled_from(["1-4", 2]),
     st.sampled_from(["1-8", 1, 3]),
+    st.sampled_from(["1-12", "4-12"]),
 )
-def test_selective_copying(tokens, seed, budget, where, spans, delim):
+def test_selective_copying(tokens, seed, budget, where, spans, delim, span_length):
     params = {
         "context_position": where,
         "spans": spans,
         "delimiter_length": delim,
         "context_length": "32-400",
-        "span_length": "1-12",
+        "span_length": span_length,
     }
     made = make("selective_copying", params, tokens, seed, budget)
     if not made:
@@ -198,7 +220,8 @@ def test_selective_copying(tokens, seed, budget, where, spans, delim):
     assert len(query) == len(pieces) * (2 * d + 2)
     found = find_spans(context, query, d)
     assert all(np.array_equal(a, b) for a, b in zip(found, pieces, strict=True))
-    assert all(len(p) >= 1 for p in pieces)
+    lo = int(span_length.split("-")[0])
+    assert all(lo <= len(p) <= 12 for p in pieces)  # the span_length band, as a reader finds it
 
 
 @PROPS
