@@ -1,6 +1,9 @@
 """Objective parameters: validation messages, arm expansion, the listing the CLI prints."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from birdie_ssm.config import ObjectiveEntry
 from birdie_ssm.data.tokenizer import ByteTokenizer
@@ -104,3 +107,28 @@ def test_an_objective_that_overruns_its_budget_is_named():
     (arm,) = arms("test_greedy")
     with pytest.raises(BirdieError, match="'test_greedy' made an example of 201 tokens"):
         arm.objective.sample(np.arange(100), np.random.default_rng(0), 50)
+
+
+EXPERIMENTS = sorted((Path(__file__).parents[2] / "configs" / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_experiment_mixtures_build_fit_and_shuffle_in_autoencoding(path):
+    """Every run's mixture expands into arms that fit its rows; Birdie mixtures hold Birdie's
+    autoencoding grid, shuffled and not."""
+    from birdie_ssm.data.pipeline import check_arms_fit
+
+    spec = yaml.safe_load(path.read_text())
+    seq_len = spec["shared"]["data.seq_len"]
+    birdie_runs = 0
+    for run in spec["runs"]:
+        mixture = run["set"].get("objectives.mixture")
+        if mixture is None:
+            continue
+        entries = [ObjectiveEntry(**entry) for entry in mixture]
+        check_arms_fit(expand_arms(entries, SPECIALS), seq_len)
+        autoencoding = [e for e in entries if e.name == "autoencoding"]
+        if run["set"].get("controller.name") == "birdie":
+            birdie_runs += 1
+            assert autoencoding and autoencoding[0].params["shuffle"] == [False, True]
+    assert birdie_runs >= 1
