@@ -4,7 +4,7 @@ The query lists, per span, ``<start> delimiter <end> delimiter``. Span i begins 
 first occurrence of its start delimiter at or after the end of span i-1's end delimiter (the
 context's start for the first span), and ends right before the first occurrence of its end
 delimiter from there. Spans are placed where that reading gives exactly the drawn
-``span_length`` (a delimiter occurring inside the span is redrawn). The target is the spans
+``span_length`` (a start whose end delimiter occurs inside the span is redrawn). The target is the spans
 separated by a marker, then the done token.
 """
 
@@ -20,7 +20,7 @@ from birdie_ssm.objectives.spans import WEIGHTS, draw_int, draw_length, parse_ba
 # Sentinels 0..2 mark the query's start delimiter, its end delimiter, and the target's span gaps.
 START, END, GAP = 0, 1, 2
 MAX_DELIMITER = 64
-MAX_CANDIDATES = 256  # start positions checked per span (all of them in a shorter slot)
+MAX_TRIES = 64  # start positions drawn per span before its slot is left out
 
 
 def gram_hashes(context: np.ndarray, d: int) -> np.ndarray:
@@ -79,10 +79,10 @@ class SelectiveCopying(Objective):
         """(start-delimiter position, span start, span end) for up to ``k`` spans, one per slot.
 
         A reader finds span j at the first occurrence of its start delimiter since the end of
-        span j-1, and ends it at the first occurrence of its end delimiter from there; so a
-        start position is drawn only among those whose span, read that way, has exactly the
-        drawn length (the end delimiter occurs nowhere inside it). A slot with no such position
-        is left out."""
+        span j-1, and ends it at the first occurrence of its end delimiter from there. A start
+        position is redrawn (up to ``MAX_TRIES`` times) until the span read that way has exactly
+        the drawn length: its end delimiter occurs nowhere inside it. A slot where no draw
+        succeeds is left out."""
         n = len(context)
         hashes = gram_hashes(context, d)
         found, search = [], 0
@@ -91,24 +91,15 @@ class SelectiveCopying(Objective):
             last = slot_end - 2 * d - length  # last start-delimiter position in the slot
             if last < slot_start:
                 continue
-            # Where a reader lands for each candidate: the delimiter's first occurrence since
-            # ``search``.
-            _, first, inverse = np.unique(
-                hashes[search : last + 1], return_index=True, return_inverse=True
-            )
-            candidates = np.arange(slot_start, last + 1)
-            if len(candidates) > MAX_CANDIDATES:  # bound the work: a random sample of them
-                candidates = rng.integers(slot_start, last + 1, MAX_CANDIDATES)
-            landed = search + first[inverse[candidates - search]]
-            s = landed + d
-            # Windows of the span plus its end delimiter: valid if that delimiter is not inside.
-            windows = np.lib.stride_tricks.sliding_window_view(hashes, length + 1)[s]
-            valid = np.flatnonzero(~(windows[:, :length] == windows[:, length:]).any(axis=1))
-            if len(valid) == 0:
-                continue
-            p = int(landed[valid[draw_int(rng, 0, len(valid) - 1)]])
-            found.append((p, p + d, p + d + length))
-            search = p + 2 * d + length
+            for _ in range(MAX_TRIES):  # a few array operations per try, no per-token work
+                p = draw_int(rng, slot_start, last)
+                # Move to the delimiter's first occurrence since ``search``: what a reader finds.
+                p = search + int(np.argmax(hashes[search : p + 1] == hashes[p]))
+                s, e = p + d, p + d + length
+                if not (hashes[s:e] == hashes[e]).any():
+                    found.append((p, s, e))
+                    search = e + d
+                    break
         return found
 
     def make(self, tokens, rng, budget):
