@@ -9,13 +9,21 @@ spells it out).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from birdie_ssm.errors import BirdieError
 
@@ -26,37 +34,134 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+# Flat keys of configs written before mixers had their own parameters: (mixer they belong to,
+# None = the recurrent mixer model.mixer names). Still accepted, moved into model.mixers.
+LEGACY_MIXER_KEYS = {"state_expansion": None, "conv_width": None, "num_heads": "attention"}
+# Letters of model.block_pattern: R = the recurrent mixer named by model.mixer, A = attention.
+PATTERN_LETTERS = {"R": None, "A": "attention"}
+
+
 class ModelConfig(Section):
-    """Architecture of the language model."""
+    """Architecture of the language model: common fields; each mixer's own under ``mixers``.
+
+    ``arch: transformer`` is the prefix-LM Transformer baseline, shorthand for block_pattern
+    "A" with every layer bidirectional over the prefix (``mixer`` and ``bidirectional`` do not
+    apply to it). ``mixers`` maps a mixer name to its parameters (validated by that mixer's
+    dataclass); after validation it holds exactly the mixers the layers use, every field spelled.
+    """
 
     arch: Literal["ssm", "transformer"] = "ssm"
-    mixer: Literal["gated", "rglru"] = "gated"
+    mixer: str = Field("gated", description="the recurrent mixer: R in block_pattern")
+    block_pattern: str = Field(
+        "R", description="tiled over depth; R = model.mixer, A = attention (e.g. RRA)"
+    )
     bidirectional: Literal["none", "alternate", "all"] = "none"
     vocab_size: int | None = Field(
         None, ge=2, description="None: taken from the tokenizer (rounded up to a multiple of 64)"
     )
     width: int = Field(128, ge=8, le=65536)
     depth: int = Field(4, ge=1, le=512)
-    state_expansion: int = Field(1, ge=1, le=16, description="recurrent width / model width")
     mlp_expansion: int = Field(3, ge=1, le=16)
-    conv_width: int = Field(4, ge=1, le=16)
-    num_heads: int = Field(4, ge=1, le=256, description="Transformer baseline only")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="activation dtype")
     scan_impl: Literal["auto", "reference", "sequential", "associative", "pallas"] = "auto"
+    remat: bool = Field(False, description="recompute each block's activations in backward")
+    mixers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, validate_default=True, description="per-mixer parameters"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not LEGACY_MIXER_KEYS.keys() & data.keys():
+            return data
+        from birdie_ssm.models.registry import get_mixer
+
+        data = dict(data)
+        mixers = {
+            k: dict(v) if isinstance(v, dict) else v for k, v in data.get("mixers", {}).items()
+        }
+        for key, owner in LEGACY_MIXER_KEYS.items():
+            if key not in data:
+                continue
+            value = data.pop(key)
+            owner = owner or data.get("mixer", cls.model_fields["mixer"].default)
+            try:
+                fields = dataclasses.fields(get_mixer(owner).Config)
+            except (ValueError, TypeError):
+                continue  # an unknown mixer is reported by its own field
+            # A key the mixer does not have never had an effect on it (e.g. conv_width: gated).
+            if key in {f.name for f in fields} and isinstance(mixers.get(owner, {}), dict):
+                mixers.setdefault(owner, {})[key] = value
+        data["mixers"] = mixers
+        return data
+
+    @field_validator("mixer")
+    @classmethod
+    def _mixer_registered(cls, value: str) -> str:
+        from birdie_ssm.models.registry import get_mixer
+
+        get_mixer(value)
+        return value
+
+    @field_validator("block_pattern")
+    @classmethod
+    def _pattern_letters(cls, value: str) -> str:
+        if not value or set(value) - PATTERN_LETTERS.keys():
+            raise ValueError(
+                "model.block_pattern holds one letter per block, tiled over depth: R (the "
+                "recurrent mixer, model.mixer) or A (attention), e.g. 'R', 'RRA'"
+            )
+        return value
+
+    @field_validator("mixers")
+    @classmethod
+    def _mixer_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from birdie_ssm.models.registry import mixer_config
+
+        for name, params in value.items():
+            mixer_config(name, params)
+        needed = {"arch", "mixer", "block_pattern", "depth"}
+        if not needed <= info.data.keys():
+            return value  # an earlier field failed; its own error is reported
+        kinds = _layer_kinds(*(info.data[k] for k in ("arch", "mixer", "block_pattern", "depth")))
+        return {
+            name: dataclasses.asdict(mixer_config(name, value.get(name, {})))
+            for name in dict.fromkeys(kinds)
+        }
 
     @model_validator(mode="after")
     def _shapes_fit(self) -> ModelConfig:
-        if self.arch == "transformer" and self.width % (2 * self.num_heads):
+        if self.arch == "transformer" and self.block_pattern not in ("R", "A"):
             raise ValueError(
-                f"model.width {self.width} must be a multiple of 2 * model.num_heads "
-                f"({2 * self.num_heads}) so RoPE gets an even head size"
+                f"model.block_pattern '{self.block_pattern}' needs model.arch 'ssm' (arch "
+                "'transformer' is the all-attention baseline)"
             )
-        if self.bidirectional != "none" and (self.width * self.state_expansion) % 2:
-            raise ValueError(
-                "model.width * model.state_expansion must be even to split a bidirectional "
-                "layer's channels into a forward and a reverse half"
-            )
+        for name in dict.fromkeys(self.layer_kinds()):
+            self.mixer_config(name).check(self)
         return self
+
+    def layer_kinds(self) -> list[str]:
+        """The registered mixer name of every layer, in order."""
+        return _layer_kinds(self.arch, self.mixer, self.block_pattern, self.depth)
+
+    def layer_bidirectional(self, index: int) -> bool:
+        """Whether layer ``index`` reads the prefix in both directions ('alternate': even ones)."""
+        if self.arch == "transformer":
+            return True
+        return self.bidirectional == "all" or (self.bidirectional == "alternate" and index % 2 == 0)
+
+    def mixer_config(self, name: str) -> Any:
+        """Mixer ``name``'s parameter dataclass (its defaults where ``mixers`` has no entry)."""
+        from birdie_ssm.models.registry import mixer_config
+
+        return mixer_config(name, self.mixers.get(name, {}))
+
+
+def _layer_kinds(arch: str, mixer: str, pattern: str, depth: int) -> list[str]:
+    if arch == "transformer":
+        pattern = "A"
+    names = {letter: name or mixer for letter, name in PATTERN_LETTERS.items()}
+    return [names[pattern[i % len(pattern)]] for i in range(depth)]
 
 
 class DataConfig(Section):

@@ -27,6 +27,29 @@ def test_override_parses_yaml_values():
     assert cfg.data.files == ["a.txt"]
 
 
+def test_hybrid_model_from_overrides():
+    cfg = load_config(
+        None,
+        ["model.mixer=rglru", "model.block_pattern=RRA", "model.mixers.attention.num_heads=8"],
+    )
+    assert cfg.model.layer_kinds() == ["rglru", "rglru", "attention", "rglru"]
+    assert cfg.model.mixers == {
+        "rglru": {"state_expansion": 1, "conv_width": 4},
+        "attention": {"num_heads": 8},
+    }
+    # The Transformer baseline stays one switch away from the quickstart.
+    assert load_config(None, ["model.arch=transformer"]).model.layer_kinds() == ["attention"] * 4
+
+
+def test_legacy_flat_model_keys_still_load(tmp_path):
+    """A run directory's config.yaml from before per-mixer sections still loads."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "model:\n  mixer: rglru\n  state_expansion: 2\n  conv_width: 4\n  num_heads: 4\n"
+    )
+    assert load_config(path).model.mixers == {"rglru": {"state_expansion": 2, "conv_width": 4}}
+
+
 def test_override_into_mixture_list():
     cfg = load_config(
         None, ["objectives.mixture.0.weight=2.5", "objectives.mixture.3={name: copying}"]
@@ -42,7 +65,12 @@ def test_override_into_mixture_list():
         ("train.stepz=5", "did you mean 'steps'"),
         ("train.steps=-5", "train.steps"),
         ("train.steps=many", "train.steps"),
-        ("model.mixer=lstm", "'gated' or 'rglru'"),
+        ("model.mixer=lstm", "'lstm' is not a registered mixer"),
+        ("model.block_pattern=RXA", "model.block_pattern holds one letter per block"),
+        ("model.mixers.gated.state_expansion=0", "model.mixers.gated: parameter 'state_expansion'"),
+        ("model.mixers.gated.conv_width=4", "mixer 'gated' has no parameter 'conv_width'"),
+        ("model.mixers.lstm.size=4", "'lstm' is not a registered mixer"),
+        ("model.remat=maybe", "model.remat"),
         ("train.steps", "key=value"),
         ("train.steps.x=1", "is a value, not a section"),
         ("objectives.mixture.9.weight=1", "indexes a list of 3 items"),

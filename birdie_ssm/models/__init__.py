@@ -1,7 +1,24 @@
-"""Model family: the bidirectional-to-causal SSM ``BirdieLM`` and a prefix-LM Transformer."""
+"""Model family: ``BirdieLM`` over a block pattern of registered temporal mixers."""
 
 from birdie_ssm.models.decode import generate
-from birdie_ssm.models.lm import BirdieLM, build_model, count_params
-from birdie_ssm.models.transformer import TransformerLM
+from birdie_ssm.models.lm import BirdieLM, ResidualBlock, build_model, count_params
+from birdie_ssm.models.registry import (
+    Mixer,
+    MixerConfig,
+    get_mixer,
+    register_mixer,
+    registered_mixers,
+)
 
-__all__ = ["BirdieLM", "TransformerLM", "build_model", "count_params", "generate"]
+__all__ = [
+    "BirdieLM",
+    "Mixer",
+    "MixerConfig",
+    "ResidualBlock",
+    "build_model",
+    "count_params",
+    "generate",
+    "get_mixer",
+    "register_mixer",
+    "registered_mixers",
+]

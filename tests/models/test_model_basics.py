@@ -1,4 +1,4 @@
-"""Shapes, dtypes, factory, parameter counts and the size presets."""
+"""Shapes, dtypes, factory, block patterns, mixer configs, remat and the size presets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from flax import nnx
 
 from birdie_ssm.config import ModelConfig, load_config
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.models import BirdieLM, TransformerLM, build_model, count_params
+from birdie_ssm.models import BirdieLM, build_model, count_params
+from birdie_ssm.models.attention import Attention
+from birdie_ssm.models.gated import GatedSSM
+from birdie_ssm.models.rglru import RGLRU
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "models"
 # Expected size at a 32k vocabulary, in millions of parameters.
@@ -25,6 +28,7 @@ PRESET_SIZES = {
     "gated-1.4b": 1475,
     "hawk-1.4b": 1475,
     "transformer-1.4b": 1374,
+    "griffin-125m": 122,
 }
 
 
@@ -33,10 +37,77 @@ def _abstract(config: ModelConfig, vocab: int | None = 32) -> nnx.Module:
     return nnx.eval_shape(lambda: build_model(config, vocab, nnx.Rngs(0)))
 
 
-def test_build_model_picks_the_architecture():
-    ssm = _abstract(ModelConfig(width=16, depth=1))
-    transformer = _abstract(ModelConfig(arch="transformer", width=16, depth=1, num_heads=2))
-    assert isinstance(ssm, BirdieLM) and isinstance(transformer, TransformerLM)
+def _mixers(model: BirdieLM) -> list[type]:
+    return [type(block.temporal) for block in model.blocks]
+
+
+def test_block_pattern_picks_each_layers_mixer():
+    heads = {"attention": {"num_heads": 2}}
+    ssm = _abstract(ModelConfig(width=16, depth=2))
+    transformer = _abstract(ModelConfig(arch="transformer", width=16, depth=2, mixers=heads))
+    hybrid = _abstract(
+        ModelConfig(mixer="rglru", block_pattern="RRA", width=16, depth=4, mixers=heads)
+    )
+    assert isinstance(ssm, BirdieLM) and isinstance(transformer, BirdieLM)
+    assert _mixers(ssm) == [GatedSSM, GatedSSM]
+    assert _mixers(transformer) == [Attention, Attention]
+    # The pattern is tiled over depth (and cut where depth ends).
+    assert _mixers(hybrid) == [RGLRU, RGLRU, Attention, RGLRU]
+    # Attention blocks keep the Transformer's parameter names, so its checkpoints restore.
+    assert hasattr(transformer.blocks[0], "attn") and hasattr(hybrid.blocks[0], "mixer")
+
+
+def test_transformer_arch_is_the_bidirectional_all_attention_pattern():
+    heads = {"attention": {"num_heads": 2}}
+    ids = jnp.arange(24, dtype=jnp.int32).reshape(2, 12) % 32
+    prefix = jnp.arange(12)[None] < 5
+    arch = build_model(
+        ModelConfig(arch="transformer", width=16, depth=2, mixers=heads), 32, nnx.Rngs(0)
+    )
+    pattern = build_model(
+        ModelConfig(block_pattern="A", bidirectional="all", width=16, depth=2, mixers=heads),
+        32,
+        nnx.Rngs(0),
+    )
+    np.testing.assert_array_equal(arch(ids, prefix), pattern(ids, prefix))
+
+
+def test_mixers_section_holds_exactly_the_used_mixers():
+    assert ModelConfig().mixers == {"gated": {"state_expansion": 1}}
+    config = ModelConfig(
+        mixer="rglru", block_pattern="RRA", mixers={"gated": {"state_expansion": 2}}
+    )
+    assert config.mixers == {
+        "rglru": {"state_expansion": 1, "conv_width": 4},
+        "attention": {"num_heads": 4},
+    }
+    assert config.layer_kinds() == ["rglru", "rglru", "attention", "rglru"]
+
+
+def test_legacy_flat_keys_move_into_mixers():
+    """Configs (and run directories) written before ``mixers`` existed still load."""
+    old = {"mixer": "rglru", "state_expansion": 2, "conv_width": 3, "num_heads": 8}
+    assert ModelConfig(**old).mixers == {"rglru": {"state_expansion": 2, "conv_width": 3}}
+    transformer = ModelConfig(arch="transformer", width=64, **old)
+    assert transformer.mixers == {"attention": {"num_heads": 8}}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"mixer": "lstm"}, "'lstm' is not a registered mixer"),
+        ({"block_pattern": "RXA"}, "model.block_pattern"),
+        ({"block_pattern": ""}, "model.block_pattern"),
+        ({"mixers": {"gated": {"state_expansion": 0}}}, "'state_expansion' must be an integer"),
+        ({"mixers": {"gated": {"state_expansoin": 2}}}, "did you mean 'state_expansion'"),
+        ({"mixers": {"rglru": {"conv_width": "4"}}}, "model.mixers.rglru: parameter 'conv_width'"),
+        ({"mixers": {"nosuch": {}}}, "'nosuch' is not a registered mixer"),
+        ({"arch": "transformer", "block_pattern": "RRA"}, "needs model.arch 'ssm'"),
+    ],
+)
+def test_mixer_config_errors_name_the_parameter(kwargs, expected):
+    with pytest.raises(ValueError, match=expected):
+        ModelConfig(**kwargs)
 
 
 def test_vocab_comes_from_argument_or_config():
@@ -89,20 +160,49 @@ def test_every_preset_is_listed():
 
 
 def test_shape_errors_name_the_keys():
-    with pytest.raises(ValueError, match="num_heads"):
-        ModelConfig(arch="transformer", width=20, num_heads=4)
+    with pytest.raises(ValueError, match="model.mixers.attention.num_heads"):
+        ModelConfig(block_pattern="RA", width=20, mixers={"attention": {"num_heads": 4}})
     with pytest.raises(ValueError, match="even"):
         ModelConfig(width=9, bidirectional="alternate")
 
 
-def test_blocked_attention_equals_whole(monkeypatch):
-    from birdie_ssm.models import transformer
+def test_remat_keeps_loss_and_grads():
+    """Recomputing each block in the backward pass changes memory, not the numbers."""
+    base = {"mixer": "rglru", "block_pattern": "RRA", "bidirectional": "alternate"}
+    ids = jnp.arange(48, dtype=jnp.int32).reshape(2, 24) % 32
+    prefix = jnp.arange(24)[None] < 7
+    results = []
+    for remat in (False, True):
+        config = ModelConfig(**base, width=16, depth=3, remat=remat, scan_impl="reference")
+        graphdef, state = nnx.split(build_model(config, 32, nnx.Rngs(0)))
 
-    config = ModelConfig(arch="transformer", width=16, depth=1, num_heads=2)
+        @jax.jit
+        def loss_and_grad(state, graphdef=graphdef):
+            def loss(state):
+                logits = nnx.merge(graphdef, state)(ids[:, :-1], prefix[:, :-1])
+                return -jnp.mean(
+                    jnp.take_along_axis(jax.nn.log_softmax(logits), ids[:, 1:, None], -1)
+                )
+
+            return jax.value_and_grad(loss)(state)
+
+        results.append(loss_and_grad(state))
+    (loss, grads), (loss_remat, grads_remat) = results
+    assert float(loss) == float(loss_remat)
+    for g, g_remat in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_remat), strict=True):
+        np.testing.assert_allclose(np.asarray(g_remat), np.asarray(g), rtol=1e-6, atol=1e-7)
+
+
+def test_blocked_attention_equals_whole(monkeypatch):
+    from birdie_ssm.models import attention
+
+    config = ModelConfig(
+        arch="transformer", width=16, depth=1, mixers={"attention": {"num_heads": 2}}
+    )
     model = build_model(config, 32, nnx.Rngs(0))
     ids = jnp.arange(24, dtype=jnp.int32).reshape(1, 24) % 32
     segments = jnp.asarray([[1] * 10 + [2] * 11 + [0] * 3])
     prefix = jnp.asarray([[True] * 4 + [False] * 6 + [True] * 5 + [False] * 9])
     whole = model(ids, prefix, segments)
-    monkeypatch.setattr(transformer, "QUERY_BLOCK", 8)
+    monkeypatch.setattr(attention, "QUERY_BLOCK", 8)
     np.testing.assert_allclose(model(ids, prefix, segments), whole, rtol=1e-5, atol=1e-5)

@@ -16,17 +16,26 @@ from birdie_ssm.models.decode import pack_prompts
 VOCAB = 32
 PROMPTS = [[3, 1, 4, 1, 5, 9, 2], [6, 5, 3, 5]]
 CONTINUATION = np.array([[7, 2, 8, 1, 8], [2, 8, 4, 5, 9]], np.int32)
+# (arch, recurrent mixer, bidirectional, block pattern)
 VARIANTS = [
-    ("ssm", "gated", "all"),
-    ("ssm", "rglru", "alternate"),
-    ("ssm", "rglru", "none"),
-    ("transformer", "gated", "none"),
+    ("ssm", "gated", "all", "R"),
+    ("ssm", "rglru", "alternate", "R"),
+    ("ssm", "rglru", "none", "R"),
+    ("transformer", "gated", "none", "R"),
+    ("ssm", "rglru", "alternate", "RRA"),
+    ("ssm", "gated", "all", "AR"),
 ]
 
 
-def _tiny(arch: str, mixer: str, bidirectional: str) -> nnx.Module:
+def _tiny(arch: str, mixer: str, bidirectional: str, pattern: str = "R") -> nnx.Module:
     config = ModelConfig(
-        arch=arch, mixer=mixer, bidirectional=bidirectional, width=32, depth=2, num_heads=2
+        arch=arch,
+        mixer=mixer,
+        block_pattern=pattern,
+        bidirectional=bidirectional,
+        width=32,
+        depth=max(2, len(pattern)),
+        mixers={"attention": {"num_heads": 2}},
     )
     return build_model(config, VOCAB, nnx.Rngs(0))
 
@@ -70,7 +79,15 @@ def ssm() -> nnx.Module:
     return _tiny("ssm", "rglru", "alternate")
 
 
-def test_generate_greedy_is_argmax_of_full_forward(ssm):
+@pytest.fixture(scope="module")
+def hybrid() -> nnx.Module:
+    """Two recurrent blocks, then one attention block."""
+    return _tiny("ssm", "rglru", "alternate", "RRA")
+
+
+@pytest.mark.parametrize("name", ["ssm", "hybrid"])
+def test_generate_greedy_is_argmax_of_full_forward(name, request):
+    ssm = request.getfixturevalue(name)
     out = generate(ssm, PROMPTS, 6)
     assert out.shape == (2, 6) and out.dtype == np.int32
     full = [list(p) + list(o) for p, o in zip(PROMPTS, out, strict=True)]

@@ -11,11 +11,18 @@ from flax import nnx
 from birdie_ssm.config import ModelConfig
 from birdie_ssm.models import build_model
 
+# (arch, recurrent mixer, bidirectional, block pattern); hybrids mix recurrent and attention
+# blocks, "A" alone under arch ssm is a (causal or prefix-LM) Transformer built from the pattern.
 VARIANTS = [
-    ("ssm", mixer, bidirectional)
+    ("ssm", mixer, bidirectional, "R")
     for mixer in ("gated", "rglru")
     for bidirectional in ("none", "alternate", "all")
-] + [("transformer", "gated", "none")]
+] + [
+    ("transformer", "gated", "none", "R"),
+    ("ssm", "rglru", "alternate", "RRA"),
+    ("ssm", "gated", "none", "RRA"),
+    ("ssm", "gated", "none", "A"),
+]
 
 # One packed row: [prefix 0-5 | target 6-10] [prefix 11-14 | target 15-17] [padding 18-19],
 # plus a fully causal segment in a second row to cover segments without a prefix.
@@ -25,16 +32,17 @@ PREFIX = np.array(
 )
 
 
-def _dependency(arch: str, mixer: str, bidirectional: str) -> np.ndarray:
+def _dependency(arch: str, mixer: str, bidirectional: str, pattern: str) -> np.ndarray:
     """|d logits[t] / d embedding[s]| summed over features: [batch, t, s]."""
     config = ModelConfig(
         arch=arch,
         mixer=mixer,
+        block_pattern=pattern,
         bidirectional=bidirectional,
         width=16,
-        depth=2,
-        num_heads=2,
+        depth=max(2, len(pattern)),
         scan_impl="reference",
+        mixers={"attention": {"num_heads": 2}},
     )
     model = build_model(config, 32, nnx.Rngs(0))
     ids = jax.random.randint(jax.random.key(1), SEGMENTS.shape, 0, 32)
@@ -85,7 +93,7 @@ def test_causal_dependencies_present(dependency):
 
 
 def test_later_prefix_positions_seen_only_by_bidirectional_layers(dependency):
-    (arch, _, bidirectional), dep = dependency
+    (arch, _, bidirectional, _), dep = dependency
     inside_prefix = _pairs(
         lambda b, t, s: (s > t) & PREFIX[b][t] & PREFIX[b][s] & (SEGMENTS[b][t] == SEGMENTS[b][s])
     )

@@ -1,0 +1,156 @@
+"""The mixer registry: temporal mixers by name, each with its own parameter dataclass.
+
+A mixer is an ``nnx.Module`` class registered with ``@register_mixer("name")``. It carries a
+dataclass ``Config`` (its own parameters, checked in ``__post_init__``, optionally against the
+whole model in ``check``), is built as ``cls(model_config, params, bidirectional, rngs=rngs)`` and
+implements the ``Mixer`` interface below. Built-in mixers live in the modules of
+``BUILTIN_MIXERS``; third-party ones register on import, or through the ``birdie_ssm.mixers``
+entry-point group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import jax
+from flax import nnx
+
+from birdie_ssm.errors import BirdieError
+
+if TYPE_CHECKING:
+    from birdie_ssm.config import ModelConfig
+    from birdie_ssm.models.masks import SeqContext, StepContext
+
+# Adding a built-in mixer: one module here, registering itself with @register_mixer.
+BUILTIN_MIXERS = (
+    "birdie_ssm.models.gated",
+    "birdie_ssm.models.rglru",
+    "birdie_ssm.models.attention",
+)
+ENTRY_POINT_GROUP = "birdie_ssm.mixers"
+_REGISTRY: dict[str, type[Mixer]] = {}
+_loaded = False
+
+
+@dataclasses.dataclass(frozen=True)
+class MixerConfig:
+    """Base of mixer parameter dataclasses (optional): fields, checks in ``__post_init__``."""
+
+    def check(self, model: ModelConfig) -> None:
+        """Raise ValueError, naming the keys, if these parameters do not fit ``model``."""
+
+
+class Mixer(nnx.Module):
+    """A temporal mixer: [B, L, width] -> [B, L, width], never reading a later target position
+    nor another segment; with ``bidirectional`` it may read its whole prefix (DESIGN.md)."""
+
+    Config: ClassVar[type] = MixerConfig
+    # Attribute names of the block's pre-norm and of the mixer inside ResidualBlock.
+    slots: ClassVar[tuple[str, str]] = ("mix_norm", "mixer")
+
+    def __call__(self, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, Any]:
+        """Whole sequence: the output and the state ``to_cache`` turns into a decode cache."""
+        raise NotImplementedError
+
+    def to_cache(self, state: Any, max_len: int) -> Any:
+        """Decode cache after a prefill of the prompt (``max_len`` slots for prompt + new tokens)."""
+        del max_len
+        return state
+
+    def step(self, x: jax.Array, cache: Any, ctx: StepContext) -> tuple[jax.Array, Any]:
+        """One decode step: x [B, width] -> (y [B, width], new cache)."""
+        raise NotImplementedError
+
+
+def register_mixer(name: str) -> Callable[[type[Mixer]], type[Mixer]]:
+    """Class decorator registering a mixer under ``name`` (what model.mixer names)."""
+
+    def wrap(cls: type[Mixer]) -> type[Mixer]:
+        if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
+            raise TypeError(f"mixer '{name}' needs a dataclass Config")
+        previous = _REGISTRY.get(name)
+        if previous is not None and previous.__qualname__ != cls.__qualname__:
+            raise ValueError(f"mixer '{name}' is already registered ({previous.__qualname__})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN_MIXERS:
+        importlib.import_module(module)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise BirdieError(
+                f"mixer plug-in '{ep.name}' ({ep.value}) failed to load: {exc}"
+            ) from None
+
+
+def registered_mixers() -> dict[str, type[Mixer]]:
+    """Every registered mixer by name (built-ins and entry points loaded on first call)."""
+    _load()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def get_mixer(name: str) -> type[Mixer]:
+    """The mixer class registered as ``name``; ValueError naming the registered ones if none."""
+    known = registered_mixers()
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise ValueError(
+            f"'{name}' is not a registered mixer{hint} (registered: "
+            f"{', '.join(repr(k) for k in known)})"
+        )
+    return known[name]
+
+
+def mixer_config(name: str, params: dict[str, Any]) -> Any:
+    """The mixer's Config built from ``params``; ValueError naming model.mixers.<name>.<key>."""
+    cls = get_mixer(name).Config
+    fields = {f.name for f in dataclasses.fields(cls)}
+    if not isinstance(params, dict):
+        raise ValueError(f"model.mixers.{name} must be a mapping of parameters, got {params!r}")
+    for key in params:
+        if key not in fields:
+            near = difflib.get_close_matches(str(key), sorted(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ValueError(
+                f"mixer '{name}' has no parameter '{key}'{hint} "
+                f"(accepted: {', '.join(sorted(fields)) or 'none'})"
+            )
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model.mixers.{name}: {exc}") from None
+
+
+def check_int(name: str, value: Any, low: int, high: int) -> None:
+    """Raise ValueError naming parameter ``name`` unless it is an integer in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"parameter '{name}' must be an integer in [{low}, {high}], got {value!r}")
+
+
+__all__ = [
+    "BUILTIN_MIXERS",
+    "Mixer",
+    "MixerConfig",
+    "check_int",
+    "get_mixer",
+    "mixer_config",
+    "register_mixer",
+    "registered_mixers",
+]
