@@ -46,8 +46,9 @@ def _snapshot(root):
         (b"\xff\xfe\x00 not utf-8 \xc3\x28\n", [], "not valid UTF-8"),
         (b"   \n\n  \n", [], "no non-empty documents"),
         (b'{"body": "x"}\n', ["--set", "data.text_field=text"], "not a column"),
+        ("one document only, nothing to hold out.\n", [], "at least 2 are needed"),
         (
-            "a long enough document to train on. " * 20,
+            ("a long enough document to train on. " * 20 + "\n\n") * 2,
             [
                 "--set",
                 "objectives.mixture=[{name: copying, params: {length: 200}}]",
