@@ -3,7 +3,8 @@
 Shape from issue 5: width 256, 4 blocks, vocabulary 512, batch 8 (batch 2 at 8192 unless
 --full-batch: one row already saturates the CPU). Prints training tokens/s at each length, the
 ratio of the SSMs to the Transformer and to RecurrentGemma's JAX Hawk (figures quoted in the
-issue, measured on this machine type), and decode time per token at two contexts.
+issue, measured on this machine type), and decode time per token at two contexts; the hybrid
+(RG-LRU, RG-LRU, attention) row shows what a few attention blocks cost.
 
     python benchmarks/model.py            # lengths 512, 2048, 8192; contexts 1k and 16k
     python benchmarks/model.py --quick    # smoke run: short lengths, one timed step
@@ -28,7 +29,14 @@ RECURRENTGEMMA_HAWK = {512: 2400.0, 2048: 2100.0}
 MODELS = {
     "gated SSM": ModelConfig(mixer="gated", bidirectional="alternate"),
     "Hawk (RG-LRU)": ModelConfig(mixer="rglru", bidirectional="alternate"),
-    "Transformer": ModelConfig(arch="transformer", num_heads=4),
+    "Transformer": ModelConfig(arch="transformer", mixers={"attention": {"num_heads": 4}}),
+    # Griffin's layout: two RG-LRU blocks, then one attention block, tiled over depth.
+    "hybrid (RRA)": ModelConfig(
+        mixer="rglru",
+        block_pattern="RRA",
+        bidirectional="alternate",
+        mixers={"attention": {"num_heads": 4}},
+    ),
 }
 
 
