@@ -167,7 +167,9 @@ def _layer_kinds(arch: str, mixer: str, pattern: str, depth: int) -> list[str]:
 class DataConfig(Section):
     """Where documents come from and how they become batches."""
 
-    corpus: Literal["synthetic", "files"] = "synthetic"
+    corpus: Literal["synthetic", "prose", "files"] = Field(
+        "synthetic", description="synthetic templates, built-in English prose, or local files"
+    )
     files: list[str] = Field(default_factory=list, description="local .txt/.jsonl/.parquet files")
     text_field: str = "text"
     tokenizer: Literal["byte", "hf", "tiktoken"] = "byte"

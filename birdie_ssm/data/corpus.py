@@ -1,4 +1,5 @@
-"""Document sources: the synthetic corpus or local text/JSONL/Parquet files read with ``datasets``.
+"""Document sources: the synthetic corpus, the built-in prose (``data/prose.py``), or local
+text/JSONL/Parquet files read with ``datasets``.
 
 A source is indexable by a cursor that never runs out (file corpora wrap around, one epoch after
 another), split into a training stream and a disjoint held-out validation stream.
@@ -10,7 +11,10 @@ import os
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from birdie_ssm.config import DataConfig
+from birdie_ssm.data.prose import prose_documents
 from birdie_ssm.data.synthetic import synthetic_document
 from birdie_ssm.errors import BirdieError
 
@@ -51,7 +55,7 @@ class FileSource:
     """Documents from local files; every 50th document (at least one) is held out for
     validation, and never trained on."""
 
-    def __init__(self, texts: list[str]) -> None:
+    def __init__(self, texts: list[str], shuffle_seed: int | None = None) -> None:
         texts = [t for t in texts if t and t.strip()]
         if not texts:
             raise BirdieError("the corpus holds no non-empty documents")
@@ -63,6 +67,9 @@ class FileSource:
         held_out = set(held_out_indices(len(texts)))
         self._val = [texts[i] for i in sorted(held_out)]
         self._train = [t for i, t in enumerate(texts) if i not in held_out]
+        if shuffle_seed is not None:  # the held-out set stays the same whatever the seed
+            order = np.random.default_rng(shuffle_seed).permutation(len(self._train))
+            self._train = [self._train[i] for i in order]
 
     def train(self, cursor: int) -> str:
         return self._train[cursor % len(self._train)]
@@ -129,4 +136,6 @@ def make_source(config: DataConfig) -> DocumentSource:
     """The document source a data config describes."""
     if config.corpus == "synthetic":
         return SyntheticSource(config.seed)
+    if config.corpus == "prose":
+        return FileSource(list(prose_documents()), shuffle_seed=config.seed)
     return FileSource(read_files(config.files, config.text_field))

@@ -65,4 +65,6 @@ def prose_documents() -> tuple[str, ...]:
     docs = _topics(stdlib)
     for path in files:
         docs.extend(_docstrings(path))
-    return tuple(docs)
+    # Inherited and copied docstrings repeat word for word; keep the first of each, so that a
+    # held-out document never reappears in training.
+    return tuple(dict.fromkeys(docs))
