@@ -4,14 +4,19 @@ Documents flow through a token buffer: before each example it is topped up to at
 example's budget with the next documents (joined by paragraph breaks), the drawn objective takes
 what it needs from the front, and the rest stays for the next example. So short documents,
 whitespace and leftovers are carried over, and empty documents skipped, instead of failing.
-The pipeline only reads the mixture it is given; its state (cursor, rng, buffer) is small and
-JSON-serialisable, so a checkpoint can resume it exactly.
+The mixture is honoured in *target tokens* (what the loss is averaged over), not in examples:
+objectives differ widely in target tokens per example (next-token prediction fills the rest of a
+row; selective copying reads hundreds of tokens to produce sixteen), so drawing arms at random
+from the mixture realised a very different token share. Each example instead goes to the arm
+furthest behind its requested share of the target tokens produced since the mixture was set
+(ties broken at random, weighted by the mixture), so the realised share tracks the request.
+The pipeline only reads the mixture it is given; its state (cursor, rng, buffer, per-arm token
+counts) is small and JSON-serialisable, so a checkpoint can resume it exactly.
 """
 
 from __future__ import annotations
 
 import base64
-import bisect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -102,13 +107,41 @@ class Pipeline:
         self.cursor = 0
         self.buffer = _EMPTY
         self.min_budgets = [a.objective.min_budget() for a in arms]
+        self.min_budget_array = np.asarray(self.min_budgets)
         self.joiner = tokenizer.encode("\n\n").astype(np.int32)
+        self.mixture = np.zeros(len(arms))
         self.set_mixture(np.full(len(arms), 1.0 / len(arms)) if mixture is None else mixture)
 
     def set_mixture(self, mixture: np.ndarray) -> None:
-        """Use ``mixture`` (probabilities over arms) for every example from now on."""
-        self.mixture = mixture = check_mixture(mixture, len(self.arms))
-        self.cdf = np.cumsum(mixture).tolist()
+        """Use ``mixture`` (probabilities over arms) for every example from now on.
+
+        A different mixture starts the per-arm target-token counts afresh; the same one keeps them.
+        """
+        mixture = check_mixture(mixture, len(self.arms))
+        if not np.array_equal(mixture, self.mixture):
+            self.arm_tokens = np.zeros(len(self.arms), dtype=np.int64)
+        self.mixture = mixture
+
+    def _draw(self, budget: int) -> int:
+        """The arm for the next example: the one furthest behind its share of target tokens.
+
+        Ties (all counts zero, after a mixture change) are broken by one uniform draw weighted
+        by the mixture, so a one-arm mixture consumes the rng exactly as a random draw did. When
+        that arm needs more than ``budget``, the arm furthest behind among those that fit takes
+        its place if it too is behind its share; otherwise the drawn arm is returned (and the
+        row closes).
+        """
+        u = self.rng.random()  # one draw per example, whatever the counts
+        deficit = self.mixture * self.arm_tokens.sum() - self.arm_tokens
+        deficit = np.where(self.mixture > 0, deficit, -np.inf)
+        tied = np.where(deficit >= deficit.max() - 1e-9, self.mixture, 0.0)
+        cdf = np.cumsum(tied)
+        arm = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), len(cdf) - 1)
+        if self.min_budgets[arm] <= budget:
+            return arm
+        fits = np.where(self.min_budget_array <= budget, deficit, -np.inf)
+        other = int(np.argmax(fits))
+        return other if fits[other] > 0 else arm
 
     def _next_text(self) -> str:
         for _ in range(MAX_BLANK_DOCUMENTS):
@@ -136,8 +169,9 @@ class Pipeline:
     def _fill(self, row: RowBuilder) -> None:
         failures = 0
         while row.budget() >= MIN_BUDGET:
-            arm = bisect.bisect_right(self.cdf, self.rng.random() * self.cdf[-1])
-            objective, budget = self.arms[arm].objective, row.budget()
+            budget = row.budget()
+            arm = self._draw(budget)
+            objective = self.arms[arm].objective
             out = None
             if budget >= self.min_budgets[arm]:
                 # Objectives see a stream at least one budget long: documents run on into the
@@ -147,6 +181,7 @@ class Pipeline:
             if out is not None:
                 example, self.buffer = out
                 row.add(example, arm)
+                self.arm_tokens[arm] += len(example.target_ids) + 1  # the loss covers eod too
                 continue
             if row.used:  # the drawn objective does not fit what is left: close the row
                 return
@@ -181,6 +216,7 @@ class Pipeline:
             "rng": self.rng.bit_generator.state,
             "buffer": encode_tokens(self.buffer),
             "mixture": self.mixture.tolist(),
+            "arm_tokens": self.arm_tokens.tolist(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -190,6 +226,9 @@ class Pipeline:
         self.rng.bit_generator.state = state["rng"]
         self.buffer = decode_tokens(state["buffer"])
         self.set_mixture(np.asarray(state["mixture"]))
+        # Counts under the saved mixture (a state without them predates token-share tracking).
+        counts = state.get("arm_tokens") or [0] * len(self.arms)
+        self.arm_tokens = np.asarray(counts, dtype=np.int64)
 
 
 def open_pipeline(

@@ -6,7 +6,8 @@ by ``(seed, w)``; batch ``b`` comes from worker ``b mod N``. So the stream is a 
 batch; the pool's checkpoint state is the state behind the last batch the trainer took. A mixture
 change (or a restore) rewinds every worker to that state under a new generation number, and
 batches from older generations are dropped: a resumed run sees exactly the batches the
-uninterrupted run would have seen. Processes are spawned (the parent holds JAX threads, so no
+uninterrupted run would have seen. Each worker keeps its own per-arm target-token counts (in its
+state), so every worker's share, and so the pool's, tracks the requested mixture. Processes are spawned (the parent holds JAX threads, so no
 fork) and stopped by ``close()``, by a finaliser, or at interpreter exit.
 """
 
@@ -205,8 +206,10 @@ class WorkerPool:
     def _rewind(self) -> None:
         """Restart every worker from the state behind its last taken batch (new generation)."""
         self.generation += 1
+        mixture = self.mixture.tolist()
         for w, state in enumerate(self.states):
-            state = dict(state, mixture=self.mixture.tolist())
+            if state["mixture"] != mixture:  # a new mixture: its token shares count from zero
+                state = dict(state, mixture=mixture, arm_tokens=[0] * len(self.arms))
             self.commands[w].put(("reset", self.generation, state))
 
     def set_mixture(self, mixture: np.ndarray) -> None:
