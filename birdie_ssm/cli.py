@@ -9,8 +9,12 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from birdie_ssm.errors import BirdieError
+
+if TYPE_CHECKING:
+    from birdie_ssm.config import Config
 
 BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory")
 
@@ -61,14 +65,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train(args: argparse.Namespace) -> None:
-    from birdie_ssm.config import load_config
+# Keys a resumed run may change: how long it runs and how it reports, not what it learns.
+RESUME_SAFE = (
+    "train.steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
+    "train.progress", "train.max_nonfinite", "eval.every", "eval.schedule", "eval.scale",
+)  # fmt: skip
 
-    config = load_config(args.config, args.set)  # validate before touching the disk
-    run_dir = Path(args.run_dir or Path("runs") / config.name)
+
+def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
+    """The run's config and directory. A new run reads --config (or the quickstart) and is
+    named after its file or --run-dir unless the file names it; a resumed run reads its own
+    config.yaml, and --set may change only the keys in RESUME_SAFE."""
+    from birdie_ssm.config import diff_keys, load_config, load_raw, resolve_paths
+
+    if args.resume:
+        if args.config:
+            raise BirdieError("--resume continues a run with its own config.yaml; drop --config "
+                              f"(--set may change: {', '.join(RESUME_SAFE)})")  # fmt: skip
+        run_dir = Path(args.run_dir or Path("runs") / "quickstart")
+        saved = run_dir / "config.yaml"
+        if not saved.is_file() or not (run_dir / "checkpoints").is_dir():
+            raise BirdieError(f"--resume: '{run_dir}' holds no run to resume (no config.yaml "
+                              "and checkpoints)")  # fmt: skip
+        old = load_config(saved)
+        config = load_config(saved, args.set)
+        unsafe = [k for k in diff_keys(old, config) if k not in RESUME_SAFE]
+        if unsafe:
+            raise BirdieError(f"--resume cannot change '{unsafe[0]}' (it would change what the "
+                              f"run learns); on resume --set may change: {', '.join(RESUME_SAFE)}")  # fmt: skip
+        return config, run_dir
+    raw_name = load_raw(args.config).get("name") if args.config else None
+    config = resolve_paths(load_config(args.config, args.set))  # validate before the disk
+    named = raw_name is not None or any(a.strip().startswith("name=") for a in args.set)
+    if not named and (args.config or args.run_dir):
+        config = config.model_copy(
+            update={"name": Path(args.config).stem if args.config else Path(args.run_dir).name}
+        )
+    return config, Path(args.run_dir or Path("runs") / config.name)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from birdie_ssm.config import dump_config
+
+    config, run_dir = _train_config(args)
     existing = run_dir.exists() and any(run_dir.iterdir())
-    if args.resume and not (run_dir / "checkpoints").is_dir():
-        raise BirdieError(f"--resume: '{run_dir}' holds no checkpoint to resume")
     if existing and not (args.resume or args.overwrite):
         raise BirdieError(
             f"run directory '{run_dir}' already holds a run; pass --resume to continue it, "
@@ -76,6 +116,7 @@ def _train(args: argparse.Namespace) -> None:
         )
     if args.resume and args.overwrite:
         raise BirdieError("--resume and --overwrite exclude each other")
+    check_writable(run_dir, "run directory")
 
     from birdie_ssm.train.trainer import Trainer
 
@@ -88,6 +129,9 @@ def _train(args: argparse.Namespace) -> None:
         if created or args.overwrite:  # leave nothing half-made behind
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    if args.resume:
+        dump_config(config, run_dir / "config.yaml")  # record what --set changed
+        print(f"resuming run '{config.name}' in {run_dir} from step {trainer.step}", flush=True)
     print(
         f"run '{config.name}' in {run_dir}: {trainer.num_params:,} parameters, "
         f"{len(trainer.arms)} arms, {config.train.steps} steps",
@@ -102,6 +146,17 @@ def _train(args: argparse.Namespace) -> None:
     print(f"trained to step {trainer.step} in {time.perf_counter() - start:.0f} s")
     _report(run_dir, quiet=True)
     print(f"checkpoint, metrics.jsonl and plots in {run_dir}")
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Raise a BirdieError unless ``path`` (or, if absent, its nearest existing parent) can be
+    written: checked before any work, so nothing is lost at the end."""
+    probe = Path(path).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise BirdieError(f"{what} '{path}' is not writable ('{probe}' does not let this user "
+                          "write); choose another directory or fix its permissions")  # fmt: skip
 
 
 def _first_val_losses(run_dir: Path) -> dict[str, float]:
@@ -139,6 +194,8 @@ def _objectives(args: argparse.Namespace) -> None:
 def _report(run_dir: Path, quiet: bool = False) -> None:
     from birdie_ssm.evaluation.report import make_report
 
+    if Path(run_dir).is_dir():
+        check_writable(Path(run_dir), "run directory")
     paths = make_report(Path(run_dir))
     if not quiet:
         for path in paths:

@@ -386,3 +386,34 @@ def dump_config(config: Config, path: str | Path) -> None:
     Path(path).write_text(
         yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8"
     )
+
+
+def diff_keys(a: BaseModel, b: BaseModel, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two configs (or sections)."""
+    keys = []
+    for name in type(a).model_fields:
+        x, y = getattr(a, name), getattr(b, name)
+        key = f"{prefix}{name}"
+        if isinstance(x, BaseModel) and isinstance(y, BaseModel):
+            keys += diff_keys(x, y, f"{key}.")
+        elif x != y:
+            keys.append(key)
+    return keys
+
+
+def resolve_paths(config: Config) -> Config:
+    """The config with its file paths (corpus files, tokenizer, module files) made absolute, so
+    a saved config.yaml works from any working directory."""
+
+    def absolute(path: str) -> str:
+        return str(Path(path).expanduser().resolve())
+
+    data = config.data.model_copy(
+        update={
+            "files": [absolute(f) for f in config.data.files],
+            "tokenizer_path": config.data.tokenizer_path and absolute(config.data.tokenizer_path),
+        }
+    )
+    modules = [absolute(m) if m.endswith(".py") else m for m in config.objectives.modules]
+    objectives = config.objectives.model_copy(update={"modules": modules})
+    return config.model_copy(update={"data": data, "objectives": objectives})
