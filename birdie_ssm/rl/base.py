@@ -46,14 +46,21 @@ class ControllerBase:
         """The mixture to train with before the first validation."""
         return self.mixture.copy()
 
-    def update(self, step: int, val_losses: np.ndarray) -> np.ndarray:
-        """Reward the mixture just played by the change in ``val_losses``; return the next one."""
+    def update(
+        self, step: int, val_losses: np.ndarray, played: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Reward the mixture just played by the change in ``val_losses``; return the next one.
+
+        ``played`` is the mixture actually trained since the last update (e.g. each arm's share
+        of the target tokens); it is what the rewards are credited to. Without it the mixture
+        this controller asked for stands in.
+        """
         losses = np.asarray(val_losses, dtype=np.float64).reshape(-1)
         if losses.shape != (len(self.arms),):
             raise BirdieError(
                 f"controller got {losses.size} validation losses for {len(self.arms)} arms"
             )
-        played = self.mixture
+        played = self.mixture if played is None else check_played(played, len(self.arms))
         arm_rewards = None
         if self.last_losses is not None:
             arm_rewards = self.reward_fn(self.last_losses, losses)
@@ -123,6 +130,17 @@ class RewardScaler:
         if scale < 1e-12:
             return np.zeros_like(values, dtype=np.float64)
         return np.clip(np.asarray(values, dtype=np.float64) / scale, -1.0, 1.0)
+
+
+def check_played(played: np.ndarray, n_arms: int) -> np.ndarray:
+    """``played`` as a mixture over ``n_arms`` arms, or a BirdieError saying what is wrong."""
+    played = np.asarray(played, dtype=np.float64).reshape(-1)
+    if played.shape != (n_arms,) or not np.all(np.isfinite(played)) or np.any(played < 0):
+        raise BirdieError(
+            f"controller got a played mixture {played.tolist()} for {n_arms} arms; "
+            "it needs one non-negative share per arm"
+        )
+    return normalise(played)
 
 
 def check_probability(name: str, value: float, *, upper: float = 1.0) -> float:

@@ -31,12 +31,21 @@ class Reseedable(Protocol):
     def reset(self, seed: int) -> None: ...
 
 
+@runtime_checkable
+class Realising(Protocol):
+    """A backing that reports the mixture it really trained (the trainer: target-token shares)."""
+
+    def realised_mixture(self) -> np.ndarray | None: ...
+
+
 class MixtureEnv(gym.Env):
     """Each step trains ``steps_per_action`` steps with the action as the mixture, then validates.
 
     Observation: per-arm validation losses. Reward: the configured reward of the change, summed
     over objective classes. An episode is truncated after ``horizon`` steps. Resetting a trainer
-    backing only re-reads its losses: training is not undone.
+    backing only re-reads its losses: training is not undone. ``info["played"]`` is the mixture
+    really trained during the step (the backing's ``realised_mixture()`` where it has one, the
+    action otherwise); pass it to a controller's ``update(..., played=)``.
     """
 
     metadata = {"render_modes": []}
@@ -87,12 +96,14 @@ class MixtureEnv(gym.Env):
         total = weights.sum()
         mixture = weights / total if total > 0 else np.full(weights.size, 1.0 / weights.size)
         self.trainer.run_steps(self.steps_per_action, mixture)
+        played = self.trainer.realised_mixture() if isinstance(self.trainer, Realising) else None
+        played = mixture if played is None else np.asarray(played, dtype=np.float64)
         losses = np.asarray(self.trainer.validate(), dtype=np.float64)
         arm_rewards = self.reward_fn(self.losses, losses)
         self.losses = np.where(np.isfinite(losses), losses, self.losses)
         self.t += 1
         reward = total_reward(arm_rewards, self.trainer.arm_classes)
-        info = {"arm_rewards": arm_rewards, "mixture": mixture}
+        info = {"arm_rewards": arm_rewards, "mixture": mixture, "played": played}
         return losses.astype(np.float32), reward, False, self.t >= self.horizon, info
 
 
@@ -103,7 +114,7 @@ def rollout(controller: Controller, env: MixtureEnv, seed: int) -> np.ndarray:
     rewards = []
     truncated = False
     while not truncated:
-        losses, reward, _, truncated, _ = env.step(mixture)
+        losses, reward, _, truncated, info = env.step(mixture)
         rewards.append(reward)
-        mixture = controller.update(env.t * env.steps_per_action, losses)
+        mixture = controller.update(env.t * env.steps_per_action, losses, played=info["played"])
     return np.asarray(rewards)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import signal
 import threading
 import time
@@ -57,6 +58,21 @@ def _host_slice(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     n = len(next(iter(rows.values()))) // jax.process_count()
     start = jax.process_index() * n
     return {k: v[start : start + n] for k, v in rows.items()}
+
+
+def _takes_played(update: Any) -> bool:
+    """Whether a controller's ``update`` accepts ``played=`` (a plug-in may predate it)."""
+    try:
+        parameters = inspect.signature(update).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "played" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _shares(tokens: np.ndarray) -> np.ndarray | None:
+    """Per-arm token counts as shares, or None when there are none."""
+    total = tokens.sum()
+    return tokens / total if total > 0 else None
 
 
 def _controller_params(config: Config, weights: list[float]) -> dict[str, Any]:
@@ -122,6 +138,11 @@ class Trainer:
             **_controller_params(config, [a.weight for a in self.arms]),
         )
         self.mixture = np.asarray(self.controller.initial_mixture(), dtype=np.float64)
+        self._credit_played = _takes_played(self.controller.update)
+        # Target tokens per arm trained since the last evaluation (credited to the controller)
+        # and since the last train log record; counted from the host-side batch, no device sync.
+        self.interval_tokens = np.zeros(len(self.arms), dtype=np.int64)
+        self.window_tokens = np.zeros(len(self.arms), dtype=np.int64)
         # Each host feeds its own rows from its own stream.
         hosts, host = jax.process_count(), jax.process_index()
         local = config.model_copy(
@@ -183,8 +204,25 @@ class Trainer:
 
     # -- the pieces a loop (or rl.MixtureEnv) drives -------------------------------------------
 
-    def _mixture_dict(self) -> dict[str, float]:
-        return {n: round(float(p), 6) for n, p in zip(self.arm_names, self.mixture, strict=True)}
+    def _mixture_dict(self, mixture: np.ndarray | None = None) -> dict[str, float]:
+        mixture = self.mixture if mixture is None else mixture
+        return {n: round(float(p), 6) for n, p in zip(self.arm_names, mixture, strict=True)}
+
+    def _all_hosts(self, tokens: np.ndarray) -> np.ndarray:
+        """Per-arm token counts summed over every host's rows (one transfer, at evaluations)."""
+        if jax.process_count() == 1:
+            return tokens
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(tokens)).sum(axis=0)
+
+    def realised_mixture(self) -> np.ndarray | None:
+        """Each arm's share of the target tokens trained since the last evaluation (all hosts).
+
+        None before any token was trained. ``run_steps`` starts a new interval, so under
+        ``rl.MixtureEnv`` this is the mixture its last action really trained.
+        """
+        return _shares(self._all_hosts(self.interval_tokens))
 
     def set_mixture(self, mixture: np.ndarray) -> None:
         """Sample the coming batches from ``mixture`` (probabilities over arms)."""
@@ -194,6 +232,9 @@ class Trainer:
     def train_one(self) -> dict[str, jax.Array]:
         """One optimisation step on the next batch; returns the step's (device) metrics."""
         batch = self.pipeline.next_batch()  # built while the previous step still runs
+        trained = np.bincount(batch.arm_ids[batch.loss_mask], minlength=len(self.arms))
+        self.interval_tokens += trained
+        self.window_tokens += trained
         self._check_finite()
         arrays = global_batch(batch.as_dict(), self.batch_sharding)
         self.params, self.opt_state, metrics = self.train_step(self.params, self.opt_state, arrays)
@@ -222,8 +263,9 @@ class Trainer:
             )
 
     def run_steps(self, n: int, mixture: np.ndarray) -> None:
-        """Train ``n`` steps with ``mixture`` (the MixtureEnv backing)."""
+        """Train ``n`` steps with ``mixture`` (the MixtureEnv backing); a new realised interval."""
         self.set_mixture(mixture)
+        self.interval_tokens[:] = 0
         for _ in range(n):
             self.train_one()
 
@@ -241,14 +283,27 @@ class Trainer:
         return losses
 
     def evaluate_and_adapt(self) -> np.ndarray:
-        """Validate, let the controller choose the next mixture, and log both."""
+        """Validate, let the controller choose the next mixture, and log both.
+
+        The controller is credited with the mixture realised since the last evaluation (each
+        arm's share of the target tokens trained), not the one it asked for; the record holds
+        both (``requested_mixture``, ``realised_mixture``) beside the next ``mixture``.
+        """
         losses = self.validate()
-        self.set_mixture(self.controller.update(self.step, losses))
+        requested, realised = self.mixture, self.realised_mixture()
+        if self._credit_played:
+            mixture = self.controller.update(self.step, losses, played=realised)
+        else:
+            mixture = self.controller.update(self.step, losses)
+        self.interval_tokens[:] = 0
+        self.set_mixture(mixture)
         self.metrics.write(
             {
                 "kind": "eval",
                 "step": self.step,
                 "val_loss": dict(zip(self.arm_names, losses.tolist(), strict=True)),
+                "requested_mixture": self._mixture_dict(requested),
+                "realised_mixture": None if realised is None else self._mixture_dict(realised),
                 "mixture": self._mixture_dict(),
                 "controller": self.controller.info,
             }
@@ -267,6 +322,8 @@ class Trainer:
             "nonfinite_total": self.nonfinite_total,
             "loss_window": [float(x) for x in jax.device_get(self._window)],
             "mixture": self.mixture.tolist(),
+            "interval_tokens": self.interval_tokens.tolist(),
+            "window_tokens": self.window_tokens.tolist(),
             "controller": self.controller.state_dict(),
             "pipeline": self.pipeline.state_dict(),
             "arms": self.arm_names,
@@ -286,6 +343,9 @@ class Trainer:
         self.step, self.tokens_seen = int(meta["step"]), int(meta["tokens_seen"])
         self.nonfinite_total = int(meta.get("nonfinite_total", 0))
         self._window = list(meta.get("loss_window", []))
+        zeros = [0] * len(self.arms)
+        self.interval_tokens = np.asarray(meta.get("interval_tokens", zeros), dtype=np.int64)
+        self.window_tokens = np.asarray(meta.get("window_tokens", zeros), dtype=np.int64)
         self.controller.load_state_dict(meta["controller"])
         self.pipeline.load_state_dict(meta["pipeline"])
         self.set_mixture(np.asarray(meta["mixture"]))
@@ -339,6 +399,7 @@ class Trainer:
                     loss = float(np.mean(np.asarray(jax.device_get(self._window), np.float64)))
                     elapsed = time.perf_counter() - t0
                     tps = (self.tokens_seen - tokens0) / max(elapsed, 1e-9)
+                    realised = _shares(self.window_tokens)  # this host's rows
                     self.metrics.write(
                         {
                             "kind": "train",
@@ -348,12 +409,16 @@ class Trainer:
                             "tokens_per_s": tps,
                             "nonfinite_skipped": self.nonfinite_total,
                             "mixture": self._mixture_dict(),
+                            "realised_mixture": None
+                            if realised is None
+                            else self._mixture_dict(realised),
                         }
                     )
                     bar.set_postfix_str(
                         f"loss {loss:.3f} | {tps:,.0f} tok/s | mix {self._mixture_text()}"
                     )
                     self._window, t0, tokens0 = [], time.perf_counter(), self.tokens_seen
+                    self.window_tokens[:] = 0
                 if self.step in evals:
                     losses = self.evaluate_and_adapt()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:

@@ -86,3 +86,23 @@ def test_exp3s_moves_toward_the_arm_that_improves():
         losses = losses * np.array([0.9, 0.99, 1.0])
         mixture = controller.update(t, losses)
     assert mixture.argmax() == 0 and mixture[0] > 0.5
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_rewards_are_credited_to_the_played_mixture_when_given(name):
+    # The pipeline may realise another mixture than the one asked for: what was really trained
+    # (``played``) is what a controller learns from.
+    played = np.array([0.6, 0.1, 0.1, 0.1, 0.1])
+    asked = make_controller(name, ARMS, CLASSES, **PARAMS[name])
+    told = make_controller(name, ARMS, CLASSES, **PARAMS[name])
+    for t in range(4):
+        asked.update(10 * t, _losses(t))
+        told.update(10 * t, _losses(t), played=played)
+    if name == "birdie":
+        np.testing.assert_allclose(told.actions_seen[-1], played)
+        assert not np.allclose(asked.actions_seen[-1], played)
+    if name in ("ucb", "thompson"):  # evidence grows with the share played
+        assert told.counts[0] > told.counts[1]
+        assert not np.allclose(told.counts, asked.counts)
+    with pytest.raises(BirdieError, match="played mixture"):
+        told.update(50, _losses(5), played=np.array([1.0, -1.0, 0.0, 0.0, 1.0]))

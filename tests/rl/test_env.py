@@ -65,3 +65,34 @@ def test_rollout_collects_one_reward_per_step():
     controller = make_controller("exp3s", env.trainer.arm_names, env.trainer.arm_classes)
     rewards = rollout(controller, env, seed=0)
     assert rewards.shape == (4,) and np.all(rewards > 0)
+
+
+class SkewedTrainer(FakeTrainer):
+    """Trains another mixture than the action (as the pipeline may) and says which."""
+
+    def run_steps(self, n: int, mixture: np.ndarray) -> None:
+        self.realised = 0.5 * mixture + 0.5 * np.array([1.0, 0.0, 0.0])
+        super().run_steps(n, self.realised)
+
+    def realised_mixture(self) -> np.ndarray:
+        return self.realised
+
+
+def test_rollout_credits_the_controller_with_the_realised_mixture():
+    trainer = SkewedTrainer()
+    env = MixtureEnv(trainer, steps_per_action=10, horizon=3)
+    controller = make_controller("fixed", trainer.arm_names, trainer.arm_classes)
+    seen = []
+    update = controller.update
+
+    def spy(step, losses, played=None):
+        seen.append(played)
+        return update(step, losses, played=played)
+
+    controller.update = spy
+    rollout(controller, env, seed=0)
+    assert seen[0] is None and len(seen) == 4
+    for played in seen[1:]:
+        np.testing.assert_allclose(played, [2 / 3, 1 / 6, 1 / 6])
+    _, _, _, _, info = env.step(np.array([0.0, 0.0, 1.0], np.float32))
+    np.testing.assert_allclose(info["played"], [0.5, 0.0, 0.5])

@@ -84,3 +84,44 @@ def test_checkpoint_restore_round_trip(finished_run, tmp_path):
     fresh.restore(30)
     for a, b in zip(jax.tree.leaves(done.params), jax.tree.leaves(fresh.params), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_metrics_carry_the_realised_mixture(finished_run):
+    run_dir, trainer, _ = finished_run
+    records = read_metrics(run_dir / "metrics.jsonl")
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert evals[0]["realised_mixture"] is None  # nothing trained before step 0
+    for r in evals[1:]:
+        assert set(r["realised_mixture"]) == set(trainer.arm_names)
+        assert sum(r["realised_mixture"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert set(r["requested_mixture"]) == set(trainer.arm_names)
+    for r in (r for r in records if r["kind"] == "train"):
+        assert sum(r["realised_mixture"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
+    trainer = Trainer(tiny_config("controller.name=ucb"), tmp_path / "run")
+    batches, given = [], []
+    next_batch, update = trainer.pipeline.next_batch, trainer.controller.update
+
+    def spy_batch():
+        batches.append(next_batch())
+        return batches[-1]
+
+    def spy_update(step, losses, played=None):
+        given.append(played)
+        return update(step, losses, played=played)
+
+    trainer.pipeline.next_batch, trainer.controller.update = spy_batch, spy_update
+    try:
+        for _ in range(6):
+            trainer.train_one()
+        trainer.evaluate_and_adapt()
+    finally:
+        trainer.close()
+    n = len(trainer.arm_names)
+    tokens = sum(np.bincount(b.arm_ids[b.loss_mask], minlength=n) for b in batches)
+    np.testing.assert_allclose(given[-1], tokens / tokens.sum())
+    record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
+    np.testing.assert_allclose(list(record["realised_mixture"].values()), given[-1], atol=1e-6)
+    assert trainer.realised_mixture() is None  # a new interval starts at each evaluation
