@@ -8,6 +8,7 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,29 @@ def _abstract(x: Any) -> Any:
     # Keep the target's sharding so a restored array lands where the run expects it.
     sharding = getattr(x, "sharding", None)
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+
+class Damaged(BirdieError):
+    """A checkpoint that cannot be restored; says which earlier one is intact, if known."""
+
+    def __init__(self, step: int, directory: Path, cause: Exception) -> None:
+        self.step, self.directory = step, directory
+        self.intact: int | None = None
+        self.probed = False  # whether earlier checkpoints were tried
+        # Orbax and TensorStore messages carry reprs of bound methods and C++ objects: keep the
+        # first line's words, drop anything in angle brackets.
+        first = next((ln for ln in str(cause).splitlines() if ln.strip()), "")
+        self.detail = re.sub(r"\s+", " ", re.sub(r"<[^<>]*>", "", first)).strip()[:200]
+        self.kind = type(cause).__name__
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = (f"checkpoint {self.step} in '{self.directory}' is damaged or incomplete and cannot "
+                f"be restored ({self.kind}{': ' + self.detail if self.detail else ''})")  # fmt: skip
+        if self.intact is not None:
+            return text + (f"; checkpoint {self.intact} is intact: continue from it with "
+                           f"`birdie-ssm train --resume-from {self.intact}`")  # fmt: skip
+        return text + ("; no earlier checkpoint is intact" if self.probed else "")
 
 
 class Checkpointer:
@@ -62,11 +86,7 @@ class Checkpointer:
         try:
             return self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as exc:  # Orbax raises many types for missing or mismatched files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise BirdieError(
-                f"checkpoint {step} in '{self.directory}' is damaged or incomplete and cannot be "
-                f"restored ({type(exc).__name__}: {first[:300]})"
-            ) from None
+            raise Damaged(step, self.directory, exc) from None
 
     def read_meta(self, step: int | None = None) -> dict[str, Any]:
         """The JSON metadata of a checkpoint (cheap: no arrays are read)."""
@@ -74,15 +94,28 @@ class Checkpointer:
         return dict(self._restore(step, meta=ocp.args.JsonRestore())["meta"])
 
     def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """Restore into the structure of ``target`` (arrays or shape/dtype structs)."""
+        """Restore into the structure of ``target`` (arrays or shape/dtype structs). A damaged
+        checkpoint is refused, naming the newest earlier one that restores intact."""
         step = self._step(step)
         abstract = jax.tree.map(_abstract, target)
-        out = self._restore(
-            step, state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-        )
+        items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
+        try:
+            out = self._restore(step, **items)
+        except Damaged as exc:
+            exc.intact, exc.probed = self._newest_intact(step, items), True
+            raise BirdieError(str(exc)) from None
         # Orbax hands back plain tuples/dicts; put the leaves back into the target's structure.
         state = jax.tree.unflatten(jax.tree.structure(target), jax.tree.leaves(out["state"]))
         return state, dict(out["meta"])
+
+    def _newest_intact(self, step: int, items: dict[str, Any]) -> int | None:
+        for earlier in sorted((s for s in self.manager.all_steps() if s < step), reverse=True):
+            try:
+                self._restore(earlier, **items)
+                return earlier
+            except Damaged:
+                continue
+        return None
 
     def close(self) -> None:
         self.manager.close()
