@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from birdie_ssm.config import Config
-from birdie_ssm.evaluation.results import TaskResult
-from birdie_ssm.evaluation.tasks import task_settings
+from birdie_ssm.experiments.records import RunRecord, SeedRecord, run_dirs
 from birdie_ssm.experiments.spec import (
-    ExperimentSpec,
     finetune_config,
     load_spec,
     run_configs,
 )
 from birdie_ssm.experiments.stages import evaluate_curve, evaluate_run, train_run
-
-
-@dataclass
-class SeedRecord:
-    """What one seed of one run produced: its stages' training records and its results."""
-
-    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> train_done
-    results: dict[str, TaskResult] = field(default_factory=dict)
-    curves: dict[str, list[TaskResult]] = field(default_factory=dict)
-
-
-@dataclass
-class RunRecord:
-    """A run over every seed: the config of its last stage and one record per seed."""
-
-    config: Config
-    pretrained: bool
-    seeds: dict[int, SeedRecord] = field(default_factory=dict)
-
-
-def run_dirs(out: Path, spec: ExperimentSpec, seed: int, run: str) -> dict[str, Path]:
-    """The stage directories of one run and seed: ``pretrain`` and, with a fine-tuning stage,
-    ``finetune`` (the last one is the one evaluated)."""
-    base = out / f"seed{seed}" / run
-    if spec.finetune is None:
-        return {"pretrain": base}
-    return {"pretrain": base / "pretrain", "finetune": base / "finetune"}
+from birdie_ssm.experiments.summary import write_summary
+from birdie_ssm.tasks import task_settings
 
 
 def run_experiment(
@@ -54,8 +25,6 @@ def run_experiment(
     """Train, fine-tune, evaluate and report every run of experiment ``file`` for every seed
     (``seeds`` replaces the file's list); returns the files written. ``overrides`` apply to
     the pretraining stage of every run."""
-    from birdie_ssm.experiments.summary import write_summary
-
     file = Path(file)
     spec = load_spec(file)
     seeds = list(seeds or spec.seeds)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from birdie_ssm.config import Config, apply_override, load_raw, validate
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.evaluation.tasks import TASKS
+from birdie_ssm.tasks import TASKS
 
 NAME = r"^[A-Za-z0-9_.-]+$"
 

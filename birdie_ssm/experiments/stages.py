@@ -23,8 +23,8 @@ from birdie_ssm.evaluation.results import (
     save_result,
     write_result,
 )
-from birdie_ssm.evaluation.runner import EvalContext, TaskSettings, settings_dict
-from birdie_ssm.evaluation.tasks import get_task
+from birdie_ssm.evaluation.runner import EvalContext, evaluate_task
+from birdie_ssm.tasks import TaskSettings, settings_dict
 
 DONE = "train_done.json"
 
@@ -100,7 +100,7 @@ def evaluate_run(
             results[name] = old
             continue
         ctx = ctx or _load(run_dir, None)
-        results[name] = get_task(name).evaluate(ctx, settings)
+        results[name] = evaluate_task(ctx, name, settings)
         write_result(results[name], run_dir)
         log(f"  {name}: {results[name].metric} {results[name].headline:.3f} "
             f"({results[name].format} format, {results[name].seconds:.0f} s)")  # fmt: skip
@@ -137,7 +137,7 @@ def evaluate_curve(
                     if source != run_dir:  # prompt the start model as the fine-tuned run will be
                         ctx = EvalContext(ctx.model, _config(run_dir), ctx.tokenizer, run_dir, 0)
                     ctx.step = at
-                old = get_task(name).evaluate(ctx, settings)
+                old = evaluate_task(ctx, name, settings)
                 save_result(old, path)
                 log(f"  curve step {at}: {name} {old.metric} {old.headline:.3f}")
             curves[name].append(old)

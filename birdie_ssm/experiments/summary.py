@@ -13,9 +13,9 @@ from birdie_ssm.config import Config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.prompts import objective_classes
 from birdie_ssm.evaluation.results import TaskResult
+from birdie_ssm.experiments.records import RunRecord, run_dirs
 
 if TYPE_CHECKING:
-    from birdie_ssm.experiments.runner import RunRecord
     from birdie_ssm.experiments.spec import ExperimentSpec
 
 THRESHOLDS = (0.5, 0.9)  # steps-to-X columns of the learning curves
@@ -242,8 +242,6 @@ def write_summary(
     out: Path, spec: ExperimentSpec, command: str, records: dict[str, RunRecord]
 ) -> list[Path]:
     """Write results.md, results.json, the plots and each run's report; return the paths."""
-    from birdie_ssm.experiments.runner import run_dirs
-
     md = out / "results.md"
     md.write_text(_markdown(spec, command, records), encoding="utf-8")
     js = out / "results.json"
