@@ -11,11 +11,13 @@ from birdie_ssm.errors import BirdieError
 def add_commands(verbs: argparse._SubParsersAction) -> None:
     """Add the evaluation verbs; each sets ``run`` to the function that carries it out."""
     from birdie_ssm.evaluation.prompts import FORMATS
-    from birdie_ssm.evaluation.tasks import TASKS
+    from birdie_ssm.tasks import registered_tasks
+
+    tasks = registered_tasks()
 
     ev = verbs.add_parser("eval", help="evaluate a checkpoint on a retrieval task")
     ev.add_argument("tasks", nargs="+", metavar="TASK",
-                    help=f"one or more of: {', '.join(TASKS)}; or 'all'")  # fmt: skip
+                    help=f"one or more of: {', '.join(tasks)}; or 'all'")  # fmt: skip
     ev.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a task setting, e.g. --set book_sizes=[4,8] --set samples=16")  # fmt: skip
@@ -43,10 +45,10 @@ def add_commands(verbs: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    from birdie_ssm.evaluation.runner import EvalContext
-    from birdie_ssm.evaluation.tasks import TASKS, run_task, task_settings
+    from birdie_ssm.evaluation.runner import EvalContext, run_task
+    from birdie_ssm.tasks import registered_tasks, task_settings
 
-    tasks = list(TASKS) if args.tasks == ["all"] else args.tasks
+    tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
     # Check every request before loading anything.
     settings = {task: task_settings(task, args.set) for task in tasks}
     ctx = EvalContext.load(args.checkpoint)

@@ -3,9 +3,12 @@
 A model is prompted the way it was trained (see objectives/packing.py: ``input + [sep] +
 target``). Three layouts exist:
 
-- ``native``: the task's data *is* one of the run's objectives (copying, infilling), or the run
-  trained the task itself through ``task_format`` (a fine-tuning run, which wins):
-  ``[paradigm(objective), input..., sep]``, read bidirectionally; the model generates the target.
+- ``native``: the run trained one of the objectives whose layout the task can be asked in
+  (``Task.native``: mqar <-> associative_recall, copying <-> copying, selective-copying <->
+  selective_copying, infilling <-> infilling; the first of them the run trained, the most
+  native), or it trained the task itself through ``task_format`` (a fine-tuning run, which
+  wins): ``[paradigm(objective), input..., sep]``, read bidirectionally; the model generates
+  the target.
 - ``prefix``: the run trained prefix_lm: ``[paradigm(prefix_lm), context..., sep]``, read
   bidirectionally where the model has bidirectional layers; the model continues the text.
 - ``causal``: the run trained next_token only: ``[paradigm(next_token), sep] + context`` with
@@ -17,6 +20,7 @@ target``). Three layouts exist:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,9 +30,9 @@ from birdie_ssm.config import Config
 from birdie_ssm.data.tokenizer import SpecialTokens
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import arms
+from birdie_ssm.tasks.base import FORMATS
 
 FormatName = Literal["auto", "native", "prefix", "causal"]
-FORMATS = ("auto", "native", "prefix", "causal")
 TASK_FORMAT = "task_format"  # the objective that trains on an evaluation task's own items
 
 
@@ -63,22 +67,25 @@ def format_tasks(config: Config) -> set[str]:
 def choose_format(
     config: Config,
     specials: SpecialTokens,
-    native: str | None = None,
+    native: str | Sequence[str] | None = None,
     requested: str = "auto",
     task: str | None = None,
 ) -> PromptFormat:
-    """The layout for a run and a task whose native objective is ``native`` (None: text only).
+    """The layout for a run and a task whose native objectives are ``native``, most native
+    first (None or empty: text only).
 
     ``requested`` forces one layout; it must be one the run was trained on. A run that trained
     ``task`` through ``task_format`` is prompted natively with that objective's paradigm.
     """
     if requested not in FORMATS:
         raise BirdieError(f"format '{requested}' is not one of {', '.join(FORMATS)}")
+    natives = [native] if isinstance(native, str) else list(native or ())
     if task is not None and task in format_tasks(config):
-        native = TASK_FORMAT
+        natives = [TASK_FORMAT]
     classes = objective_classes(config)
+    trained = [name for name in natives if name in classes]
     candidates = {
-        "native": native if native in classes else None,
+        "native": trained[0] if trained else None,
         "prefix": "prefix_lm" if "prefix_lm" in classes else None,
         "causal": "next_token" if "next_token" in classes else None,
     }
@@ -87,7 +94,8 @@ def choose_format(
         objective = candidates[kind]
         if objective is not None:
             return PromptFormat(kind, specials.paradigm(classes.index(objective)), objective)
-    needs = {"native": native or "a native objective (this task has none)", "prefix": "prefix_lm",
+    needs = {"native": " or ".join(natives) or "a native objective (this task has none)",
+             "prefix": "prefix_lm",
              "causal": "next_token"}  # fmt: skip
     wanted = " or ".join(needs[k] for k in order)
     raise BirdieError(

@@ -1,4 +1,5 @@
-"""Shared machinery of the retrieval tasks: items, settings, batched greedy decoding, scoring.
+"""The evaluation harness: a run's model, batched greedy decoding, and one generic
+``evaluate_task`` driven by the task registry (``birdie_ssm.tasks``).
 
 Decoding goes through ``models.decode.generate`` (batched prefill, then one compiled loop: no
 host round trip per token). Every distinct prompt shape costs a compilation, which dominates
@@ -8,113 +9,41 @@ filled to a fixed size with filler rows.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydantic
-import yaml
 from flax import nnx
 
 from birdie_ssm.config import Config
+from birdie_ssm.data.corpus import make_source
 from birdie_ssm.data.tokenizer import Tokenizer
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.evaluation.prompts import FORMATS, PromptFormat, choose_format, render
-from birdie_ssm.evaluation.results import TaskResult
+from birdie_ssm.evaluation.prompts import TASK_FORMAT, PromptFormat, choose_format, render
+from birdie_ssm.evaluation.results import TaskResult, write_result
+from birdie_ssm.objectives.arms import as_values
+from birdie_ssm.objectives.copying import CopyingConfig
+from birdie_ssm.objectives.packing import OVERHEAD
+from birdie_ssm.objectives.spans import parse_band
+from birdie_ssm.tasks import Item, Task, TaskSettings, get_task, settings_dict, task_settings
+
+__all__ = [
+    "EvalContext",
+    "aggregate",
+    "bucket",
+    "complete",
+    "evaluate_task",
+    "predict",
+    "run_task",
+    "task_settings",
+]
 
 MIN_PROMPT_BUCKET = 64
 MIN_DECODE_BUCKET = 16
-
-
-@dataclass(frozen=True)
-class Item:
-    """One question: the text-form context and answer, and optionally an objective-native form."""
-
-    context: np.ndarray
-    answer: np.ndarray
-    point: int  # the sweep value this item belongs to (book size, length, ...)
-    native_input: np.ndarray | None = None
-    native_answer: np.ndarray | None = None
-
-    def form(self, native: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(what the model reads, what it should generate) in the text or the native form.
-
-        An item without an objective-native form is natively its text form: a ``task_format``
-        run trains on exactly that (see objectives/task_format.py)."""
-        if native and self.native_input is not None and self.native_answer is not None:
-            return self.native_input, self.native_answer
-        return self.context, self.answer
-
-
-@dataclass
-class TaskSettings:
-    """Settings every task shares; tasks subclass this with their own sweep and sizes."""
-
-    seed: int = 0
-    samples: int = 32  # items per sweep point
-    batch_size: int = 32  # rows per decoding call (one of them is a shape-fixing filler)
-    format: str = "auto"  # auto, native, prefix or causal (see evaluation/prompts.py)
-
-    def __post_init__(self) -> None:
-        if self.samples < 1 or self.batch_size < 2 or self.seed < 0:
-            raise ValueError("samples must be >= 1, batch_size >= 2 and seed >= 0")
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-
-
-def check_sweep(name: str, values: list[int], low: int, high: int) -> None:
-    """Raise ValueError unless ``values`` is a non-empty list of integers in [low, high]."""
-    if not values or not all(low <= v <= high for v in values):
-        raise ValueError(f"{name} must be a non-empty list of integers in [{low}, {high}]")
-
-
-def sweep_rngs(
-    settings: TaskSettings, points: Sequence[int]
-) -> Iterator[tuple[int, int, np.random.Generator]]:
-    """``(point, index, rng)`` for ``samples`` items per sweep point, the rng seeded by
-    ``(seed, point, index)``: every item is a pure function of those three."""
-    for point in points:
-        for index in range(settings.samples):
-            yield point, index, np.random.default_rng([settings.seed, point, index])
-
-
-def parse_settings(cls: type[TaskSettings], values: dict[str, Any] | Sequence[str]) -> TaskSettings:
-    """Task settings from a mapping or ``key=value`` strings (values read as YAML)."""
-    if not isinstance(values, dict):
-        pairs = {}
-        for text in values:
-            key, sep, raw = text.partition("=")
-            if not sep or not key.strip():
-                raise BirdieError(f"--set expects key=value (e.g. samples=16), got {text!r}")
-            try:
-                pairs[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError:
-                pairs[key.strip()] = raw  # not YAML: the type check below names the key
-        values = pairs
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in values if k not in names]
-    if unknown:
-        raise BirdieError(
-            f"unknown setting '{unknown[0]}' for this task (accepted: {', '.join(names)})"
-        )
-    try:
-        return pydantic.TypeAdapter(cls).validate_python(dict(values))
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise BirdieError(f"invalid task setting '{key}': {first['msg']}") from None
-    except ValueError as exc:
-        raise BirdieError(f"invalid task settings: {exc}") from None
-
-
-def settings_dict(settings: TaskSettings) -> dict[str, Any]:
-    """Settings as plain JSON-able data (what a result file records)."""
-    return dataclasses.asdict(settings)
 
 
 @dataclass
@@ -181,11 +110,16 @@ def complete(
 
 
 def predict(
-    ctx: EvalContext, items: Sequence[Item], fmt: PromptFormat, batch_size: int
+    ctx: EvalContext,
+    items: Sequence[Item],
+    fmt: PromptFormat,
+    batch_size: int,
+    native: bool | None = None,
 ) -> list[np.ndarray]:
-    """The model's greedy answer to every item, prompted in ``fmt``."""
+    """The model's greedy answer to every item, prompted in ``fmt``, in the items' native form
+    when ``native`` (default: when ``fmt`` is native)."""
     specials = ctx.tokenizer.specials
-    native = fmt.kind == "native"
+    native = fmt.kind == "native" if native is None else native
     forms = [item.form(native) for item in items]
     prompts = [render(fmt, specials, reads) for reads, _ in forms]
     # Each item may generate its own answer's length and 2 more (room to show it stops): never
@@ -200,58 +134,6 @@ def predict(
         filler=specials.pad,
         batch_size=batch_size,
     )
-
-
-# -- scoring ---------------------------------------------------------------------------------
-
-
-def text_of(tokenizer: Tokenizer, ids: np.ndarray) -> str:
-    """The text of ``ids`` up to the first special token (a generated answer's readable part)."""
-    ids = np.asarray(ids, np.int64)
-    special = np.flatnonzero(tokenizer.specials.is_special(ids))
-    return tokenizer.decode(ids[: special[0]] if len(special) else ids)
-
-
-def token_accuracy(predicted: np.ndarray, answer: np.ndarray) -> float:
-    """Fraction of the answer's positions the prediction gets right (missing tokens are wrong)."""
-    answer = np.asarray(answer)
-    if len(answer) == 0:
-        return 1.0
-    got = np.asarray(predicted)[: len(answer)]
-    return float(np.sum(got == answer[: len(got)])) / len(answer)
-
-
-def exact_match(predicted: np.ndarray, answer: np.ndarray) -> float:
-    """1.0 when the prediction starts with the whole answer."""
-    answer, predicted = np.asarray(answer), np.asarray(predicted)
-    return float(len(predicted) >= len(answer) and np.array_equal(predicted[: len(answer)], answer))
-
-
-def text_guess(tokenizer: Tokenizer, item: Item, predicted: np.ndarray) -> tuple[str, str]:
-    """(guess, answer) as text: the prediction's readable part, leading spaces dropped, cut to
-    the length of the item's (text-form) answer."""
-    answer = tokenizer.decode(item.answer)
-    return text_of(tokenizer, predicted).lstrip()[: len(answer)], answer
-
-
-def token_scores(
-    items: Sequence[Item], predictions: Sequence[np.ndarray], native: bool, skip: int = 0
-) -> list[dict[str, float]]:
-    """Per-token accuracy and exact match against each answer of the form used, leaving out the
-    first ``skip`` tokens of both."""
-    scores = []
-    for item, predicted in zip(items, predictions, strict=True):
-        answer = item.form(native)[1][skip:]
-        got = np.asarray(predicted)[skip:]
-        scores.append({"token_acc": token_accuracy(got, answer), "exact": exact_match(got, answer)})
-    return scores
-
-
-def char_accuracy(predicted: str, answer: str) -> float:
-    """Fraction of the answer's characters matched position by position."""
-    if not answer:
-        return 1.0
-    return sum(a == b for a, b in zip(predicted, answer, strict=False)) / len(answer)
 
 
 def aggregate(
@@ -271,36 +153,84 @@ def aggregate(
     return points
 
 
-Scorer = Callable[[Sequence[Item], Sequence[np.ndarray], Tokenizer, bool], list[dict[str, float]]]
+def needs_native_form(task: Task, fmt: PromptFormat) -> bool:
+    """Whether ``task``'s items are asked in their native form under ``fmt``: in an objective's
+    layout, or through ``task_format`` when that objective trains the native form."""
+    if fmt.kind != "native":
+        return False
+    return task.tune_native if fmt.objective == TASK_FORMAT else True
 
 
-def evaluate_items(
-    ctx: EvalContext,
-    task: str,
-    settings: TaskSettings,
-    items: Sequence[Item],
-    scorer: Scorer,
-    *,
-    sweep: str,
-    metric: str,
-    chance: float,
-    native: str | None = None,
-    notes: Sequence[str] = (),
-) -> TaskResult:
-    """Prompt the model with every item, score the answers and summarise them per sweep point."""
+def evaluate_task(ctx: EvalContext, name: str, settings: TaskSettings) -> TaskResult:
+    """Prompt the model with every item of task ``name``, score the answers and summarise them
+    per sweep point (in the most native layout the run trained, see evaluation/prompts.py)."""
+    task = get_task(name)
+    if not isinstance(settings, task.settings):
+        raise BirdieError(
+            f"task '{name}' takes {task.settings.__name__}, got {type(settings).__name__}"
+        )
     start = time.perf_counter()
-    fmt = choose_format(ctx.config, ctx.tokenizer.specials, native, settings.format, task=task)
-    predictions = predict(ctx, items, fmt, settings.batch_size)
-    scores = scorer(items, predictions, ctx.tokenizer, fmt.kind == "native")
-    return TaskResult(
-        task=task,
-        sweep=sweep,
-        metric=metric,
+    documents = make_source(ctx.config.data).val if task.needs_documents else None
+    items = task.items(settings, ctx.tokenizer, documents)
+    fmt = choose_format(ctx.config, ctx.tokenizer.specials, task.native, settings.format, task=name)
+    native = needs_native_form(task, fmt)
+    if native and fmt.objective != TASK_FORMAT and not all(item.has_native for item in items):
+        raise BirdieError(
+            f"task '{name}' has items without a native form at these settings (too short for "
+            f"the {fmt.objective} layout); ask for format=prefix or causal, or longer items"
+        )
+    predictions = predict(ctx, items, fmt, settings.batch_size, native=native)
+    scores = task.score(items, predictions, ctx.tokenizer, native)
+    result = TaskResult(
+        task=name,
+        sweep=task.label,
+        metric=task.metric,
         format=fmt.kind,
-        points=aggregate(items, scores, sweep),
+        points=aggregate(items, scores, task.label),
         settings=settings_dict(settings),
         step=ctx.step,
-        seconds=round(time.perf_counter() - start, 2),
-        chance=chance,
-        notes=list(notes),
+        seconds=0.0,
+        chance=float(task.chance(settings, items)),
     )
+    for annotate in ANNOTATIONS.get(name, ()):
+        annotate(ctx, result)
+    result.seconds = round(time.perf_counter() - start, 2)
+    return result
+
+
+def run_task(ctx: EvalContext, name: str, settings: TaskSettings) -> TaskResult:
+    """Evaluate ``ctx``'s model on task ``name`` and write ``run_dir/eval/<name>.json``."""
+    result = evaluate_task(ctx, name, settings)
+    write_result(result, ctx.run_dir)
+    return result
+
+
+# -- what a result says about the run that trained it (needs the run's objectives) ---------
+
+
+def longest_trained_copy(config: Config) -> int:
+    """The longest string a training row of the run could have copied."""
+    longest = (config.data.seq_len - OVERHEAD - 1) // 2  # input + paradigm + target
+    bands = [
+        parse_band("length", value, 1, 1 << 20)
+        for entry in config.objectives.mixture
+        if entry.name == "copying"
+        for value in as_values(entry.params.get("length", CopyingConfig().length))
+    ]
+    if bands and all(band is not None for band in bands):
+        return min(longest, max(band[1] for band in bands))
+    return longest
+
+
+def annotate_beyond_train(ctx: EvalContext, result: TaskResult) -> None:
+    """Flag the copying lengths longer than the run ever trained on (``beyond_train``)."""
+    longest = longest_trained_copy(ctx.config)
+    result.notes.append(f"beyond_train: longer than the {longest} tokens a training row could copy")
+    for point in result.points:
+        point["beyond_train"] = point[result.sweep] > longest
+
+
+# Per task: functions that add to its result what only the run's training config can tell.
+ANNOTATIONS: dict[str, list[Callable[[EvalContext, TaskResult], None]]] = {
+    "copying": [annotate_beyond_train],
+}

@@ -1,5 +1,6 @@
 """Associative recall: the passage is cut into key-value pairs; the query lists some keys and
-the target gives, for each, the value that follows its first occurrence as a key."""
+the target gives, for each, the value that follows its first occurrence as a key. The layout is
+``tasks.mqar.recall_layout``, shared with the mqar task's native form."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 
 from birdie_ssm.objectives.base import Objective, check_range, register_objective
 from birdie_ssm.objectives.spans import draw_length, hash_rows, parse_band
+from birdie_ssm.tasks.mqar import QUERY, recall_layout
 
-QUERY = 0  # sentinel that opens the query list
+__all__ = ["QUERY", "AssociativeRecall", "AssociativeRecallConfig"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,5 @@ class AssociativeRecall(Objective):
         # Each distinct key is asked about its first occurrence only.
         _, first = np.unique(hash_rows(table[:, :kl]), return_index=True)
         asked = rng.choice(first, size=min(q, len(first)), replace=False)
-        query = np.concatenate([[self.specials.sentinel(QUERY)], table[asked, :kl].reshape(-1)])
-        target = np.concatenate([table[asked, kl:].reshape(-1), [self.specials.done]])
-        return np.concatenate([table.reshape(-1), query]), target, tokens[pairs * w :]
+        inputs, target = recall_layout(table, asked, kl, self.specials)
+        return inputs, target, tokens[pairs * w :]

@@ -1,4 +1,5 @@
-"""Copying: read a passage, then generate it again verbatim."""
+"""Copying: read a passage, then generate it again verbatim (``tasks.copying.copy_layout``,
+shared with the copying task's native form)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 from birdie_ssm.objectives.base import Objective, register_objective
 from birdie_ssm.objectives.spans import draw_length, parse_band
+from birdie_ssm.tasks.copying import copy_layout
 
 
 @dataclass(frozen=True)
@@ -35,4 +37,5 @@ class Copying(Objective):
         n = draw_length(rng, self.band, len(tokens), budget // 2, 1)
         if n is None:
             return None
-        return tokens[:n], tokens[:n], tokens[n:]
+        inputs, target = copy_layout(tokens[:n])
+        return inputs, target, tokens[n:]

@@ -1,5 +1,6 @@
 """Infilling (T5/UL2 span corruption): masked spans become numbered sentinels in the input;
-the target lists each sentinel followed by the tokens it replaced."""
+the target lists each sentinel followed by the tokens it replaced. The layout is
+``tasks.infilling.sentinel_layout``, shared with the infilling task's native form."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from birdie_ssm.objectives.spans import (
     check_masking,
     passage_limits,
 )
+from birdie_ssm.tasks.infilling import sentinel_layout
+
+__all__ = ["MIN_PASSAGE", "Infilling", "InfillingConfig", "sentinel_layout"]
 
 MIN_PASSAGE = MIN_SPAN_PASSAGE
 
@@ -34,24 +38,6 @@ class InfillingConfig:
     def __post_init__(self) -> None:
         check_masking(self.mask_rate, self.mean_span)
         passage_limits(self.length, self.mask_rate, self.mean_span)
-
-
-def sentinel_layout(
-    passage: np.ndarray, lengths: np.ndarray, sentinels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(input, target) for runs ``[clean_0, noise_0, ..., noise_{k-1}, clean_k]`` (the outer
-    clean runs may be empty): each noise run becomes its sentinel in the input; the target is
-    each sentinel followed by the run it replaced."""
-    mask = np.repeat(np.arange(len(lengths)) % 2 == 1, lengths)
-    starts = (np.cumsum(lengths) - lengths)[1::2]
-    inputs = passage.copy()
-    inputs[starts] = sentinels  # the first token of each noise run turns into its sentinel
-    keep = ~mask
-    keep[starts] = True
-    inputs = inputs[keep]
-    noise_before = np.cumsum(lengths[1::2]) - lengths[1::2]
-    targets = np.insert(passage[mask], noise_before, sentinels)
-    return inputs, targets
 
 
 @register_objective("infilling")

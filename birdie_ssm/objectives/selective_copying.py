@@ -5,7 +5,8 @@ first occurrence of its start delimiter at or after the end of span i-1's end de
 context's start for the first span), and ends right before the first occurrence of its end
 delimiter from there. Spans are placed where that reading gives exactly the drawn
 ``span_length`` (a start whose end delimiter occurs inside the span is redrawn). The target is the spans
-separated by a marker, then the done token.
+separated by a marker, then the done token. The layout is
+``tasks.copying.selective_copying_layout``, shared with the selective-copying task's native form.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import numpy as np
 
 from birdie_ssm.objectives.base import Objective, register_objective
 from birdie_ssm.objectives.spans import WEIGHTS, draw_int, draw_length, parse_band
+from birdie_ssm.tasks.copying import END, GAP, START, selective_copying_layout
 
-# Sentinels 0..2 mark the query's start delimiter, its end delimiter, and the target's span gaps.
-START, END, GAP = 0, 1, 2
+__all__ = ["END", "GAP", "START", "SelectiveCopying", "SelectiveCopyingConfig", "gram_hashes"]
 MAX_DELIMITER = 64
 MAX_TRIES = 64  # start positions drawn per span before its slot is left out
 
@@ -68,8 +69,6 @@ class SelectiveCopying(Objective):
         self.context = parse_band("context_length", config.context_length, 8, 1 << 20)
         self.span_len = parse_band("span_length", config.span_length, 1, 4096)
         self.delim = parse_band("delimiter_length", config.delimiter_length, 1, MAX_DELIMITER)
-        self.markers = np.asarray(specials.sentinel(np.arange(3)), dtype=np.int32)
-        self.done = np.array([specials.done], dtype=np.int32)
 
     def min_budget(self) -> int:
         k, d, s = self.spans[0], self.delim[0], self.span_len[0]
@@ -116,11 +115,7 @@ class SelectiveCopying(Objective):
         found = self._locate(context, rng, k, d, lengths)
         if not found:
             return None
-        start_marker, end_marker, gap = self.markers[:1], self.markers[1:2], self.markers[2:]
-        query, target = [], []
-        for p, s, e in found:  # at most a handful of spans: slices, no per-token work
-            query += [start_marker, context[p:s], end_marker, context[e : e + d]]
-            target += [context[s:e], gap]
-        target[-1] = self.done
-        parts = [context, *query] if self.config.context_position == "before" else [*query, context]
-        return np.concatenate(parts), np.concatenate(target), tokens[n:]
+        inputs, target = selective_copying_layout(
+            context, found, d, self.specials, self.config.context_position
+        )
+        return inputs, target, tokens[n:]

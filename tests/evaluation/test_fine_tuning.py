@@ -8,7 +8,7 @@ import numpy as np
 from birdie_ssm.cli import main
 from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.evaluation.prompts import choose_format
-from birdie_ssm.evaluation.runner import Item
+from birdie_ssm.tasks import Item
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 
@@ -22,7 +22,7 @@ def test_a_task_format_run_is_prompted_natively_for_its_tasks():
         "objectives.mixture=[{name: next_token}, "
         "{name: task_format, params: {task: [phonebook, copying]}}, {name: copying}]"
     )
-    for task, native in [("phonebook", None), ("copying", "copying")]:
+    for task, native in [("phonebook", None), ("copying", ["copying"])]:
         fmt = choose_format(config, SPECIALS, native, task=task)
         assert (fmt.kind, fmt.objective, fmt.paradigm) == (
             "native",
@@ -30,7 +30,7 @@ def test_a_task_format_run_is_prompted_natively_for_its_tasks():
             SPECIALS.paradigm(1),
         )
     # A task the run did not fine-tune on keeps the usual choice.
-    assert choose_format(config, SPECIALS, None, task="mqar").kind == "causal"
+    assert choose_format(config, SPECIALS, None, task="infilling").kind == "causal"
 
 
 def test_a_text_only_item_is_natively_its_text_form():

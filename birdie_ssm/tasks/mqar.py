@@ -7,6 +7,10 @@ the pairs comes a newline, then the query ``key:``; the answer is its value (exa
 key is asked per prompt, drawn uniformly over the pairs (Zoology asks every key at power-law
 gaps in one sequence; asking one per prompt keeps decoding batched). The sweep is Zoology's grid
 of pair counts (4, 8, 16, 64); a pair costs ``key_length + value_length + 2`` tokens.
+
+Native form (a run that trained ``associative_recall``): the same pairs and the same key asked,
+in that objective's layout (``recall_layout``): the pairs' tokens back to back (key then value,
+no separators), the query sentinel and the key; the target is the value and the done token.
 """
 
 from __future__ import annotations
@@ -17,20 +21,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from birdie_ssm.data.tokenizer import Tokenizer
-from birdie_ssm.evaluation.results import TaskResult
-from birdie_ssm.evaluation.runner import (
-    EvalContext,
+from birdie_ssm.data.tokenizer import SpecialTokens, Tokenizer
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.tasks.base import (
     Item,
+    Task,
     TaskSettings,
     check_sweep,
-    evaluate_items,
-    sweep_rngs,
+    register_task,
     text_guess,
 )
 
 LETTERS = np.array(list(string.ascii_lowercase))
 DIGITS = np.array(list(string.digits))
+QUERY = 0  # the sentinel that opens the query list of the recall layout
+
+
+def recall_layout(
+    table: np.ndarray, asked: np.ndarray, key_length: int, specials: SpecialTokens
+) -> tuple[np.ndarray, np.ndarray]:
+    """(input, target) of associative recall: ``table`` ``[pairs, key + value]`` token rows,
+    ``asked`` the rows queried. The input is the table, the query sentinel and the asked keys;
+    the target is their values, then the done token."""
+    query = np.concatenate([[specials.sentinel(QUERY)], table[asked, :key_length].reshape(-1)])
+    target = np.concatenate([table[asked, key_length:].reshape(-1), [specials.done]])
+    return np.concatenate([table.reshape(-1), query]), target
 
 
 @dataclass
@@ -54,10 +69,24 @@ def _strings(alphabet: np.ndarray, codes: np.ndarray, length: int) -> list[str]:
     return ["".join(alphabet[(c // places) % len(alphabet)]) for c in codes]
 
 
+def _rows(tokenizer: Tokenizer, keys: list[str], values: list[str]) -> np.ndarray:
+    """The pairs as token rows ``[key ids, value ids]`` (every row the same width)."""
+    rows = [
+        np.concatenate([tokenizer.encode(k), tokenizer.encode(v)])
+        for k, v in zip(keys, values, strict=True)
+    ]
+    if len({len(row) for row in rows}) != 1:
+        raise BirdieError(
+            "mqar's native form needs keys and values of a fixed token length; this tokenizer "
+            "spells them in varying lengths (use format=prefix or causal)"
+        )
+    return np.stack(rows).astype(np.int32)
+
+
 def mqar_item(
     settings: MqarSettings, tokenizer: Tokenizer, pairs: int, rng: np.random.Generator
 ) -> Item:
-    """One prompt of ``pairs`` key-value pairs and one key asked."""
+    """One prompt of ``pairs`` key-value pairs and one key asked, in both forms."""
     key_codes = rng.choice(len(LETTERS) ** settings.key_length, size=pairs, replace=False)
     keys = _strings(LETTERS, key_codes, settings.key_length)
     value_codes = rng.integers(0, len(DIGITS) ** settings.value_length, size=pairs)
@@ -65,29 +94,40 @@ def mqar_item(
     asked = int(rng.integers(pairs))
     table = " ".join(f"{k}:{v}" for k, v in zip(keys, values, strict=True))
     context = f"{table}\n{keys[asked]}:"
-    return Item(tokenizer.encode(context), tokenizer.encode(values[asked]), pairs)
-
-
-def mqar_items(settings: MqarSettings, tokenizer: Tokenizer) -> list[Item]:
-    """``samples`` prompts per pair count, each a pure function of (seed, pairs, index)."""
-    return [
-        mqar_item(settings, tokenizer, pairs, rng)
-        for pairs, _, rng in sweep_rngs(settings, settings.pairs)
-    ]
+    native_input, native_answer = recall_layout(
+        _rows(tokenizer, keys, values),
+        np.array([asked]),
+        len(tokenizer.encode(keys[asked])),
+        tokenizer.specials,
+    )
+    return Item(
+        tokenizer.encode(context),
+        tokenizer.encode(values[asked]),
+        pairs,
+        native_input=native_input.astype(np.int32),
+        native_answer=native_answer.astype(np.int32),
+    )
 
 
 def score_mqar(
     items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
 ) -> list[dict[str, float]]:
-    """1 when the generated value (leading spaces ignored) is the stored one."""
+    """1 when the generated value (leading spaces ignored) is the stored one (in either form
+    the value is read up to the first special token: the native form ends with done)."""
     guesses = (text_guess(tokenizer, *pair) for pair in zip(items, predictions, strict=True))
     return [{"accuracy": float(guess == answer)} for guess, answer in guesses]
 
 
-def evaluate_mqar(ctx: EvalContext, settings: MqarSettings) -> TaskResult:
-    """Associative recall swept over the number of stored pairs."""
-    items = mqar_items(settings, ctx.tokenizer)
-    return evaluate_items(
-        ctx, "mqar", settings, items, score_mqar,
-        sweep="pairs", metric="accuracy", chance=10.0 ** -settings.value_length,
-    )  # fmt: skip
+MQAR = register_task(
+    Task(
+        name="mqar",
+        settings=MqarSettings,
+        sweep="pairs",
+        label="pairs",
+        item=mqar_item,
+        score=score_mqar,
+        metric="accuracy",
+        chance=lambda settings, items: 10.0**-settings.value_length,
+        native=("associative_recall",),
+    )
+)

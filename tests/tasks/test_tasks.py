@@ -6,9 +6,8 @@ import pytest
 from birdie_ssm.data.synthetic import synthetic_document
 from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.evaluation import copying, infilling, mqar, phonebook
-from birdie_ssm.evaluation.runner import aggregate
-from birdie_ssm.evaluation.tasks import TASKS, task_settings
+from birdie_ssm.evaluation.runner import aggregate, longest_trained_copy
+from birdie_ssm.tasks import TASKS, get_task, infilling, phonebook, task_settings
 
 TOK = ByteTokenizer()
 EOD = TOK.specials.eod
@@ -18,30 +17,23 @@ def _docs(i: int) -> str:
     return synthetic_document(123, i)
 
 
+# Each task's headline metric and a bound on what a constant guess scores (None: its chance).
 CASES = {
-    "phonebook": (phonebook.phonebook_items, phonebook.score_phonebook, "exact", 0.0),
-    "multi-phonebook": (
-        phonebook.multi_phonebook_items, phonebook.score_multi_phonebook, "digit_acc", 0.1,
-    ),
-    "mqar": (mqar.mqar_items, mqar.score_mqar, "accuracy", 0.01),
-    "copying": (copying.copying_items, copying.score_copy, "token_acc", 1 / 26),
-    "selective-copying": (
-        copying.selective_copying_items, copying.score_copy, "token_acc", 1 / 16,
-    ),
-    "infilling": (
-        lambda s, t: infilling.infilling_items(s, t, _docs), infilling.score_infilling,
-        "token_acc", None,
-    ),
-}  # fmt: skip
+    "phonebook": ("exact", 0.0),
+    "multi-phonebook": ("digit_acc", 0.1),
+    "mqar": ("accuracy", 0.01),
+    "copying": ("token_acc", 1 / 26),
+    "selective-copying": ("token_acc", 1 / 16),
+    "infilling": ("token_acc", None),
+}
 
 
 def _items(name, **values):
-    make = CASES[name][0]
-    return make(task_settings(name, {"samples": 40, **values}), TOK)
+    return get_task(name).items(task_settings(name, {"samples": 40, **values}), TOK, _docs)
 
 
 def _score(name, items, predictions, native=False):
-    return aggregate(items, CASES[name][1](items, predictions, TOK, native), "point")
+    return aggregate(items, get_task(name).score(items, predictions, TOK, native), "point")
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -51,20 +43,38 @@ def test_generation_is_deterministic_in_the_seed(name):
     assert any(not np.array_equal(x.context, z.context) for x, z in zip(a, c, strict=True))
 
 
+NATIVE = ["mqar", "copying", "selective-copying", "infilling"]
+
+
 @pytest.mark.parametrize(
-    ("name", "native"), [(name, False) for name in CASES] + [("copying", True), ("infilling", True)]
+    ("name", "native"), [(name, False) for name in CASES] + [(name, True) for name in NATIVE]
 )
 def test_oracle_scores_everything(name, native):
     items = _items(name)
+    assert all(item.has_native for item in items) == (name in NATIVE)
     oracle = [np.append(item.form(native)[1], EOD) for item in items]
     for point in _score(name, items, oracle, native):
-        assert point[CASES[name][2]] == 1.0
+        assert point[CASES[name][0]] == 1.0
+
+
+@pytest.mark.parametrize("name", NATIVE)
+def test_a_native_form_is_not_scored_as_right_when_wrong(name):
+    items = _items(name, samples=4)
+    wrong = [np.full(len(item.form(True)[1]), TOK.encode("~")[0]) for item in items]
+    assert all(p[CASES[name][0]] == 0.0 for p in _score(name, items, wrong, native=True))
+
+
+def test_chance_is_a_function_of_settings_and_items():
+    for name in CASES:
+        settings = task_settings(name, {"samples": 4})
+        items = get_task(name).items(settings, TOK, _docs)
+        assert 0.0 < get_task(name).chance(settings, items) < 1.0
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_constant_guess_scores_near_chance(name):
     items = _items(name)
-    metric, chance = CASES[name][2], CASES[name][3]
+    metric, chance = CASES[name]
     answers = np.concatenate([item.answer for item in items])
     guess = np.bincount(answers).argmax()  # the best single token there is
     if chance is None:
@@ -175,8 +185,8 @@ def test_copying_flags_lengths_beyond_training():
     from tests.conftest import tiny_config
 
     config = tiny_config("objectives.mixture=[{name: copying, params: {length: '4-20'}}]")
-    assert copying.longest_trained_copy(config) == 20
-    assert copying.longest_trained_copy(tiny_config()) == (64 - 3) // 2
+    assert longest_trained_copy(config) == 20
+    assert longest_trained_copy(tiny_config()) == (64 - 3) // 2
 
 
 @pytest.mark.parametrize(

@@ -22,15 +22,13 @@ import numpy as np
 
 from birdie_ssm.data.synthetic import FIRST, LAST
 from birdie_ssm.data.tokenizer import Tokenizer
-from birdie_ssm.evaluation.results import TaskResult
-from birdie_ssm.evaluation.runner import (
-    EvalContext,
+from birdie_ssm.tasks.base import (
     Item,
+    Task,
     TaskSettings,
     char_accuracy,
     check_sweep,
-    evaluate_items,
-    sweep_rngs,
+    register_task,
     text_guess,
     text_of,
 )
@@ -91,14 +89,6 @@ def phonebook_item(
     return Item(tokenizer.encode(context), tokenizer.encode(book[c][1]), point=size)
 
 
-def phonebook_items(settings: PhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
-    """``samples`` lookups per book size, each a pure function of (seed, size, index)."""
-    return [
-        phonebook_item(settings, tokenizer, size, rng)
-        for size, _, rng in sweep_rngs(settings, settings.book_sizes)
-    ]
-
-
 def score_phonebook(
     items: Sequence[Item], predictions: Sequence[np.ndarray], tokenizer: Tokenizer, native: bool
 ) -> list[dict[str, float]]:
@@ -135,14 +125,6 @@ def asked_names(context: str) -> list[str]:
     """The names a multi-phonebook context asks for, in order (from its closing question)."""
     match = _QUESTION.findall(context)
     return match[-1].split(", ") if match else []
-
-
-def multi_phonebook_items(settings: MultiPhonebookSettings, tokenizer: Tokenizer) -> list[Item]:
-    """``samples`` books per query count; queries listed before and after the book."""
-    return [
-        multi_phonebook_item(settings, tokenizer, count, rng)
-        for count, _, rng in sweep_rngs(settings, settings.queries)
-    ]
 
 
 _QUESTION = re.compile(r"What are the phone numbers for ([^?\n]*)\?")
@@ -184,19 +166,28 @@ def score_multi_phonebook(
     return scores
 
 
-def evaluate_phonebook(ctx: EvalContext, settings: PhonebookSettings) -> TaskResult:
-    """Single-lookup phone book, swept over book sizes."""
-    items = phonebook_items(settings, ctx.tokenizer)
-    return evaluate_items(
-        ctx, "phonebook", settings, items, score_phonebook,
-        sweep="book_size", metric="exact", chance=0.25 * 10.0 ** -(settings.digits - 1),
-    )  # fmt: skip
+PHONEBOOK = register_task(
+    Task(
+        name="phonebook",
+        settings=PhonebookSettings,
+        sweep="book_sizes",
+        label="book_size",
+        item=phonebook_item,
+        score=score_phonebook,
+        metric="exact",
+        chance=lambda settings, items: 0.25 * 10.0 ** -(settings.digits - 1),
+    )
+)
 
-
-def evaluate_multi_phonebook(ctx: EvalContext, settings: MultiPhonebookSettings) -> TaskResult:
-    """Multi-number phone book, swept over the number of names asked."""
-    items = multi_phonebook_items(settings, ctx.tokenizer)
-    return evaluate_items(
-        ctx, "multi-phonebook", settings, items, score_multi_phonebook,
-        sweep="queries", metric="digit_acc", chance=0.1,
-    )  # fmt: skip
+MULTI_PHONEBOOK = register_task(
+    Task(
+        name="multi-phonebook",
+        settings=MultiPhonebookSettings,
+        sweep="queries",
+        label="queries",
+        item=multi_phonebook_item,
+        score=score_multi_phonebook,
+        metric="digit_acc",
+        chance=lambda settings, items: 0.1,
+    )
+)
