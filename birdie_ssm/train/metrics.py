@@ -1,4 +1,11 @@
-"""metrics.jsonl: one JSON record per line, appended as training goes."""
+"""metrics.jsonl: one JSON record per line, appended as training goes.
+
+``train`` records: loss, lr, tokens/s, ``mixture`` (requested) and ``realised_mixture`` (each
+arm's share of the target tokens trained since the previous train record, this host's rows).
+``eval`` records: per-arm ``val_loss``, ``requested_mixture`` and ``realised_mixture`` over the
+interval since the previous evaluation (all hosts; what the controller is credited with), the
+next ``mixture`` and the controller's ``info``.
+"""
 
 from __future__ import annotations
 
