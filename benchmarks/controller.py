@@ -25,8 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from birdie_ssm.rl import CurriculumSimulator, MixtureEnv, eval_steps, make_controller, rollout
-from birdie_ssm.rl.simulator import ForgettingBandit, play
+from birdie_ssm.curriculum import (
+    CurriculumSimulator,
+    MixtureEnv,
+    eval_steps,
+    make_controller,
+    rollout,
+)
+from birdie_ssm.curriculum.simulator import ForgettingBandit, play
 
 CONTROLLERS = ["fixed", "birdie", "exp3s", "ucb", "thompson"]
 

@@ -18,9 +18,9 @@ import time
 import warnings
 
 from birdie_ssm.config import ObjectiveEntry
-from birdie_ssm.data.pipeline import Pipeline
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.objectives import expand_arms
+from birdie_ssm.pipeline.inprocess import Pipeline
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 BUDGET = 2048
 # Public Birdie package, one process, same set-up (tokens/s, from the issue).

@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from birdie_ssm.config import load_config
-    from birdie_ssm.rl import eval_steps
+    from birdie_ssm.curriculum import eval_steps
     from birdie_ssm.train.trainer import Trainer
 
     config = load_config(

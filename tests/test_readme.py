@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from birdie_ssm.config import ObjectiveEntry
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.objectives import expand_arms
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

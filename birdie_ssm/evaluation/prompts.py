@@ -1,6 +1,6 @@
 """How an evaluation prompt is laid out for a trained model: the one place that chooses it.
 
-A model is prompted the way it was trained (see objectives/packing.py: ``input + [sep] +
+A model is prompted the way it was trained (see pipeline/packing.py: ``input + [sep] +
 target``). Three layouts exist:
 
 - ``native``: the run trained one of the objectives whose layout the task can be asked in
@@ -27,10 +27,10 @@ from typing import Literal
 import numpy as np
 
 from birdie_ssm.config import Config
-from birdie_ssm.data.tokenizer import SpecialTokens
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import arms
 from birdie_ssm.tasks.base import FORMATS
+from birdie_ssm.text.tokenizer import SpecialTokens
 
 FormatName = Literal["auto", "native", "prefix", "causal"]
 TASK_FORMAT = "task_format"  # the objective that trains on an evaluation task's own items

@@ -20,16 +20,16 @@ import numpy as np
 from flax import nnx
 
 from birdie_ssm.config import Config
-from birdie_ssm.data.corpus import make_source
-from birdie_ssm.data.tokenizer import Tokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.prompts import TASK_FORMAT, PromptFormat, choose_format, render
 from birdie_ssm.evaluation.results import TaskResult, write_result
 from birdie_ssm.objectives.arms import as_values
 from birdie_ssm.objectives.copying import CopyingConfig
-from birdie_ssm.objectives.packing import OVERHEAD
 from birdie_ssm.objectives.spans import parse_band
+from birdie_ssm.pipeline.packing import OVERHEAD
 from birdie_ssm.tasks import Item, Task, TaskSettings, get_task, settings_dict, task_settings
+from birdie_ssm.text.corpus import make_source
+from birdie_ssm.text.tokenizer import Tokenizer
 
 __all__ = [
     "EvalContext",

@@ -32,12 +32,18 @@ def run_experiment(
     ft = spec.finetune
     curve_tasks = {n: task_settings(n, v) for n, v in (ft.curve if ft else {}).items()}
     out = Path(output or spec.output or Path("runs") / spec.name)
+    # Every seed's configs (and fine-tuning stages) are checked before anything is written.
+    by_seed = {seed: run_configs(spec, file, list(overrides or []), seed) for seed in seeds}
+    if ft is not None:
+        for seed, configs in by_seed.items():
+            for run in spec.runs:
+                finetune_config(spec, file, run, configs.get(run.name), seed)
     out.mkdir(parents=True, exist_ok=True)
     records: dict[str, RunRecord] = {}
     total = len(seeds) * len(spec.runs)
     count = 0
     for seed in seeds:
-        configs = run_configs(spec, file, list(overrides or []), seed)
+        configs = by_seed[seed]
         for run in spec.runs:
             count += 1
             tag = f"[{count}/{total}] seed {seed} {run.name}"

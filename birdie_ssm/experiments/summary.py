@@ -202,7 +202,7 @@ def _plot_curve(path: Path, task: str, records: dict[str, RunRecord]) -> Path:
 
 
 def _run_reports(run_dirs: list[Path]) -> list[Path]:
-    from birdie_ssm.evaluation.report import make_report
+    from birdie_ssm.train.report import make_report
 
     paths: list[Path] = []
     for run_dir in run_dirs:

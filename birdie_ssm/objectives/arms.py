@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from birdie_ssm.config import ObjectiveEntry
-from birdie_ssm.data.tokenizer import NUM_PARADIGMS, SpecialTokens
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.base import Objective, build_config, get_objective
 from birdie_ssm.objectives.plugins import import_modules
+from birdie_ssm.text.tokenizer import NUM_PARADIGMS, SpecialTokens
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from birdie_ssm.data.tokenizer import SpecialTokens
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.text.tokenizer import SpecialTokens
 
 
 @dataclass

@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from birdie_ssm.data.tokenizer import NUM_SENTINELS
 from birdie_ssm.objectives.base import Objective, check_range
+from birdie_ssm.text.tokenizer import NUM_SENTINELS
 
 Band = tuple[int, int]
 MIN_SPAN_PASSAGE = 4  # the shortest passage a span-masking objective takes

@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from birdie_ssm.data.tokenizer import ByteTokenizer, SpecialTokens
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.base import Objective, register_objective
 from birdie_ssm.tasks import Task, TaskSettings, registered_tasks
+from birdie_ssm.text.tokenizer import ByteTokenizer, SpecialTokens
 
 BYTE_BASE = 256  # the byte tokenizer's base vocabulary (its specials start here)
 SIZE_SAMPLES = 8  # items built per sweep point to measure how long that point's examples are

@@ -23,8 +23,8 @@ import numpy as np
 import pydantic
 import yaml
 
-from birdie_ssm.data.tokenizer import SpecialTokens, Tokenizer
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
 # Prompt layouts a task can be asked for (evaluation/prompts.py resolves them against a run).
 FORMATS = ("auto", "native", "prefix", "causal")

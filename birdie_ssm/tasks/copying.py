@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from birdie_ssm.data.tokenizer import SpecialTokens, Tokenizer
 from birdie_ssm.tasks.base import Item, Task, TaskSettings, register_task, token_scores
+from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
 LETTERS = np.array(list(string.ascii_lowercase))
 SELECTIVE_VOCAB = LETTERS[:16]

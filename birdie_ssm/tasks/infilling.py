@@ -8,7 +8,7 @@ form: the passage up to the span; the answer is the span, so a causal model has 
 context to go on. Scored per token (the leading sentinel of the native form is not scored).
 
 Items are cut from documents: ``Task.items`` is handed the documents (the evaluation passes the
-run's held-out ones, ``birdie_ssm.data.corpus``), ``task_format`` a training document's tokens.
+run's held-out ones, ``birdie_ssm.text.corpus``), ``task_format`` a training document's tokens.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from birdie_ssm.data.tokenizer import SpecialTokens, Tokenizer
 from birdie_ssm.tasks.base import Item, Task, TaskSettings, register_task, token_scores
+from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
 
 def sentinel_layout(

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from birdie_ssm.data.tokenizer import SpecialTokens, Tokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.tasks.base import (
     Item,
@@ -31,6 +30,7 @@ from birdie_ssm.tasks.base import (
     register_task,
     text_guess,
 )
+from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
 LETTERS = np.array(list(string.ascii_lowercase))
 DIGITS = np.array(list(string.digits))

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from birdie_ssm.data.synthetic import FIRST, LAST
-from birdie_ssm.data.tokenizer import Tokenizer
 from birdie_ssm.tasks.base import (
     Item,
     Task,
@@ -32,6 +30,8 @@ from birdie_ssm.tasks.base import (
     text_guess,
     text_of,
 )
+from birdie_ssm.text.synthetic import FIRST, LAST
+from birdie_ssm.text.tokenizer import Tokenizer
 
 MAX_BOOK = len(FIRST) * len(LAST)
 

@@ -10,9 +10,9 @@ import jax
 from flax import nnx
 
 from birdie_ssm.config import Config, load_config
-from birdie_ssm.data.tokenizer import Tokenizer, make_tokenizer, padded_vocab_size
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model
+from birdie_ssm.text import Tokenizer, make_tokenizer, padded_vocab_size
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.optim import make_optimizer
 

@@ -15,13 +15,13 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 from birdie_ssm.config import Config, dump_config
-from birdie_ssm.data.corpus import make_source
-from birdie_ssm.data.pipeline import open_pipeline, validation_batches
-from birdie_ssm.data.tokenizer import make_tokenizer, padded_vocab_size
+from birdie_ssm.curriculum import eval_steps, make_controller
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
 from birdie_ssm.objectives import expand_arms
-from birdie_ssm.rl import eval_steps, make_controller
+from birdie_ssm.pipeline import open_pipeline, validation_batches
+from birdie_ssm.text import make_tokenizer, padded_vocab_size
+from birdie_ssm.text.corpus import make_source
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.metrics import MetricsLog
 from birdie_ssm.train.optim import learning_rate, make_optimizer
@@ -202,7 +202,7 @@ class Trainer:
             )
         return params
 
-    # -- the pieces a loop (or rl.MixtureEnv) drives -------------------------------------------
+    # -- the pieces a loop (or curriculum.MixtureEnv) drives -------------------------------------------
 
     def _mixture_dict(self, mixture: np.ndarray | None = None) -> dict[str, float]:
         mixture = self.mixture if mixture is None else mixture
@@ -220,7 +220,7 @@ class Trainer:
         """Each arm's share of the target tokens trained since the last evaluation (all hosts).
 
         None before any token was trained. ``run_steps`` starts a new interval, so under
-        ``rl.MixtureEnv`` this is the mixture its last action really trained.
+        ``curriculum.MixtureEnv`` this is the mixture its last action really trained.
         """
         return _shares(self._all_hosts(self.interval_tokens))
 

@@ -6,9 +6,9 @@ import jax
 import numpy as np
 
 from birdie_ssm.cli import main
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.evaluation.prompts import choose_format
 from birdie_ssm.tasks import Item
+from birdie_ssm.text.tokenizer import ByteTokenizer
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.prompts import choose_format, render
+from birdie_ssm.text.tokenizer import ByteTokenizer
 from tests.conftest import tiny_config
 
 SPECIALS = ByteTokenizer().specials

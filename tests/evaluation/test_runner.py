@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.evaluation import runner
 from birdie_ssm.evaluation.prompts import PromptFormat
 from birdie_ssm.evaluation.results import TaskResult, read_result, write_result
@@ -10,6 +9,7 @@ from birdie_ssm.evaluation.runner import bucket, complete
 from birdie_ssm.models import build_model
 from birdie_ssm.tasks import Item
 from birdie_ssm.tasks.base import char_accuracy, exact_match, token_accuracy
+from birdie_ssm.text.tokenizer import ByteTokenizer
 from tests.conftest import tiny_config
 
 

@@ -3,10 +3,10 @@
 import numpy as np
 
 from birdie_ssm.config import Config, ObjectiveEntry
-from birdie_ssm.data.corpus import make_source
-from birdie_ssm.data.pipeline import open_pipeline, validation_batches
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.objectives import describe_objectives, expand_arms
+from birdie_ssm.pipeline import open_pipeline, validation_batches
+from birdie_ssm.text.corpus import make_source
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 MODULE = "tests.objectives.custom_objective"
 

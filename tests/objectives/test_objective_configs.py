@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from birdie_ssm.config import ObjectiveEntry
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import describe_objectives, expand_arms
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 SPECIALS = ByteTokenizer().specials
 BUILTINS = {
@@ -116,7 +116,7 @@ EXPERIMENTS = sorted((Path(__file__).parents[2] / "configs" / "experiments").glo
 def test_experiment_mixtures_build_fit_and_shuffle_in_autoencoding(path):
     """Every run's mixture expands into arms that fit its rows; Birdie mixtures hold Birdie's
     autoencoding grid, shuffled and not."""
-    from birdie_ssm.data.pipeline import check_arms_fit
+    from birdie_ssm.pipeline.inprocess import check_arms_fit
 
     spec = yaml.safe_load(path.read_text())
     seq_len = spec["shared"]["data.seq_len"]

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from birdie_ssm.data.tokenizer import NUM_SENTINELS, SpecialTokens
 from birdie_ssm.objectives import get_objective
 from birdie_ssm.objectives.base import build_config
+from birdie_ssm.text.tokenizer import NUM_SENTINELS, SpecialTokens
 
 SPECIALS = SpecialTokens(base_size=100_000)
 PARADIGM = SPECIALS.paradigm(3)

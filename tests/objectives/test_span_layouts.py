@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from birdie_ssm.config import ObjectiveEntry
-from birdie_ssm.data.pipeline import check_arms_fit
-from birdie_ssm.data.tokenizer import NUM_SENTINELS, SpecialTokens
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import expand_arms, get_objective
 from birdie_ssm.objectives.base import build_config
+from birdie_ssm.pipeline.inprocess import check_arms_fit
+from birdie_ssm.text.tokenizer import NUM_SENTINELS, SpecialTokens
 
 SPECIALS = SpecialTokens(base_size=100_000)
 SENT = SPECIALS.sentinel_base

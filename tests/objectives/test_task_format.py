@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from birdie_ssm.config import ObjectiveEntry
-from birdie_ssm.data.pipeline import Pipeline
-from birdie_ssm.data.tokenizer import ByteTokenizer, SpecialTokens
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import expand_arms, get_objective
 from birdie_ssm.objectives.base import build_config
+from birdie_ssm.pipeline.inprocess import Pipeline
 from birdie_ssm.tasks import TASKS, get_task, task_settings
+from birdie_ssm.text.tokenizer import ByteTokenizer, SpecialTokens
 
 TOK = ByteTokenizer()
 PARADIGM = TOK.specials.paradigm(0)

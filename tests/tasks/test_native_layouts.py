@@ -4,11 +4,11 @@ the layout functions are defined once, in tasks/, and used by both."""
 import numpy as np
 import pytest
 
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.objectives import get_objective
 from birdie_ssm.objectives.base import build_config
 from birdie_ssm.tasks import get_task, task_settings
 from birdie_ssm.tasks.copying import END, GAP, START
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 SP = TOK.specials

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.tasks import TASKS, Task, get_task, register_task, task_settings, unregister_task
 from birdie_ssm.tasks.mqar import MqarSettings, score_mqar
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from birdie_ssm.data.synthetic import synthetic_document
-from birdie_ssm.data.tokenizer import ByteTokenizer
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.runner import aggregate, longest_trained_copy
 from birdie_ssm.tasks import TASKS, get_task, infilling, phonebook, task_settings
+from birdie_ssm.text.synthetic import synthetic_document
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 EOD = TOK.specials.eod

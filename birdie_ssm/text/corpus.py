@@ -1,0 +1,141 @@
+"""Document sources: the synthetic corpus, the built-in prose (``data/prose.py``), or local
+text/JSONL/Parquet files read with ``datasets``.
+
+A source is indexable by a cursor that never runs out (file corpora wrap around, one epoch after
+another), split into a training stream and a disjoint held-out validation stream.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from birdie_ssm.config import DataConfig
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.text.prose import prose_documents
+from birdie_ssm.text.synthetic import synthetic_document
+
+# The synthetic validation stream starts far beyond anything training will read.
+_SYNTHETIC_VAL_OFFSET = 1 << 40
+_VAL_EVERY = 50
+MIN_DOCUMENTS = 2  # one to train on, one held out
+
+
+class DocumentSource(Protocol):
+    """Training documents by cursor; validation documents by index."""
+
+    def train(self, cursor: int) -> str: ...
+
+    def val(self, index: int) -> str: ...
+
+
+class SyntheticSource:
+    """The seeded synthetic corpus; validation documents come from a far-away index range."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def train(self, cursor: int) -> str:
+        return synthetic_document(self.seed, cursor)
+
+    def val(self, index: int) -> str:
+        return synthetic_document(self.seed, _SYNTHETIC_VAL_OFFSET + index)
+
+
+def held_out_indices(n: int) -> list[int]:
+    """Which of ``n`` documents are held out for validation: every 50th, and at least the last
+    one, so that training and validation never share a document."""
+    return list(range(_VAL_EVERY - 1, n, _VAL_EVERY)) or ([n - 1] if n else [])
+
+
+class FileSource:
+    """Documents from local files; every 50th document (at least one) is held out for
+    validation, and never trained on."""
+
+    def __init__(self, texts: list[str], shuffle_seed: int | None = None) -> None:
+        texts = [t for t in texts if t and t.strip()]
+        if not texts:
+            raise BirdieError("the corpus holds no non-empty documents")
+        if len(texts) < MIN_DOCUMENTS:
+            raise BirdieError(
+                f"the corpus holds {len(texts)} non-empty document; at least {MIN_DOCUMENTS} are "
+                "needed (one is held out for validation, disjoint from training)"
+            )
+        held_out = set(held_out_indices(len(texts)))
+        self._val = [texts[i] for i in sorted(held_out)]
+        self._train = [t for i, t in enumerate(texts) if i not in held_out]
+        if shuffle_seed is not None:  # the held-out set stays the same whatever the seed
+            order = np.random.default_rng(shuffle_seed).permutation(len(self._train))
+            self._train = [self._train[i] for i in order]
+
+    def train(self, cursor: int) -> str:
+        return self._train[cursor % len(self._train)]
+
+    def val(self, index: int) -> str:
+        return self._val[index % len(self._val)]
+
+
+_BUILDERS = {".txt": "text", ".text": "text", ".md": "text", ".jsonl": "json", ".json": "json"}
+_BUILDERS[".parquet"] = "parquet"
+
+
+def _builder_for(paths: list[Path]) -> str:
+    kinds = set()
+    for path in paths:
+        suffix = path.suffix.lower()
+        if suffix not in _BUILDERS:
+            raise BirdieError(
+                f"data file '{path}' has an unsupported extension '{suffix}'; "
+                f"accepted: {', '.join(sorted(_BUILDERS))}"
+            )
+        kinds.add(_BUILDERS[suffix])
+    if len(kinds) > 1:
+        raise BirdieError(f"data.files mixes formats ({', '.join(sorted(kinds))}); use one")
+    return kinds.pop()
+
+
+def read_files(files: list[str], text_field: str) -> list[str]:
+    """Read documents from local files with ``datasets`` (text files: one document per paragraph)."""
+    paths = [Path(f).expanduser() for f in files]
+    for path in paths:
+        if not path.is_file():
+            raise BirdieError(f"data file '{path}' does not exist")
+        if path.stat().st_size == 0:
+            raise BirdieError(f"data file '{path}' is empty")
+    builder = _builder_for(paths)
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import datasets  # deferred: importing datasets costs seconds and most runs never need it
+
+    datasets.disable_progress_bars()
+    kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
+    try:
+        ds = datasets.load_dataset(
+            builder, data_files=[str(p) for p in paths], split="train", **kwargs
+        )
+    except UnicodeDecodeError as exc:
+        raise BirdieError(f"data files are not valid UTF-8 text ({exc.reason})") from None
+    except Exception as exc:  # datasets wraps parse errors in many types
+        cause = exc.__cause__ or exc
+        if isinstance(cause, UnicodeDecodeError):
+            raise BirdieError("data files are not valid UTF-8 text") from None
+        raise BirdieError(f"could not read data files: {type(cause).__name__}: {cause}") from None
+    if builder == "text":
+        text_field = "text"
+    if text_field not in ds.column_names:
+        raise BirdieError(
+            f"data.text_field '{text_field}' is not a column of the data files; "
+            f"columns: {', '.join(ds.column_names)}"
+        )
+    return [t for t in ds[text_field] if isinstance(t, str)]
+
+
+def make_source(config: DataConfig) -> DocumentSource:
+    """The document source a data config describes."""
+    if config.corpus == "synthetic":
+        return SyntheticSource(config.seed)
+    if config.corpus == "prose":
+        return FileSource(list(prose_documents()), shuffle_seed=config.seed)
+    return FileSource(read_files(config.files, config.text_field))

@@ -1,0 +1,32 @@
+"""File corpora: the held-out validation documents are never trained on."""
+
+import pytest
+
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.text.corpus import MIN_DOCUMENTS, FileSource
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 49, 50, 51, 99, 100, 120])
+def test_train_and_validation_are_disjoint_and_cover_the_corpus(n):
+    texts = [f"document {i}" for i in range(n)]
+    source = FileSource(texts)
+    train = {source.train(c) for c in range(3 * n)}
+    val = {source.val(i) for i in range(3 * n)}
+    assert train and val and not train & val
+    assert train | val == set(texts)
+    assert len(val) == max(1, n // 50)
+
+
+def test_blank_documents_do_not_count_towards_the_split():
+    source = FileSource(["a", "  ", "", "b"])
+    assert {source.train(0), source.val(0)} == {"a", "b"}
+    assert source.train(0) != source.val(0)
+
+
+@pytest.mark.parametrize("texts", [["only one"], ["only one", "   ", ""]])
+def test_a_corpus_too_small_to_split_is_a_clear_error(texts):
+    with pytest.raises(BirdieError) as info:
+        FileSource(texts)
+    message = str(info.value)
+    assert "\n" not in message and f"at least {MIN_DOCUMENTS}" in message
+    assert "validation" in message
