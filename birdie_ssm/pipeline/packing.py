@@ -32,10 +32,6 @@ class Batch:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
-    @property
-    def num_target_tokens(self) -> int:
-        return int(self.loss_mask.sum())
-
 
 class RowBuilder:
     """Collects the examples of one row of ``length`` tokens; ``stack_rows`` lays them out."""

@@ -9,8 +9,6 @@ copying, infilling and retrieval objectives alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 FIRST = [
@@ -330,11 +328,3 @@ def synthetic_document(seed: int, index: int) -> str:
         else:
             parts.append(_question(rng, people[int(rng.integers(len(people)))]))
     return "\n".join(parts)
-
-
-def synthetic_documents(seed: int, start: int = 0) -> Iterator[str]:
-    """The unlimited stream of documents from ``start`` on."""
-    index = start
-    while True:
-        yield synthetic_document(seed, index)
-        index += 1
