@@ -1,7 +1,10 @@
 """Phone-book retrieval: single lookup (Jelassi et al. 2024) and multi-number lookup (Birdie).
 
 Entries are ``First Last: NNNNNNNNNN`` (names from the synthetic corpus's name lists, the first
-digit 6-9 and the rest uniform), one per line.
+digit 6-9 and the rest uniform), one per line. Both tasks take ``names`` (a list of names, or
+``names_file``: one name per line) and ``number_format`` (e.g. ``"###-####"`` or
+``"555-01##"``: ``#`` a uniform digit, digits and ``-.()+`` kept as written) to vary the book;
+the defaults give the layout above, item for item.
 
 - ``phonebook``: the book, two demonstration entries from it, then ``Name: `` of a third entry;
   the answer is its number (exact match; per-digit accuracy alongside), swept over book sizes.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -36,43 +40,128 @@ from birdie_ssm.text.tokenizer import Tokenizer
 MAX_BOOK = len(FIRST) * len(LAST)
 
 
-@dataclass
-class PhonebookSettings(TaskSettings):
-    """``book_sizes``: entries per book (the sweep); ``digits`` per number."""
+NUMBER_CHARS = set("0123456789#-.()+")
+NAME_FORBIDDEN = set(":,?\n")
 
-    book_sizes: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
+
+@dataclass
+class BookSettings(TaskSettings):
+    """What a book looks like. ``digits``: digits per number in the default layout (the first
+    6-9); ``number_format``: a layout instead, ``#`` a uniform digit and digits and ``-.()+``
+    kept as written (``"###-####"``, ``"555-01##"``); ``names``: the names a book draws from
+    (default: every First Last of the synthetic corpus), or ``names_file``: one name per line."""
+
     digits: int = 10
+    number_format: str | None = None
+    names: list[str] | None = None
+    names_file: str | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_sweep("book_sizes", self.book_sizes, 3, MAX_BOOK)
         check_sweep("digits", [self.digits], 1, 32)
+        if self.number_format is not None:
+            bad = sorted(set(self.number_format) - NUMBER_CHARS)
+            if bad or "#" not in self.number_format or len(self.number_format) > 64:
+                raise ValueError(
+                    f"number_format must hold at least one '#' (a digit) and only digits, "
+                    f"'#' and '-.()+' (at most 64 characters), got {self.number_format!r}"
+                )
+        if self.names is not None and self.names_file is not None:
+            raise ValueError("give names or names_file, not both")
+        if self.names_file is not None:
+            path = Path(self.names_file)
+            if not path.is_file():
+                raise ValueError(f"names_file '{path}' does not exist")
+            names = [n.strip() for n in path.read_text(encoding="utf-8").splitlines()]
+            object.__setattr__(self, "_names", [n for n in names if n])
+        else:
+            object.__setattr__(self, "_names", self.names)
+        if self._names is not None:
+            self._check_names(self._names)
+
+    @staticmethod
+    def _check_names(names: list[str]) -> None:
+        where = "names"
+        for name in names:
+            if not name.strip() or name != name.strip() or NAME_FORBIDDEN & set(name):
+                raise ValueError(
+                    f"{where}: every name must be non-empty text without surrounding spaces, "
+                    f"':', ',', '?' or line breaks, got {name!r}"
+                )
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise ValueError(f"names must be distinct, '{dup}' appears twice")
+
+    def book_names(self) -> list[str] | None:
+        """The names a book draws from (None: the synthetic corpus's First Last pairs)."""
+        return self._names
+
+    def max_book(self) -> int:
+        """The largest book these names allow."""
+        return MAX_BOOK if self._names is None else len(self._names)
+
+    def number_chance(self) -> float:
+        """The chance of guessing a number whole (1/4 for the default's first digit)."""
+        if self.number_format is None:
+            return 0.25 * 10.0 ** -(self.digits - 1)
+        return 10.0 ** -self.number_format.count("#")
 
 
 @dataclass
-class MultiPhonebookSettings(TaskSettings):
+class PhonebookSettings(BookSettings):
+    """``book_sizes``: entries per book (the sweep); the book's layout as in BookSettings."""
+
+    book_sizes: list[int] = field(default_factory=lambda: [4, 8, 16, 32])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_sweep("book_sizes", self.book_sizes, 3, self.max_book())
+
+
+@dataclass
+class MultiPhonebookSettings(BookSettings):
     """``queries``: how many names are asked at once (the sweep); ``book_size`` entries."""
 
     queries: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     book_size: int = 16
-    digits: int = 10
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_sweep("book_size", [self.book_size], 1, MAX_BOOK)
+        check_sweep("book_size", [self.book_size], 1, self.max_book())
         check_sweep("queries", self.queries, 1, self.book_size)
-        check_sweep("digits", [self.digits], 1, 32)
 
 
-def make_book(rng: np.random.Generator, size: int, digits: int) -> list[tuple[str, str]]:
-    """``size`` entries with distinct names: (name, number)."""
-    picks = rng.choice(MAX_BOOK, size=size, replace=False)
-    first = rng.integers(6, 10, size=size)
-    rest = rng.integers(0, 10, size=(size, digits - 1))
-    return [
-        (f"{FIRST[p // len(LAST)]} {LAST[p % len(LAST)]}", str(f) + "".join(map(str, r)))
-        for p, f, r in zip(picks, first, rest, strict=True)
-    ]
+def make_book(
+    rng: np.random.Generator,
+    size: int,
+    digits: int,
+    names: Sequence[str] | None = None,
+    number_format: str | None = None,
+) -> list[tuple[str, str]]:
+    """``size`` entries with distinct names: (name, number). The defaults (synthetic names,
+    ``digits`` digits, the first 6-9) draw exactly as they always have."""
+    if names is None:
+        picks = rng.choice(MAX_BOOK, size=size, replace=False)
+        chosen = [f"{FIRST[p // len(LAST)]} {LAST[p % len(LAST)]}" for p in picks]
+    else:
+        chosen = [names[p] for p in rng.choice(len(names), size=size, replace=False)]
+    if number_format is None:
+        first = rng.integers(6, 10, size=size)
+        rest = rng.integers(0, 10, size=(size, digits - 1))
+        numbers = [str(f) + "".join(map(str, r)) for f, r in zip(first, rest, strict=True)]
+    else:
+        drawn = rng.integers(0, 10, size=(size, number_format.count("#")))
+        numbers = [_fill(number_format, row) for row in drawn]
+    return list(zip(chosen, numbers, strict=True))
+
+
+def _fill(number_format: str, digits: np.ndarray) -> str:
+    it = iter(digits)
+    return "".join(str(next(it)) if c == "#" else c for c in number_format)
+
+
+def _book(settings: BookSettings, rng: np.random.Generator, size: int) -> list[tuple[str, str]]:
+    return make_book(rng, size, settings.digits, settings.book_names(), settings.number_format)
 
 
 def _lines(entries: Sequence[tuple[str, str]]) -> str:
@@ -83,7 +172,7 @@ def phonebook_item(
     settings: PhonebookSettings, tokenizer: Tokenizer, size: int, rng: np.random.Generator
 ) -> Item:
     """One lookup in a book of ``size`` entries drawn from ``rng``."""
-    book = make_book(rng, size, settings.digits)
+    book = _book(settings, rng, size)
     a, b, c = rng.choice(size, size=3, replace=False)
     context = f"{_lines(book)}\n{_lines([book[a], book[b]])}\n{book[c][0]}: "
     return Item(tokenizer.encode(context), tokenizer.encode(book[c][1]), point=size)
@@ -110,7 +199,7 @@ def multi_phonebook_item(
 ) -> Item:
     """One book with ``count`` names asked before and after it; the answer is their numbers,
     comma-separated, in the order asked."""
-    book = make_book(rng, settings.book_size, settings.digits)
+    book = _book(settings, rng, settings.book_size)
     asked = [book[j] for j in rng.choice(settings.book_size, size=count, replace=False)]
     question = multi_phonebook_question([name for name, _ in asked])
     context = (
@@ -129,7 +218,7 @@ def asked_names(context: str) -> list[str]:
 
 _QUESTION = re.compile(r"What are the phone numbers for ([^?\n]*)\?")
 # One answer: a number, optionally preceded by the name it answers (``Name: number``).
-_ANSWER = re.compile(r"(?:(?P<name>[^:,\n]+?) *: *)?(?P<number>[0-9]+)")
+_ANSWER = re.compile(r"(?:(?P<name>[^:,\n]+?) *: *)?(?P<number>[0-9(+][0-9.()+-]*)")
 
 
 def parse_answers(text: str, names: Sequence[str]) -> list[str]:
@@ -175,7 +264,7 @@ PHONEBOOK = register_task(
         item=phonebook_item,
         score=score_phonebook,
         metric="exact",
-        chance=lambda settings, items: 0.25 * 10.0 ** -(settings.digits - 1),
+        chance=lambda settings, items: settings.number_chance(),
     )
 )
 
