@@ -104,6 +104,18 @@ def choose_format(
     )
 
 
+def objective_format(config: Config, specials: SpecialTokens, objective: str) -> PromptFormat:
+    """The native layout of ``objective`` (``[paradigm(objective), input..., sep]``), for a run
+    that trained it; a BirdieError names the objectives the run did train otherwise."""
+    classes = objective_classes(config)
+    if objective not in classes:
+        raise BirdieError(
+            f"this run did not train objective '{objective}', so it has no layout for it "
+            f"(it trained {', '.join(classes)})"
+        )
+    return PromptFormat("native", specials.paradigm(classes.index(objective)), objective)
+
+
 def render(fmt: PromptFormat, specials: SpecialTokens, tokens: np.ndarray) -> np.ndarray:
     """The prompt ids for ``tokens`` (the task's context, or its native input) in ``fmt``."""
     tokens = np.asarray(tokens, np.int32)

@@ -1,13 +1,17 @@
-"""A task's result: per-sweep-point metrics, printed as a table and stored as JSON."""
+"""A task's result: per-sweep-point metrics and a sample of per-item predictions, printed as a
+table and stored as JSON (``run_dir/eval/<task>.json``)."""
 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from birdie_ssm.errors import BirdieError
 
 
 @dataclass
@@ -24,6 +28,9 @@ class TaskResult:
     seconds: float = 0.0
     chance: float = 0.0  # the headline metric of a guesser that ignores the context
     notes: list[str] = field(default_factory=list)
+    # Per item: point, prompt, answer, prediction (as text) and its scores; by default the first
+    # few per sweep point, every item when evaluated with ``all_predictions``.
+    predictions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def headline(self) -> float:
@@ -44,6 +51,25 @@ class TaskResult:
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
+    def show_predictions(self, n: int) -> str:
+        """The first ``n`` stored predictions, one block each (what ``eval --show`` prints)."""
+        return format_predictions(self.predictions[:n])
+
+
+def format_predictions(records: list[dict[str, Any]]) -> str:
+    """Stored prediction records as readable text: prompt (its end), answer, prediction, score."""
+    lines = []
+    for r in records:
+        prompt = r["prompt"] if len(r["prompt"]) <= 160 else "..." + r["prompt"][-157:]
+        scores = "  ".join(f"{k} {_cell(v)}" for k, v in r.get("scores", {}).items())
+        head = f"[{r['point']}] " if "point" in r else ""
+        lines += [
+            f"{head}prompt:     {prompt!r}",
+            f"  answer:     {r['answer']!r}",
+            f"  prediction: {r['prediction']!r}" + (f"   ({scores})" if scores else ""),
+        ]
+    return "\n".join(lines)
+
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
@@ -57,17 +83,37 @@ def result_path(run_dir: str | Path, task: str) -> Path:
 
 
 def write_result(result: TaskResult, run_dir: str | Path) -> Path:
-    """Write ``result`` into the run directory; returns the path."""
+    """Write ``result`` into the run directory; returns the path. A failed write raises one
+    BirdieError naming the file."""
     return save_result(result, result_path(run_dir, result.task))
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Raise a BirdieError unless ``path`` (or, if absent, its nearest existing parent) can be
+    written: checked before any work, so nothing is lost at the end."""
+    probe = Path(path).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise BirdieError(f"{what} '{path}' is not writable ('{probe}' does not let this user "
+                          "write); choose another directory or fix its permissions")  # fmt: skip
+
+
+def write_json(data: dict[str, Any], path: str | Path) -> Path:
+    """Write ``data`` as JSON to ``path`` (creating its folder); an OSError becomes one
+    BirdieError naming the file."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise BirdieError(f"could not write '{path}': {exc.strerror or exc}") from None
+    return path
 
 
 def save_result(result: TaskResult, path: str | Path) -> Path:
     """Write ``result`` as JSON to ``path`` (creating its folder); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = asdict(result) | {"headline": result.headline}
-    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_json(asdict(result) | {"headline": result.headline}, path)
 
 
 def read_result(path: str | Path) -> TaskResult:

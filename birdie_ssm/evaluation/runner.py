@@ -22,12 +22,13 @@ from flax import nnx
 from birdie_ssm.config import Config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.prompts import TASK_FORMAT, PromptFormat, choose_format, render
-from birdie_ssm.evaluation.results import TaskResult, write_result
+from birdie_ssm.evaluation.results import TaskResult, check_writable, result_path, write_result
 from birdie_ssm.objectives.arms import as_values
 from birdie_ssm.objectives.copying import CopyingConfig
 from birdie_ssm.objectives.spans import parse_band
 from birdie_ssm.pipeline.packing import OVERHEAD
 from birdie_ssm.tasks import Item, Task, TaskSettings, get_task, settings_dict, task_settings
+from birdie_ssm.tasks.base import text_of
 from birdie_ssm.text.corpus import make_source
 from birdie_ssm.text.tokenizer import Tokenizer
 
@@ -38,12 +39,15 @@ __all__ = [
     "complete",
     "evaluate_task",
     "predict",
+    "prediction_records",
+    "show_ids",
     "run_task",
     "task_settings",
 ]
 
 MIN_PROMPT_BUCKET = 64
 MIN_DECODE_BUCKET = 16
+PREDICTIONS_PER_POINT = 8  # predictions a result keeps per sweep point unless asked for all
 
 
 @dataclass
@@ -57,15 +61,20 @@ class EvalContext:
     step: int
 
     @classmethod
-    def load(cls, run_dir: str | Path) -> EvalContext:
-        """Restore the latest checkpoint of ``run_dir``."""
+    def load(cls, run_dir: str | Path, step: int | None = None) -> EvalContext:
+        """Restore checkpoint ``step`` of ``run_dir`` (default: the latest)."""
         from birdie_ssm.train.loading import load_run
 
-        if not Path(run_dir).is_dir():
-            problem = "is not a directory" if Path(run_dir).exists() else "does not exist"
-            raise BirdieError(f"checkpoint directory '{run_dir}' {problem}")
-        run = load_run(run_dir)
+        check_run_dir(run_dir)
+        run = load_run(run_dir, step)
         return cls(run.model, run.config, run.tokenizer, Path(run_dir), run.step)
+
+
+def check_run_dir(run_dir: str | Path) -> None:
+    """Raise a BirdieError unless ``run_dir`` is an existing directory."""
+    if not Path(run_dir).is_dir():
+        problem = "is not a directory" if Path(run_dir).exists() else "does not exist"
+        raise BirdieError(f"checkpoint directory '{run_dir}' {problem}")
 
 
 def bucket(n: int, minimum: int) -> int:
@@ -84,23 +93,31 @@ def complete(
     batch_size: int,
 ) -> list[np.ndarray]:
     """Greedy continuations of ``prompts``, each cut before the first ``stop`` token and after
-    ``max_new`` tokens (one limit for all, or one per prompt)."""
+    ``max_new`` tokens (one limit for all, or one per prompt).
+
+    ``batch_size`` rows go to each decoding call, one of them a ``filler`` row of the bucket
+    length that fixes the padded width; a call always carries at least one prompt, so
+    ``batch_size=1`` decodes one prompt (plus the filler) at a time."""
     from birdie_ssm.models.decode import generate
 
     limits = [int(max_new)] * len(prompts) if np.ndim(max_new) == 0 else list(max_new)
     if len(limits) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(limits)} max_new limits")
+    if batch_size < 1:
+        raise BirdieError(f"batch_size must be >= 1, got {batch_size}")
+    if not prompts:
+        return []
     length = bucket(max(len(p) for p in prompts), MIN_PROMPT_BUCKET)
     # One decode length for the whole call (one compiled shape); each row is cut to its own.
     steps = bucket(max(limits), MIN_DECODE_BUCKET)
     # One filler row of the bucket length fixes the padded width; the rest fix the batch size.
     pad_row = np.full(length, filler, np.int32)
-    chunk = batch_size - 1
+    chunk = max(batch_size - 1, 1)
     outputs: list[np.ndarray] = []
     for start in range(0, len(prompts), chunk):
         rows = list(prompts[start : start + chunk])
         real = len(rows)
-        rows += [pad_row] * (batch_size - real)
+        rows += [pad_row] * max(batch_size - real, 1)
         out = generate(model, rows, steps, prefix_len=prefix_len, stop_token=stop)
         for row, limit in zip(out[:real], limits[start : start + real], strict=True):
             row = row[:limit]
@@ -161,9 +178,74 @@ def needs_native_form(task: Task, fmt: PromptFormat) -> bool:
     return task.tune_native if fmt.objective == TASK_FORMAT else True
 
 
-def evaluate_task(ctx: EvalContext, name: str, settings: TaskSettings) -> TaskResult:
+def show_ids(tokenizer: Tokenizer, ids: np.ndarray) -> str:
+    """Token ids as readable text, special tokens shown by name (``<sep>``, ``<P1>``, ``<S3>``)."""
+    specials = tokenizer.specials
+    named = {specials.pad: "<pad>", specials.eod: "<eod>", specials.sep: "<sep>",
+             specials.done: "<done>"}  # fmt: skip
+    ids = np.asarray(ids, np.int64)
+    special = specials.is_special(ids)
+    parts, start = [], 0
+    for i in [*np.flatnonzero(special), len(ids)]:
+        if i > start:
+            parts.append(tokenizer.decode(ids[start:i]))
+        if i < len(ids):
+            t = int(ids[i])
+            if t in named:
+                parts.append(named[t])
+            elif t >= specials.sentinel_base:
+                parts.append(f"<S{t - specials.sentinel_base}>")
+            elif t >= specials.paradigm_base:
+                parts.append(f"<P{t - specials.paradigm_base}>")
+            else:
+                parts.append(f"<{t}>")
+        start = i + 1
+    return "".join(parts)
+
+
+def prediction_records(
+    tokenizer: Tokenizer,
+    items: Sequence[Item],
+    predictions: Sequence[np.ndarray],
+    scores: Sequence[dict[str, float]],
+    native: bool,
+    per_point: int | None = PREDICTIONS_PER_POINT,
+) -> list[dict[str, Any]]:
+    """What a result stores per item: point, prompt (what the model read), answer, prediction
+    (text; a native form shows its special tokens by name) and scores; the first ``per_point``
+    items of each sweep point (None: all)."""
+    kept: dict[int, int] = defaultdict(int)
+    records = []
+    for item, predicted, score in zip(items, predictions, scores, strict=True):
+        if per_point is not None and kept[item.point] >= per_point:
+            continue
+        kept[item.point] += 1
+        reads, answer = item.form(native)
+        show = show_ids if native and item.has_native else _text
+        records.append(
+            {
+                "point": item.point,
+                "prompt": show(tokenizer, reads),
+                "answer": show(tokenizer, answer),
+                "prediction": show(tokenizer, predicted),
+                "scores": {k: float(v) for k, v in score.items()},
+            }
+        )
+    return records
+
+
+def _text(tokenizer: Tokenizer, ids: np.ndarray) -> str:
+    return text_of(tokenizer, ids) if len(ids) else ""
+
+
+def evaluate_task(
+    ctx: EvalContext, name: str, settings: TaskSettings, *, all_predictions: bool = False
+) -> TaskResult:
     """Prompt the model with every item of task ``name``, score the answers and summarise them
-    per sweep point (in the most native layout the run trained, see evaluation/prompts.py)."""
+    per sweep point (in the most native layout the run trained, see evaluation/prompts.py).
+
+    The result keeps the first ``PREDICTIONS_PER_POINT`` predictions of each sweep point, or
+    every one with ``all_predictions``."""
     task = get_task(name)
     if not isinstance(settings, task.settings):
         raise BirdieError(
@@ -191,6 +273,14 @@ def evaluate_task(ctx: EvalContext, name: str, settings: TaskSettings) -> TaskRe
         step=ctx.step,
         seconds=0.0,
         chance=float(task.chance(settings, items)),
+        predictions=prediction_records(
+            ctx.tokenizer,
+            items,
+            predictions,
+            scores,
+            native,
+            None if all_predictions else PREDICTIONS_PER_POINT,
+        ),  # fmt: skip
     )
     for annotate in ANNOTATIONS.get(name, ()):
         annotate(ctx, result)
@@ -198,9 +288,13 @@ def evaluate_task(ctx: EvalContext, name: str, settings: TaskSettings) -> TaskRe
     return result
 
 
-def run_task(ctx: EvalContext, name: str, settings: TaskSettings) -> TaskResult:
-    """Evaluate ``ctx``'s model on task ``name`` and write ``run_dir/eval/<name>.json``."""
-    result = evaluate_task(ctx, name, settings)
+def run_task(
+    ctx: EvalContext, name: str, settings: TaskSettings, *, all_predictions: bool = False
+) -> TaskResult:
+    """Evaluate ``ctx``'s model on task ``name`` and write ``run_dir/eval/<name>.json`` (its
+    folder checked for writability before the work)."""
+    check_writable(result_path(ctx.run_dir, name).parent, "evaluation folder")
+    result = evaluate_task(ctx, name, settings, all_predictions=all_predictions)
     write_result(result, ctx.run_dir)
     return result
 
