@@ -243,6 +243,24 @@ class TrainConfig(Section):
     mesh_data: int = Field(0, ge=0, description="data-parallel devices; 0: all not used by fsdp")
     mesh_fsdp: int = Field(1, ge=1, description="devices that shard params and optimizer state")
     distributed: bool = Field(False, description="multi-host: call jax.distributed.initialize()")
+    loggers: list[str] = Field(
+        default_factory=lambda: ["jsonl"],
+        description="where metrics go: jsonl (always written), tensorboard, wandb",
+    )
+
+    @field_validator("loggers")
+    @classmethod
+    def _loggers_registered(cls, value: list[str]) -> list[str]:
+        from birdie_ssm.train.loggers import LOGGERS
+
+        unknown = [name for name in value if name not in LOGGERS]
+        if unknown:
+            raise ValueError(
+                f"train.loggers: unknown logger '{unknown[0]}'; registered: "
+                f"{', '.join(sorted(LOGGERS))}"
+            )
+        # metrics.jsonl is always written (the source of truth): say so in the saved config.
+        return ["jsonl", *dict.fromkeys(n for n in value if n != "jsonl")]
 
 
 class EvalConfig(Section):

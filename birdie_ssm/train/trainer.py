@@ -23,6 +23,7 @@ from birdie_ssm.pipeline import open_pipeline, validation_batches
 from birdie_ssm.text import make_tokenizer, padded_vocab_size
 from birdie_ssm.text.corpus import make_source
 from birdie_ssm.train.checkpoint import Checkpointer
+from birdie_ssm.train.flops import mfu_meter
 from birdie_ssm.train.metrics import MetricsLog
 from birdie_ssm.train.optim import learning_rate, make_optimizer
 from birdie_ssm.train.sharding import (
@@ -115,6 +116,7 @@ class Trainer:
             )
         model = build_model(config.model, vocab, nnx.Rngs(config.train.seed))
         self.num_params = count_params(model)
+        self.mfu = mfu_meter(config.model, vocab, data.seq_len)  # tokens/s -> MFU
         self.graphdef, self.params = nnx.split(model)
         if init_from is not None:
             self.params = self._initial_params(Path(init_from))
@@ -179,7 +181,7 @@ class Trainer:
         self._window: list[Any] = []  # losses since the last log record (saved for exact resume)
         self.progress = progress and config.train.progress
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", config.train.loggers, config)
         self.checkpointer = Checkpointer(self.run_dir, config.train.keep_checkpoints)
         if resume:
             self.restore()
@@ -400,6 +402,7 @@ class Trainer:
                     elapsed = time.perf_counter() - t0
                     tps = (self.tokens_seen - tokens0) / max(elapsed, 1e-9)
                     realised = _shares(self.window_tokens)  # this host's rows
+                    mfu = self.mfu(tps)
                     self.metrics.write(
                         {
                             "kind": "train",
@@ -407,6 +410,7 @@ class Trainer:
                             "loss": loss,
                             "lr": float(self.lr(self.step - 1)),
                             "tokens_per_s": tps,
+                            "mfu": mfu,
                             "nonfinite_skipped": self.nonfinite_total,
                             "mixture": self._mixture_dict(),
                             "realised_mixture": None
@@ -415,7 +419,8 @@ class Trainer:
                         }
                     )
                     bar.set_postfix_str(
-                        f"loss {loss:.3f} | {tps:,.0f} tok/s | mix {self._mixture_text()}"
+                        f"loss {loss:.3f} | {tps:,.0f} tok/s | "
+                        f"MFU {'n/a' if mfu is None else f'{mfu:.1%}'} | mix {self._mixture_text()}"
                     )
                     self._window, t0, tokens0 = [], time.perf_counter(), self.tokens_seen
                     self.window_tokens[:] = 0
@@ -453,5 +458,6 @@ class Trainer:
         return " ".join(f"{c[:6]}={p:.2f}" for c, p in by_class.items())
 
     def close(self) -> None:
+        self.metrics.close()
         self.pipeline.close()
         self.checkpointer.close()
