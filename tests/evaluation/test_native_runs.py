@@ -53,7 +53,9 @@ def test_a_text_format_is_refused_for_a_run_that_trained_no_text(recall_run, cap
 
 def test_a_task_registered_outside_the_package_is_evaluated_from_the_cli(recall_run, capsys):
     from birdie_ssm.tasks import unregister_task
-    from tests.tasks import toy_task
+    from tests.tasks.toy_task import registered_toy_task
+
+    toy_task = registered_toy_task()
 
     try:
         assert _eval(recall_run, toy_task.NAME, "pairs=[3]") == 0

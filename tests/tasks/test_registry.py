@@ -41,7 +41,9 @@ def test_a_taken_name_and_a_malformed_task_are_refused():
 
 
 def test_a_task_from_outside_the_package_registers_and_builds_items():
-    from tests.tasks import toy_task
+    from tests.tasks.toy_task import registered_toy_task
+
+    toy_task = registered_toy_task()
 
     try:
         task = get_task(toy_task.NAME)

@@ -63,3 +63,14 @@ TOY = Task(
     native=("associative_recall",),
 )
 register_task(TOY, replace=True)
+
+
+def registered_toy_task():
+    """This module, with its task registered (again, if a test unregistered it)."""
+    import importlib
+    import sys
+
+    from birdie_ssm.tasks import TASKS
+
+    module = sys.modules[__name__]
+    return module if NAME in TASKS else importlib.reload(module)
