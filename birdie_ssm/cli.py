@@ -218,12 +218,24 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
 
     tasks = registered_tasks()
 
-    ev = verbs.add_parser("eval", help="evaluate a checkpoint on a retrieval task")
-    ev.add_argument("tasks", nargs="+", metavar="TASK",
-                    help=f"one or more of: {', '.join(tasks)}; or 'all'")  # fmt: skip
+    ev = verbs.add_parser("eval", help="evaluate a checkpoint on a retrieval task or your items")
+    ev.add_argument("tasks", nargs="*", metavar="TASK",
+                    help=f"one or more of: {', '.join(tasks)}; or 'all'; or 'custom' with "
+                    "--items")  # fmt: skip
     ev.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a task setting, e.g. --set book_sizes=[4,8] --set samples=16")  # fmt: skip
+                    help="a task setting, e.g. --set book_sizes=[4,8] --set samples=16; for "
+                    f"--items: {', '.join(CUSTOM_SETTINGS)}")  # fmt: skip
+    ev.add_argument("--items", metavar="FILE.jsonl",
+                    help='your own items, one {"prompt": ..., "answer": ...} a line')  # fmt: skip
+    ev.add_argument("--scorer", default="exact",
+                    help="how --items answers are scored: exact, prefix, contains, "
+                    "token_accuracy (default exact)")  # fmt: skip
+    ev.add_argument("--all-predictions", action="store_true",
+                    help="store every prediction in the result JSON (default: the first 8 "
+                    "per sweep point)")  # fmt: skip
+    ev.add_argument("--show", type=int, default=0, metavar="N",
+                    help="also print the first N stored predictions of each result")  # fmt: skip
     ev.set_defaults(run=_eval)
 
     gen = verbs.add_parser("generate", help="continue a prompt with a trained model")
@@ -231,8 +243,12 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     gen.add_argument("--prompt", required=True, help="text to continue")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
-    gen.add_argument("--format", default="auto", choices=[f for f in FORMATS if f != "native"],
-                     help="prompt layout (see birdie_ssm/evaluation/prompts.py)")  # fmt: skip
+    gen.add_argument("--format", default="auto", choices=list(FORMATS),
+                     help="prompt layout (see birdie_ssm/evaluation/prompts.py); native needs "
+                     "--objective")  # fmt: skip
+    gen.add_argument("--objective", metavar="NAME",
+                     help="with --format native: lay the prompt out as this objective's input "
+                     "(one the run trained)")  # fmt: skip
     gen.set_defaults(run=_generate)
 
     exp = verbs.add_parser("experiment", help="train several runs, evaluate them, write results.md")
@@ -247,37 +263,112 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     exp.set_defaults(run=_experiment)
 
 
+CUSTOM_SETTINGS = ("format", "objective", "batch_size", "max_new_tokens")
+
+
+def _custom_settings(pairs: list[str]) -> dict[str, object]:
+    """``--set`` values for ``--items``: the keys of CUSTOM_SETTINGS (values read as YAML)."""
+    import yaml
+
+    values: dict[str, object] = {}
+    for text in pairs:
+        key, sep, raw = text.partition("=")
+        if not sep or key.strip() not in CUSTOM_SETTINGS:
+            raise BirdieError(f"--set with --items takes key=value with key one of "
+                              f"{', '.join(CUSTOM_SETTINGS)}, got {text!r}")  # fmt: skip
+        try:
+            values[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            values[key.strip()] = raw
+    for key in ("batch_size", "max_new_tokens"):
+        if key in values and (not isinstance(values[key], int) or values[key] < 1):
+            raise BirdieError(f"--set {key} must be an integer >= 1, got {values[key]!r}")
+    return values
+
+
 def _eval(args: argparse.Namespace) -> None:
-    from birdie_ssm.evaluation.runner import EvalContext, run_task
+    from birdie_ssm.evaluation.api import SCORERS, read_items
+    from birdie_ssm.evaluation.results import check_writable
+    from birdie_ssm.evaluation.runner import EvalContext, check_run_dir
     from birdie_ssm.tasks import registered_tasks, task_settings
 
-    tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
-    # Check every request before loading anything.
-    settings = {task: task_settings(task, args.set) for task in tasks}
+    custom = args.items is not None
+    if custom and args.tasks not in ([], ["custom"]):
+        raise BirdieError("--items evaluates your own items: give no task, or 'custom'")
+    if not custom and (not args.tasks or "custom" in args.tasks):
+        raise BirdieError("name a task to evaluate, or pass --items FILE.jsonl for your own")
+    if args.show < 0:
+        raise BirdieError(f"--show must be >= 0, got {args.show}")
+    # Check every request, and that the results can be written, before loading anything.
+    if custom:
+        items = read_items(args.items)
+        options = _custom_settings(args.set)
+        if args.scorer not in SCORERS:
+            raise BirdieError(f"unknown scorer '{args.scorer}' (accepted: {', '.join(SCORERS)})")
+        tasks = [f"custom-{Path(args.items).stem}"]
+    else:
+        tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
+        settings = {task: task_settings(task, args.set) for task in tasks}
+    check_run_dir(args.checkpoint)
+    eval_dir = Path(args.checkpoint) / "eval"
+    check_writable(eval_dir, "evaluation folder")
     ctx = EvalContext.load(args.checkpoint)
+    if custom:
+        _eval_items(ctx, items, options, tasks[0], args)
+        return
+    from birdie_ssm.evaluation.results import write_result
+    from birdie_ssm.evaluation.runner import evaluate_task
+
     for task in tasks:
-        result = run_task(ctx, task, settings[task])
-        print(result.table())
-        print(f"written to {Path(args.checkpoint) / 'eval' / f'{task}.json'}\n")
+        result = evaluate_task(ctx, task, settings[task], all_predictions=args.all_predictions)
+        print(result.table(), flush=True)  # printed before the write: a failed write loses nothing
+        if args.show:
+            print(result.show_predictions(args.show), flush=True)
+        path = write_result(result, args.checkpoint)
+        print(f"written to {path}\n", flush=True)
+
+
+def _eval_items(ctx, items, options, name: str, args: argparse.Namespace) -> None:
+    from birdie_ssm.evaluation.api import evaluate
+
+    result = evaluate(ctx, items, args.scorer, name=name, **options)
+    print(result.table(), flush=True)
+    if args.show:
+        print(result.show_predictions(args.show), flush=True)
+    path = result.save(Path(args.checkpoint) / "eval" / f"{name}.json", args.all_predictions)
+    print(f"written to {path}\n", flush=True)
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from birdie_ssm.evaluation.prompts import choose_format, render
+    from birdie_ssm.evaluation.prompts import choose_format, objective_format, render
     from birdie_ssm.evaluation.runner import EvalContext
     from birdie_ssm.models.decode import generate
 
     if args.max_new_tokens < 1:
         raise BirdieError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if args.format == "native" and not args.objective:
+        raise BirdieError("--format native needs --objective NAME (whose input layout to use)")
+    if args.objective and args.format not in ("auto", "native"):
+        raise BirdieError(f"--objective lays the prompt out natively; drop --format {args.format}")
     ctx = EvalContext.load(args.checkpoint)
     specials = ctx.tokenizer.specials
-    fmt = choose_format(ctx.config, specials, None, args.format)
+    if args.objective:
+        fmt = objective_format(ctx.config, specials, args.objective)
+    else:
+        fmt = choose_format(ctx.config, specials, None, args.format)
     prompt = render(fmt, specials, ctx.tokenizer.encode(args.prompt))
     out = generate(
         ctx.model, [prompt], args.max_new_tokens, prefix_len=fmt.prefix_len,
         temperature=args.temperature, stop_token=specials.eod,
     )[0]  # fmt: skip
     ended = out == specials.eod
-    print(ctx.tokenizer.decode(out[: ended.argmax()] if ended.any() else out))
+    out = out[: ended.argmax()] if ended.any() else out
+    if fmt.kind == "native":  # an objective's target may hold sentinels: show them by name
+        from birdie_ssm.evaluation.runner import show_ids
+
+        print(show_ids(ctx.tokenizer, out))
+    else:
+        print(ctx.tokenizer.decode(out))
 
 
 def _seeds(text: str) -> list[int]:
