@@ -1,4 +1,10 @@
-"""``birdie-ssm report``: plots of a run's metrics.jsonl (losses per objective, mixture over time)."""
+"""``birdie-ssm report``: plots of a run's metrics.jsonl.
+
+losses.png (validation loss per objective and training loss, nats/token), mixture.png (the
+controller's decisions as steps, and the mixture each interval really trained), rewards.png
+(controller reward per objective class, one panel each, clipped rewards marked). Steps are on
+a symlog axis: early evaluations (0, 2, 10, ...) stay apart while late ones still fit.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 from birdie_ssm.errors import BirdieError  # noqa: E402
 from birdie_ssm.train.metrics import read_metrics  # noqa: E402
+
+UNIT = "nats/token"
+MARKERS = "osD^v<>pPX*h"
+LINESTYLES = ["-", "--", "-.", ":"]
 
 
 def _value(x: Any) -> float:
@@ -31,41 +42,129 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, list[s
     return steps, names, values
 
 
-def _plot_losses(train: list[dict[str, Any]], evals: list[dict[str, Any]], path: Path) -> None:
-    fig, (val_ax, train_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+def _step_axis(ax: Any, steps: np.ndarray | list[float]) -> None:
+    """Steps on a symlog x axis (linear up to 1, then logarithmic), from 0."""
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(0, max(1.0, float(np.max(steps))) * 1.15 if len(steps) else 1.0)
+    ax.set_xlabel("step (symlog)")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def run_name(run_dir: Path) -> str:
+    """The run's ``name`` from its config.yaml, with the directory's when they differ."""
+    name = None
+    config = run_dir / "config.yaml"
+    if config.is_file():
+        try:
+            name = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("name")
+        except yaml.YAMLError:
+            name = None
+    if not name:
+        return run_dir.resolve().name
+    return name if name == run_dir.resolve().name else f"{name} ({run_dir.resolve().name})"
+
+
+def _plot_losses(
+    train: list[dict[str, Any]], evals: list[dict[str, Any]], title: str, path: Path
+) -> None:
+    fig, (val_ax, train_ax) = plt.subplots(1, 2, figsize=(13, 4.8))
     steps, arms, losses = _series(evals, "val_loss")
     for i, arm in enumerate(arms):
-        val_ax.plot(steps, losses[:, i], marker="o", markersize=3, label=arm)
-    val_ax.set(title="validation loss per objective", xlabel="step", ylabel="loss")
+        val_ax.plot(
+            steps,
+            losses[:, i],
+            marker=MARKERS[i % len(MARKERS)],
+            linestyle=LINESTYLES[i % len(LINESTYLES)],
+            markersize=4,
+            label=arm,
+        )
+    val_ax.set(title="validation loss per objective", ylabel=f"loss ({UNIT})")
+    _step_axis(val_ax, steps)
     if arms:
         val_ax.legend(fontsize="small")
-    train_ax.plot([r["step"] for r in train], [_value(r.get("loss")) for r in train])
-    train_ax.set(title="training loss", xlabel="step", ylabel="loss")
+    train_steps = [r["step"] for r in train]
+    train_ax.plot(train_steps, [_value(r.get("loss")) for r in train], marker=".", markersize=3)
+    train_ax.set(title="training loss (mean over each log window)", ylabel=f"loss ({UNIT})")
+    _step_axis(train_ax, train_steps)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _plot_mixture(records: list[dict[str, Any]], path: Path) -> None:
-    steps, arms, probs = _series(records, "mixture")
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.stackplot(steps, np.nan_to_num(probs).T, labels=arms)
-    ax.set(title="objective mixture over time", xlabel="step", ylabel="probability", ylim=(0, 1))
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+def _stack_steps(ax: Any, steps: np.ndarray, probs: np.ndarray, arms: list[str], where: str):
+    colors = [f"C{i % 10}" for i in range(len(arms))]
+    ax.stackplot(steps, np.nan_to_num(probs).T, labels=arms, colors=colors, step=where)
+    ax.set(ylabel="share", ylim=(0, 1))
+    _step_axis(ax, steps)
+
+
+def _plot_mixture(
+    decisions: list[dict[str, Any]],
+    evals: list[dict[str, Any]],
+    last_step: int,
+    title: str,
+    path: Path,
+) -> None:
+    """Requested mixture as steps from step 0 (each decision holds until the next one)."""
+    steps, arms, probs = _series(decisions, "mixture")
+    # A decision holds until the next; the last one until the end of the run.
+    end = max(last_step, int(steps[-1]) if len(steps) else 0)
+    if len(steps) and steps[0] > 0:  # before the first logged decision: its mixture, from 0
+        steps, probs = np.concatenate([[0], steps]), np.concatenate([probs[:1], probs])
+    if len(steps) and end > steps[-1]:
+        steps, probs = np.concatenate([steps, [end]]), np.concatenate([probs, probs[-1:]])
+    r_steps, r_arms, realised = _series(evals, "realised_mixture")
+    panels = 2 if len(r_steps) else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 3.6 * panels), sharex=True, squeeze=False)
+    _stack_steps(axes[0, 0], steps, probs, arms, "post")
+    axes[0, 0].set_title(
+        "requested mixture (the controller's decisions; each holds until the next)"
+    )
+    if panels == 2:
+        # Each eval's realised share covers the interval since the previous evaluation.
+        order = [r_arms.index(a) for a in arms if a in r_arms]
+        x = np.concatenate([[0], r_steps])
+        y = np.concatenate([realised[:1], realised])[:, order]
+        _stack_steps(axes[1, 0], x, y, [r_arms[i] for i in order], "pre")
+        axes[1, 0].set_title("realised mixture (share of target tokens trained in each interval)")
+    axes[-1, 0].set_xlim(0, max(1.0, float(end)) * 1.05)
+    axes[0, 0].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _plot_rewards(evals: list[dict[str, Any]], path: Path) -> None:
+def _plot_rewards(evals: list[dict[str, Any]], title: str, path: Path) -> None:
+    """One panel per objective class; rewards clipped at +-1 drawn as red crosses."""
     rewards = [{"step": r["step"], **r["controller"]} for r in evals if "controller" in r]
     steps, classes, values = _series(rewards, "class_rewards")
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    cols = min(3, len(classes))
+    rows = -(-len(classes) // cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 3.0 * rows), sharex=True, sharey=True, squeeze=False
+    )
+    saturated_any = False
     for i, name in enumerate(classes):
-        ax.plot(steps, values[:, i], marker="o", markersize=3, label=name)
-    ax.axhline(0.0, color="grey", linewidth=0.5)
-    ax.set(title="controller reward per objective class", xlabel="step", ylabel="reward")
-    ax.legend(fontsize="small")
+        ax = axes.flat[i]
+        v = values[:, i]
+        ax.plot(steps, v, marker="o", markersize=3, color=f"C{i % 10}")
+        saturated = np.isclose(np.abs(v), 1.0)
+        if saturated.any():
+            saturated_any = True
+            ax.plot(steps[saturated], v[saturated], "X", color="red", markersize=9)
+        for bound in (-1.0, 1.0):
+            ax.axhline(bound, color="red", linewidth=0.7, linestyle=":")
+        ax.axhline(0.0, color="grey", linewidth=0.5)
+        ax.set(title=f"{name} ({int(saturated.sum())} clipped)", ylim=(-1.15, 1.15))
+        _step_axis(ax, steps)
+        if i % cols == 0:
+            ax.set_ylabel("reward")
+    for ax in axes.flat[len(classes) :]:
+        ax.set_visible(False)
+    note = "red X: clipped at ±1 (saturated)" if saturated_any else "no reward clipped at ±1"
+    fig.suptitle(f"{title}: controller reward per objective class ({note})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -82,14 +181,18 @@ def make_report(run_dir: Path) -> list[Path]:
     records = read_metrics(metrics)
     if not records:
         raise BirdieError(f"{metrics} holds no records: has the run logged a step yet?")
+    title = run_name(run_dir)
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     paths = [run_dir / "losses.png", run_dir / "mixture.png"]
-    _plot_losses(train, evals, paths[0])
-    # Training records carry the mixture in use at every logged step; evals only where it changed.
-    with_mixture = [r for r in train if "mixture" in r] or evals
-    _plot_mixture(with_mixture, paths[1])
+    _plot_losses(train, evals, title, paths[0])
+    # The controller's decisions are the eval records' mixtures; without evals, what training used.
+    decisions = [r for r in evals if isinstance(r.get("mixture"), dict)] or [
+        r for r in train if isinstance(r.get("mixture"), dict)
+    ]
+    last_step = max(int(r.get("step", 0)) for r in records)
+    _plot_mixture(decisions, evals, last_step, title, paths[1])
     if any(isinstance(r.get("controller", {}).get("class_rewards"), dict) for r in evals):
         paths.append(run_dir / "rewards.png")
-        _plot_rewards(evals, paths[-1])
+        _plot_rewards(evals, title, paths[-1])
     return paths
