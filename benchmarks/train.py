@@ -3,7 +3,9 @@
     python benchmarks/train.py [--steps 30] [--set key=value ...]
 
 Prints tokens/s of the jitted train step alone (batches made beforehand), of the in-process
-pipeline alone, and of the two together as the trainer runs them.
+pipeline alone, and of the two together as the trainer runs them; then the train step's model
+FLOP rate (train/flops.py) beside the device's peak, measured in the same run on a CPU (a
+float32 matmul), from the spec table on a GPU, and their ratio: the step's MFU.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from birdie_ssm.config import load_config
+    from birdie_ssm.train import flops
     from birdie_ssm.train.sharding import global_batch
     from birdie_ssm.train.trainer import Trainer
 
@@ -51,6 +54,12 @@ def main() -> None:
             trainer.train_one()
         jax.block_until_ready(trainer.params)
         both_s = time.perf_counter() - start
+        # The peak beside it, now: on a CPU a matmul measured under the same load as the steps.
+        if jax.devices()[0].platform == "cpu":
+            peak = flops.cpu_matmul_flops.__wrapped__()
+            source = "float32 matmul, measured now"
+        else:
+            peak, source = flops.peak_flops(config.model.dtype)
         trainer.close()
 
     n = args.steps * tokens
@@ -68,6 +77,11 @@ def main() -> None:
         f"  trainer (both)       {n / both_s:12,.0f} tok/s   {both_s / args.steps * 1e3:8.1f} ms/step"
     )
     print(f"  pipeline / train step consumption: {step_s / data_s:.1f}x")
+    rate = trainer.mfu.flops_per_token * n / step_s
+    print(
+        f"  train step {rate / 1e9:,.2f} GFLOP/s ({trainer.mfu.flops_per_token:,.0f} FLOPs/token) | "
+        + (f"peak {peak / 1e9:,.2f} GFLOP/s ({source}) | MFU {rate / peak:.1%}" if peak else source)
+    )
 
 
 if __name__ == "__main__":
