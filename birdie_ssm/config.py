@@ -219,6 +219,9 @@ class ControllerConfig(Section):
     name: str = "birdie"
     reward: Literal["birdie", "relative"] = "birdie"
     params: dict[str, Any] = Field(default_factory=dict)
+    modules: list[str] = Field(
+        default_factory=list, description="modules (or .py files) imported to register controllers"
+    )
 
 
 class TrainConfig(Section):
@@ -263,12 +266,34 @@ class TrainConfig(Section):
         return ["jsonl", *dict.fromkeys(n for n in value if n != "jsonl")]
 
 
+# What the quickstart's `birdie-ssm eval` asks: held-out items in the layouts it trained, sized
+# within what it trained on (configs/quickstart.yaml spells them out).
+QUICKSTART_TASKS: dict[str, dict[str, Any]] = {}
+
+
 class EvalConfig(Section):
-    """When validation runs during training."""
+    """When validation runs during training, and the retrieval tasks ``birdie-ssm eval`` runs
+    on the trained model when no task is named."""
 
     schedule: Literal["birdie", "every"] = "birdie"
     every: int = Field(100, ge=1, description="interval for schedule 'every'")
     scale: float = Field(0.2, gt=0.0, description="stretches Birdie's 10/50/250/... schedule")
+    tasks: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: copy.deepcopy(QUICKSTART_TASKS),
+        description="task name -> its settings (see `birdie-ssm eval --help`)",
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from birdie_ssm.tasks import task_settings  # the schema composes the tasks' settings
+
+        for name, settings in tasks.items():
+            try:
+                task_settings(name, settings or {})
+            except BirdieError as exc:
+                raise ValueError(f"task '{name}': {exc}") from None
+        return tasks
 
 
 class Config(Section):
