@@ -1,0 +1,128 @@
+"""The lm-evaluation-harness adapter: its core offline (no lm_eval import), then, where lm_eval
+is installed, a local multiple-choice task through ``lm_eval.simple_evaluate``."""
+
+import importlib.util
+import json
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from birdie_ssm.evaluation.lm_eval import HarnessModel
+from birdie_ssm.evaluation.prompts import render
+from birdie_ssm.evaluation.runner import EvalContext, complete
+from birdie_ssm.models import build_model
+from birdie_ssm.tasks.base import text_of
+from birdie_ssm.text import make_tokenizer, padded_vocab_size
+from tests.conftest import tiny_config
+
+PAIRS = [("Ada Lovelace: ", "7012"), ("", "hello"), ("The cat sat on the", " mat."), ("x", "y")]
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    config = tiny_config("model.bidirectional=alternate")
+    tok = make_tokenizer(config.data)
+    model = build_model(config.model, padded_vocab_size(tok), nnx.Rngs(3))
+    return EvalContext(model, config, tok, None, 0)
+
+
+def _direct(ctx, context, continuation):
+    """log p(continuation | context) from one unpadded forward pass over the prefix layout."""
+    tok, specials = ctx.tokenizer, ctx.tokenizer.specials
+    fmt = HarnessModel(ctx).fmt
+    stripped = context.rstrip(" ")
+    cont = np.asarray(tok.encode(context[len(stripped) :] + continuation), np.int32)
+    prompt = render(fmt, specials, tok.encode(stripped) if stripped else [])
+    ids = np.concatenate([prompt, cont])[None]
+    prefix = np.zeros_like(ids, bool)
+    prefix[0, : len(prompt)] = True  # the prefix layout: the whole prompt read bidirectionally
+    logits = ctx.model(ids, prefix, np.ones_like(ids))[0]
+    logp = np.asarray(jax.nn.log_softmax(logits, axis=-1))
+    positions = np.arange(len(prompt) - 1, ids.shape[1] - 1)
+    picked = logp[positions, ids[0, positions + 1]]
+    greedy = logp[positions].argmax(-1) == ids[0, positions + 1]
+    return float(picked.sum()), bool(greedy.all())
+
+
+def test_loglikelihood_equals_a_direct_forward_pass(ctx):
+    assert HarnessModel(ctx).fmt.kind == "prefix"  # the tiny quickstart trains prefix_lm
+    for batch_size in (1, 3):
+        got = HarnessModel(ctx, batch_size=batch_size).loglikelihood(PAIRS)
+        for (context, cont), (logp, greedy) in zip(PAIRS, got, strict=True):
+            want, want_greedy = _direct(ctx, context, cont)
+            assert logp == pytest.approx(want, rel=1e-4, abs=1e-3) and greedy == want_greedy
+
+
+def test_requests_may_be_instances_with_args(ctx):
+    class Instance:
+        def __init__(self, args):
+            self.args = args
+
+    model = HarnessModel(ctx)
+    assert model.loglikelihood([Instance(p) for p in PAIRS]) == model.loglikelihood(PAIRS)
+
+
+def test_rolling_loglikelihood_sums_its_windows(ctx):
+    text = "abcdefghij" * 3
+    short = HarnessModel(ctx, max_length=64)
+    assert short.loglikelihood_rolling([(text,)])[0] == pytest.approx(
+        short.loglikelihood([("", text)])[0][0], rel=1e-4
+    )
+    # A text longer than a window: windows of 13 tokens, each reading what room the row has
+    # (16 - paradigm - separator - window) of the tokens before it.
+    windowed = HarnessModel(ctx, max_length=16).loglikelihood_rolling([(text,)])[0]
+    ids = ctx.tokenizer.encode(text)
+    pieces = [(ids[max(0, s - (14 - len(ids[s : s + 13]))) : s], ids[s : s + 13])
+              for s in range(0, len(ids), 13)]  # fmt: skip
+    decoded = [(ctx.tokenizer.decode(c), ctx.tokenizer.decode(p)) for c, p in pieces]
+    expected = sum(_direct(ctx, c, p)[0] for c, p in decoded)
+    assert windowed == pytest.approx(expected, rel=1e-4)
+
+
+def test_generate_until_is_greedy_decoding_cut_at_the_stop_string(ctx):
+    model = HarnessModel(ctx, batch_size=2)
+    specials = ctx.tokenizer.specials
+    prompt = render(model.fmt, specials, ctx.tokenizer.encode("Ada"))
+    raw = complete(ctx.model, [prompt], prefix_len=None, max_new=12, stop=specials.eod,
+                   filler=specials.pad, batch_size=2)[0]  # fmt: skip
+    text = text_of(ctx.tokenizer, raw) if len(raw) else ""  # cut at the first special token
+    assert model.generate_until([("Ada", {"max_gen_toks": 12})]) == [text]
+    if len(text) > 1:
+        cut = model.generate_until([("Ada", {"until": [text[1]], "max_gen_toks": 12})])[0]
+        assert cut == text[: text.index(text[1])]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None, reason="lm_eval not installed")
+def test_simple_evaluate_runs_a_local_multiple_choice_task(tmp_path):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from birdie_ssm.train.trainer import Trainer
+
+    run = tmp_path / "run"
+    steps = ["train.steps=2", "train.checkpoint_every=2", "train.log_every=1"]
+    trainer = Trainer(tiny_config(*steps), run, progress=False)
+    trainer.fit()
+    trainer.close()
+    data = tmp_path / "data.jsonl"
+    rows = [{"q": f"{a} + {b} =", "choices": [str(a + b), str(a + b + 1)], "gold": 0}
+            for a, b in [(1, 2), (3, 4), (2, 2)]]  # fmt: skip
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "tiny_sums.yaml").write_text(
+        "task: tiny_sums\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {data}\n"
+        "test_split: test\noutput_type: multiple_choice\n"
+        "doc_to_text: '{{q}}'\ndoc_to_choice: '{{choices}}'\ndoc_to_target: gold\n"
+        "metric_list:\n  - metric: acc\n"
+    )
+    results = lm_eval.simple_evaluate(
+        model="birdie-ssm",
+        model_args=f"run_dir={run},batch_size=4",
+        tasks=["tiny_sums"],
+        task_manager=TaskManager(include_path=str(tmp_path / "tasks")),
+    )
+    acc = results["results"]["tiny_sums"]["acc,none"]
+    assert 0.0 <= acc <= 1.0
