@@ -42,12 +42,26 @@ def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, list[s
     return steps, names, values
 
 
-def _step_axis(ax: Any, steps: np.ndarray | list[float]) -> None:
-    """Steps on a symlog x axis (linear up to 1, then logarithmic), from 0."""
+def _step_axis(ax: Any, steps: np.ndarray | list[float], ticks: bool = False) -> None:
+    """Steps on a symlog x axis (linear up to 1, then logarithmic), from 0.
+
+    ``ticks``: label the x axis at ``steps`` themselves (the evaluation steps) when few enough.
+    """
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(1.0, float(np.max(steps))) * 1.15 if len(steps) else 1.0)
     ax.set_xlabel("step (symlog)")
     ax.grid(True, which="major", alpha=0.3)
+    marks = sorted({int(x) for x in steps})
+    if ticks and 0 < len(marks) <= 12:
+        # Where symlog puts them (linear to 1, one decade per unit after): keep labels apart.
+        where = [x if x <= 1 else 1 + np.log10(x) for x in marks]
+        span = max(where[-1], 1e-9)  # the axis starts at 0
+        kept = [len(marks) - 1]  # the last step always
+        for i in range(len(marks) - 2, -1, -1):
+            if where[kept[-1]] - where[i] >= 0.06 * span:
+                kept.append(i)
+        marks = [marks[i] for i in sorted(kept)]
+        ax.set_xticks(marks, [str(x) for x in marks], fontsize="small")
 
 
 def run_name(run_dir: Path) -> str:
@@ -79,7 +93,7 @@ def _plot_losses(
             label=arm,
         )
     val_ax.set(title="validation loss per objective", ylabel=f"loss ({UNIT})")
-    _step_axis(val_ax, steps)
+    _step_axis(val_ax, steps, ticks=True)
     if arms:
         val_ax.legend(fontsize="small")
     train_steps = [r["step"] for r in train]
@@ -96,7 +110,7 @@ def _stack_steps(ax: Any, steps: np.ndarray, probs: np.ndarray, arms: list[str],
     colors = [f"C{i % 10}" for i in range(len(arms))]
     ax.stackplot(steps, np.nan_to_num(probs).T, labels=arms, colors=colors, step=where)
     ax.set(ylabel="share", ylim=(0, 1))
-    _step_axis(ax, steps)
+    _step_axis(ax, steps, ticks=True)
 
 
 def _plot_mixture(
@@ -129,6 +143,8 @@ def _plot_mixture(
         _stack_steps(axes[1, 0], x, y, [r_arms[i] for i in order], "pre")
         axes[1, 0].set_title("realised mixture (share of target tokens trained in each interval)")
     axes[-1, 0].set_xlim(0, max(1.0, float(end)) * 1.05)
+    for ax in axes[:-1, 0]:
+        ax.set_xlabel("")
     axes[0, 0].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle(title)
     fig.tight_layout()
@@ -158,12 +174,12 @@ def _plot_rewards(evals: list[dict[str, Any]], title: str, path: Path) -> None:
             ax.axhline(bound, color="red", linewidth=0.7, linestyle=":")
         ax.axhline(0.0, color="grey", linewidth=0.5)
         ax.set(title=f"{name} ({int(saturated.sum())} clipped)", ylim=(-1.15, 1.15))
-        _step_axis(ax, steps)
+        _step_axis(ax, steps, ticks=True)
         if i % cols == 0:
             ax.set_ylabel("reward")
     for ax in axes.flat[len(classes) :]:
         ax.set_visible(False)
-    note = "red X: clipped at ±1 (saturated)" if saturated_any else "no reward clipped at ±1"
+    note = "red X = saturated, clipped at ±1" if saturated_any else "none clipped at ±1"
     fig.suptitle(f"{title}: controller reward per objective class ({note})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
