@@ -12,6 +12,7 @@ from birdie_ssm.curriculum.controller import (
     make_controller,
     normalise,
     register_controller,
+    update_controller,
 )
 from birdie_ssm.curriculum.env import MixtureEnv, MixtureTrainer, rollout
 from birdie_ssm.curriculum.rewards import class_rewards, get_reward, total_reward
@@ -32,4 +33,5 @@ __all__ = [
     "register_controller",
     "rollout",
     "total_reward",
+    "update_controller",
 ]

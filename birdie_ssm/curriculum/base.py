@@ -42,6 +42,16 @@ class ControllerBase:
         self.updates = 0
         self.info: dict[str, Any] = {}
 
+    @classmethod
+    def create(
+        cls, arms: list[str], classes: list[str], mixture: list[float] | None, **params: Any
+    ) -> ControllerBase:
+        """Build for a run whose configured mixture is ``mixture`` (one weight per arm).
+
+        The learning controllers start uniform and ignore it; ``fixed`` keeps it.
+        """
+        return cls(arms, classes, **params)
+
     def initial_mixture(self) -> np.ndarray:
         """The mixture to train with before the first validation."""
         return self.mixture.copy()

@@ -1,8 +1,16 @@
-"""The Controller protocol and the registry behind ``make_controller``."""
+"""The Controller protocol and the registry behind ``make_controller``.
+
+A controller registers with ``@register_controller("name")`` when its module is imported: a
+built-in module listed in ``curriculum/__init__.py``, a module named in ``controller.modules``
+(imported by ``train.build``), or one advertised in the ``birdie_ssm.controllers`` entry-point
+group of an installed package (loaded on the first lookup).
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -31,7 +39,24 @@ class Controller(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
+ENTRY_POINT_GROUP = "birdie_ssm.controllers"
 _CONTROLLERS: dict[str, Callable[..., Controller]] = {}
+_entry_points_loaded = False
+
+
+def load_entry_points() -> None:
+    """Import every module advertised in the ``birdie_ssm.controllers`` group, once."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:
+            raise BirdieError(
+                f"controller plug-in '{ep.name}' ({ep.value}) failed to load: {exc}"
+            ) from None
 
 
 def register_controller(name: str) -> Callable[[type], type]:
@@ -45,24 +70,58 @@ def register_controller(name: str) -> Callable[[type], type]:
 
 
 def controller_names() -> list[str]:
-    """Names of all registered controllers."""
+    """Names of all registered controllers (built-in and plug-in)."""
+    load_entry_points()
     return sorted(_CONTROLLERS)
 
 
 def make_controller(
-    name: str, arms: Sequence[str], classes: Sequence[str], **params: Any
+    name: str,
+    arms: Sequence[str],
+    classes: Sequence[str],
+    *,
+    mixture: Sequence[float] | None = None,
+    **params: Any,
 ) -> Controller:
-    """Build the controller ``name`` for the given arms (and each arm's objective class)."""
+    """Build the controller ``name`` for the given arms (and each arm's objective class).
+
+    ``mixture`` is the mixture the run configured (one weight per arm). A controller class with
+    a ``create(arms, classes, mixture, **params)`` classmethod (``ControllerBase`` has one) is
+    built through it and decides what the configured mixture means to it (``fixed`` keeps it;
+    the learning controllers start uniform); any other class is called as
+    ``cls(arms, classes, **params)``.
+    """
+    if name not in _CONTROLLERS:
+        load_entry_points()
     if name not in _CONTROLLERS:
         raise BirdieError(
             f"unknown controller '{name}'; registered: {', '.join(controller_names())}"
         )
     if len(arms) != len(classes) or not arms:
         raise BirdieError("a controller needs at least one arm and one class name per arm")
+    cls = _CONTROLLERS[name]
+    create = getattr(cls, "create", None)
+    weights = None if mixture is None else [float(w) for w in mixture]
     try:
-        return _CONTROLLERS[name](list(arms), list(classes), **params)
+        if create is not None:
+            return create(list(arms), list(classes), weights, **params)
+        return cls(list(arms), list(classes), **params)
     except TypeError as exc:
         raise BirdieError(f"bad parameters for controller '{name}': {exc}") from None
+
+
+def update_controller(
+    controller: Controller, step: int, losses: np.ndarray, played: np.ndarray | None
+) -> np.ndarray:
+    """``controller.update``, passing ``played`` when the controller accepts it (a plug-in
+    written before ``played`` existed is called without it)."""
+    try:
+        parameters = inspect.signature(controller.update).parameters.values()
+    except (TypeError, ValueError):
+        parameters = []
+    if any(p.name == "played" or p.kind is p.VAR_KEYWORD for p in parameters):
+        return controller.update(step, losses, played=played)
+    return controller.update(step, losses)
 
 
 def normalise(probs: np.ndarray) -> np.ndarray:

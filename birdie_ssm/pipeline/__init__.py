@@ -39,10 +39,24 @@ def open_pipeline(
     tokenizer: Tokenizer,
     arms: list[Arm],
     mixture: np.ndarray,
+    *,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> BatchSource:
-    """The training pipeline a config describes: in-process, or ``data.workers`` processes."""
+    """The training pipeline a config describes: in-process, or ``data.workers`` processes.
+
+    ``data.batch_size`` is the global batch; host ``process_index`` of ``process_count`` is
+    served its own rows of it (see ``Pipeline``).
+    """
     data = config.data
-    shared = dict(seq_len=data.seq_len, batch_size=data.batch_size, seed=data.seed, mixture=mixture)
+    shared = dict(
+        seq_len=data.seq_len,
+        batch_size=data.batch_size,
+        seed=data.seed,
+        mixture=mixture,
+        process_index=process_index,
+        process_count=process_count,
+    )
     if data.workers == 0:
         return Pipeline(source.train, tokenizer, arms, **shared)
     return WorkerPool(

@@ -65,6 +65,18 @@ def check_mixture(mixture: np.ndarray, n_arms: int) -> np.ndarray:
     return mixture
 
 
+def host_rows(batch_size: int, process_index: int, process_count: int) -> slice:
+    """The rows of a global batch that host ``process_index`` of ``process_count`` feeds."""
+    if process_count < 1 or not 0 <= process_index < process_count:
+        raise ValueError(f"process {process_index} of {process_count} does not exist")
+    if batch_size % process_count:
+        raise BirdieError(
+            f"data.batch_size {batch_size} must be a multiple of the {process_count} hosts"
+        )
+    n = batch_size // process_count
+    return slice(process_index * n, (process_index + 1) * n)
+
+
 def check_workers(state: dict[str, Any], workers: int) -> None:
     """Refuse pipeline state saved with another number of data workers (it would not resume exactly)."""
     saved = state.get("workers", 0)
@@ -79,6 +91,10 @@ class Pipeline:
     """Produces packed batches from a document stream under the current mixture.
 
     Reads documents ``offset, offset + stride, ...`` (worker processes take disjoint shares).
+    ``batch_size`` is the global batch. Under multi-host training every host (``process_index``
+    of ``process_count``) runs the same stream and keeps its own contiguous block of rows, so
+    the global batch, and the pipeline state a checkpoint holds, do not depend on the number of
+    hosts: a run trains the same on one host as on several, and resumes on any count.
     """
 
     def __init__(
@@ -93,8 +109,11 @@ class Pipeline:
         mixture: np.ndarray | None = None,
         stride: int = 1,
         offset: int = 0,
+        process_index: int = 0,
+        process_count: int = 1,
     ) -> None:
         check_arms_fit(arms, seq_len)
+        self.rows = host_rows(batch_size, process_index, process_count)
         self.documents, self.tokenizer, self.arms = documents, tokenizer, arms
         self.seq_len, self.batch_size = seq_len, batch_size
         self.stride, self.offset = stride, offset
@@ -192,13 +211,13 @@ class Pipeline:
                 )
 
     def next_batch(self) -> Batch:
-        """The next ``[batch_size, seq_len]`` packed batch."""
+        """This host's rows of the next ``[batch_size, seq_len]`` packed batch."""
         rows = []
         for _ in range(self.batch_size):
             row = RowBuilder(self.seq_len, self.tokenizer.specials)
             self._fill(row)
             rows.append(row)
-        return stack_rows(rows)
+        return stack_rows(rows[self.rows])
 
     def close(self) -> None:
         """Release resources (nothing to release in-process)."""
@@ -235,8 +254,13 @@ def validation_batches(
     batch_size: int,
     batches_per_arm: int,
     seed: int,
+    process_index: int = 0,
+    process_count: int = 1,
 ) -> list[list[Batch]]:
-    """A fixed held-out set per arm: the same for every run with the same config."""
+    """A fixed held-out set per arm: the same for every run with the same config.
+
+    Each host gets its own rows of every (global) batch, as from ``Pipeline``.
+    """
     out = []
     for i in range(len(arms)):
         onehot = np.zeros(len(arms))
@@ -249,6 +273,8 @@ def validation_batches(
             batch_size=batch_size,
             seed=[seed, i],
             mixture=onehot,
+            process_index=process_index,
+            process_count=process_count,
         )
         out.append([pipe.next_batch() for _ in range(batches_per_arm)])
     return out

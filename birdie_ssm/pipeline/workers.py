@@ -103,7 +103,8 @@ def _shutdown(processes: list[Any], commands: list[Any], stop: threading.Event) 
 
 
 class WorkerPool:
-    """The ``Pipeline`` interface, served by ``workers`` spawned processes."""
+    """The ``Pipeline`` interface, served by ``workers`` spawned processes (each keeping this
+    host's rows of every batch, as ``Pipeline`` does)."""
 
     def __init__(
         self,
@@ -117,6 +118,8 @@ class WorkerPool:
         mixture: np.ndarray,
         workers: int,
         prefetch: int = 4,
+        process_index: int = 0,
+        process_count: int = 1,
     ) -> None:
         self.arms, self.workers = arms, workers
         specs = [
@@ -130,6 +133,8 @@ class WorkerPool:
                 mixture=mixture,
                 stride=workers,
                 offset=w,
+                process_index=process_index,
+                process_count=process_count,
             )
             for w in range(workers)
         ]

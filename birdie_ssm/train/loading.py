@@ -11,8 +11,8 @@ from flax import nnx
 
 from birdie_ssm.config import Config, load_config
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.models import build_model
-from birdie_ssm.text import Tokenizer, make_tokenizer, padded_vocab_size
+from birdie_ssm.text import Tokenizer
+from birdie_ssm.train.build import build_model_for, build_tokenizer
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.optim import make_optimizer
 
@@ -26,20 +26,22 @@ class TrainedRun:
     tokenizer: Tokenizer
     step: int
     meta: dict[str, Any]
+    run_dir: Path | None = None
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
-    """Rebuild the model of ``run_dir`` and restore its parameters (latest checkpoint by default)."""
+    """Rebuild the model of ``run_dir`` and restore its parameters (latest checkpoint by default).
+
+    The tokenizer and the model are built as ``train.build`` builds them for training.
+    """
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise BirdieError(f"'{run_dir}' is not a run directory (no config.yaml)")
     if not (run_dir / "checkpoints").is_dir():
         raise BirdieError(f"'{run_dir}' holds no checkpoints")
     config = load_config(run_dir / "config.yaml")
-    tokenizer = make_tokenizer(config.data)
-    vocab = config.model.vocab_size or padded_vocab_size(tokenizer)
-    model = build_model(config.model, vocab, nnx.Rngs(config.train.seed))
-    graphdef, params = nnx.split(model)
+    tokenizer = build_tokenizer(config)
+    graphdef, params = nnx.split(build_model_for(config, tokenizer))
     # Abstract optimizer state: the restore target without allocating it.
     opt_state = jax.eval_shape(make_optimizer(config.train).init, params)
     checkpointer = Checkpointer(run_dir, config.train.keep_checkpoints)
@@ -47,6 +49,5 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
         state, meta = checkpointer.restore({"params": params, "opt_state": opt_state}, step)
     finally:
         checkpointer.close()
-    return TrainedRun(
-        nnx.merge(graphdef, state["params"]), config, tokenizer, int(meta["step"]), meta
-    )
+    model = nnx.merge(graphdef, state["params"])
+    return TrainedRun(model, config, tokenizer, int(meta["step"]), meta, run_dir)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from birdie_ssm.config import Config, ObjectiveEntry
+from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import expand_arms
 from birdie_ssm.pipeline import Pipeline, open_pipeline, validation_batches
 from birdie_ssm.pipeline.workers import PipelineWorkerError
@@ -193,3 +194,43 @@ def test_an_arm_at_zero_weight_is_never_drawn():
     batches = [pipe.next_batch() for _ in range(15)]
     assert set(np.unique(np.concatenate([b.arm_ids.ravel() for b in batches]))) == {-1, 0, 3, 5}
     np.testing.assert_allclose(_shares(batches, len(arms))[[0, 3, 5]], [0.2, 0.3, 0.5], atol=0.05)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_hosts_get_their_rows_of_the_same_global_batches(workers):
+    """Every host runs the same stream and keeps its block of rows: the hosts' rows together
+    are the one-host batch, so a run does not depend on the number of hosts."""
+    tok = ByteTokenizer()
+    arms = expand_arms(ALL[:3], tok.specials)
+    config = Config.model_validate({"data": {"seq_len": 128, "batch_size": 4, "workers": workers}})
+    mixture = np.full(len(arms), 1 / len(arms))
+
+    def batches(index, count):
+        pipe = open_pipeline(
+            config, Source(), tok, arms, mixture, process_index=index, process_count=count
+        )
+        try:
+            return [pipe.next_batch().as_dict() for _ in range(2)]
+        finally:
+            pipe.close()
+
+    whole = batches(0, 1)
+    halves = [batches(i, 2) for i in range(2)]
+    for b, want in enumerate(whole):
+        assert len(halves[0][b]["input_ids"]) == 2
+        for key, value in want.items():
+            np.testing.assert_array_equal(
+                np.concatenate([halves[0][b][key], halves[1][b][key]]), value
+            )
+    val = validation_batches(OddDocuments(), tok, arms, seq_len=128, batch_size=4,
+                             batches_per_arm=1, seed=1, process_index=1, process_count=2)  # fmt: skip
+    full = validation_batches(OddDocuments(), tok, arms, seq_len=128, batch_size=4,
+                              batches_per_arm=1, seed=1)  # fmt: skip
+    np.testing.assert_array_equal(val[0][0].input_ids, full[0][0].input_ids[2:])
+
+
+def test_a_batch_that_does_not_split_over_hosts_is_a_user_error():
+    tok = ByteTokenizer()
+    arms = expand_arms(ALL[:1], tok.specials)
+    with pytest.raises(BirdieError, match="multiple of the 3 hosts"):
+        Pipeline(OddDocuments(), tok, arms, seq_len=64, batch_size=4, seed=0, process_count=3)
