@@ -97,7 +97,9 @@ def parse_settings(cls: type[TaskSettings], values: dict[str, Any] | Sequence[st
             if not sep or not key.strip():
                 raise BirdieError(f"--set expects key=value (e.g. samples=16), got {text!r}")
             try:
-                pairs[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+                # A value starting with '#' (a number layout) is text, not a YAML comment.
+                text = raw.strip()
+                pairs[key.strip()] = yaml.safe_load(raw) if text and text[0] != "#" else text
             except yaml.YAMLError:
                 pairs[key.strip()] = raw  # not YAML: the type check below names the key
         values = pairs

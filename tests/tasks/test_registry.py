@@ -60,3 +60,8 @@ def test_a_task_from_outside_the_package_registers_and_builds_items():
 def test_settings_class_of_a_task():
     assert isinstance(task_settings("mqar", {"pairs": [4]}), MqarSettings)
     assert np.isclose(get_task("mqar").chance(task_settings("mqar", {}), []), 0.01)
+
+
+def test_a_number_layout_on_the_command_line_is_not_a_yaml_comment():
+    settings = task_settings("phonebook", ["number_format=###-####", "book_sizes=[4]"])
+    assert settings.number_format == "###-####"
