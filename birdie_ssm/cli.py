@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import runpy
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from birdie_ssm.errors import BirdieError
 
@@ -221,7 +222,7 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     ev = verbs.add_parser("eval", help="evaluate a checkpoint on a retrieval task or your items")
     ev.add_argument("tasks", nargs="*", metavar="TASK",
                     help=f"one or more of: {', '.join(tasks)}; or 'all'; or 'custom' with "
-                    "--items")  # fmt: skip
+                    "--items; none: the tasks the run's config lists (eval.tasks)")  # fmt: skip
     ev.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a task setting, e.g. --set book_sizes=[4,8] --set samples=16; for "
@@ -295,8 +296,8 @@ def _eval(args: argparse.Namespace) -> None:
     custom = args.items is not None
     if custom and args.tasks not in ([], ["custom"]):
         raise BirdieError("--items evaluates your own items: give no task, or 'custom'")
-    if not custom and (not args.tasks or "custom" in args.tasks):
-        raise BirdieError("name a task to evaluate, or pass --items FILE.jsonl for your own")
+    if not custom and "custom" in args.tasks:
+        raise BirdieError("task 'custom' evaluates your own items: pass --items FILE.jsonl")
     if args.show < 0:
         raise BirdieError(f"--show must be >= 0, got {args.show}")
     # Check every request, and that the results can be written, before loading anything.
@@ -307,8 +308,13 @@ def _eval(args: argparse.Namespace) -> None:
             raise BirdieError(f"unknown scorer '{args.scorer}' (accepted: {', '.join(SCORERS)})")
         tasks = [f"custom-{Path(args.items).stem}"]
     else:
-        tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
-        settings = {task: task_settings(task, args.set) for task in tasks}
+        check_run_dir(args.checkpoint)
+        if args.tasks:
+            tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
+            settings = {task: task_settings(task, args.set) for task in tasks}
+        else:  # the tasks the run's own config asks (eval.tasks), --set applied to each
+            settings = _configured_tasks(Path(args.checkpoint), args.set)
+            tasks = list(settings)
     check_run_dir(args.checkpoint)
     eval_dir = Path(args.checkpoint) / "eval"
     check_writable(eval_dir, "evaluation folder")
@@ -318,14 +324,34 @@ def _eval(args: argparse.Namespace) -> None:
         return
     from birdie_ssm.evaluation.results import write_result
     from birdie_ssm.evaluation.runner import evaluate_task
+    from birdie_ssm.tasks import get_task
 
     for task in tasks:
         result = evaluate_task(ctx, task, settings[task], all_predictions=args.all_predictions)
+        if get_task(task).meaning:
+            print(f"{task}: {result.metric} = {get_task(task).meaning}")
         print(result.table(), flush=True)  # printed before the write: a failed write loses nothing
         if args.show:
             print(result.show_predictions(args.show), flush=True)
         path = write_result(result, args.checkpoint)
         print(f"written to {path}\n", flush=True)
+
+
+def _configured_tasks(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """The run's ``eval.tasks`` with ``--set`` overrides applied to each: the tasks a plain
+    ``birdie-ssm eval --checkpoint DIR`` asks."""
+    from birdie_ssm.config import load_config
+    from birdie_ssm.tasks import task_settings
+
+    tasks = load_config(run_dir / "config.yaml").eval.tasks
+    if not tasks:
+        raise BirdieError(f"the run in '{run_dir}' names no eval.tasks; name the tasks to "
+                          "evaluate (e.g. `birdie-ssm eval mqar --checkpoint DIR`) or 'all'")  # fmt: skip
+    out = {}
+    for name, values in tasks.items():
+        pairs = [f"{k}={json.dumps(v)}" for k, v in (values or {}).items()]
+        out[name] = task_settings(name, [*pairs, *overrides])
+    return out
 
 
 def _eval_items(ctx, items, options, name: str, args: argparse.Namespace) -> None:

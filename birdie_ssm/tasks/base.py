@@ -201,6 +201,7 @@ class Task:
       (a run that trained one of them is prompted in it); ``()``: text only.
     - ``tune_native``: ``task_format`` trains (and a run tuned on the task is prompted in) the
       native form rather than the text form.
+    - ``meaning``: one line saying what the headline metric measures (printed with results).
     """
 
     name: str
@@ -215,6 +216,7 @@ class Task:
     passage: Callable[[Any], int] | None = None
     native: tuple[str, ...] = ()
     tune_native: bool = False
+    meaning: str = ""  # one line: what the headline metric measures, and its chance level
 
     def __post_init__(self) -> None:
         if (self.item is None) == (self.document_item is None):

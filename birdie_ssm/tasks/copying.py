@@ -177,6 +177,7 @@ COPYING = register_task(
         item=copying_item,
         score=score_copy,
         metric="token_acc",
+        meaning="fraction of a random letter string's tokens the model copies back in place (chance 1/26)",
         chance=lambda settings, items: 1 / len(LETTERS),
         native=("copying",),
         tune_native=True,
@@ -192,6 +193,7 @@ SELECTIVE_COPYING = register_task(
         item=selective_copying_item,
         score=score_copy,
         metric="token_acc",
+        meaning="fraction of the hidden tokens the model copies out of a noisy context, in place (chance: one in the alphabet)",
         chance=lambda settings, items: 1 / len(SELECTIVE_VOCAB),
         native=("selective_copying",),
     )

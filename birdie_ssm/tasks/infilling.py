@@ -107,6 +107,7 @@ INFILLING = register_task(
         passage=lambda settings: settings.passage,
         score=score_infilling,
         metric="token_acc",
+        meaning="fraction of a masked span's tokens of held-out text the model restores in place (chance: the most common token)",
         chance=lambda settings, items: constant_guess_accuracy(items),
         native=("infilling",),
         tune_native=True,

@@ -127,6 +127,7 @@ MQAR = register_task(
         item=mqar_item,
         score=score_mqar,
         metric="accuracy",
+        meaning="fraction of held-out queries whose value the model recalls exactly from the key-value pairs in its prompt (chance: guessing a value)",
         chance=lambda settings, items: 10.0**-settings.value_length,
         native=("associative_recall",),
     )

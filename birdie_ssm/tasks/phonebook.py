@@ -264,6 +264,7 @@ PHONEBOOK = register_task(
         item=phonebook_item,
         score=score_phonebook,
         metric="exact",
+        meaning="fraction of held-out lookups whose whole number the model writes back exactly (the book and the asked name are in the prompt; chance: guessing the digits)",
         chance=lambda settings, items: settings.number_chance(),
     )
 )
@@ -277,6 +278,7 @@ MULTI_PHONEBOOK = register_task(
         item=multi_phonebook_item,
         score=score_multi_phonebook,
         metric="digit_acc",
+        meaning="fraction of the asked numbers' digits right, the i-th answer scored against the i-th name asked (chance 0.1)",
         chance=lambda settings, items: 0.1,
     )
 )

@@ -17,7 +17,8 @@ TASK = ["--set", "pairs=[4]", "--set", "samples=3", "--set", "batch_size=4"]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("run")
-    trainer = Trainer(tiny_config(*STEPS), path, progress=False)
+    configured = "eval.tasks={mqar: {pairs: [4], samples: 3, batch_size: 4}}"
+    trainer = Trainer(tiny_config(*STEPS, configured), path, progress=False)
     trainer.fit()
     trainer.close()
     return path
@@ -30,6 +31,13 @@ def test_eval_writes_a_result_and_prints_a_table(run_dir, capsys):
     result = json.loads((run_dir / "eval" / "mqar.json").read_text())
     assert result["format"] == "prefix" and result["step"] == 4
     assert result["points"][0]["n"] == 3 and 0.0 <= result["headline"] <= 1.0
+
+
+def test_eval_without_tasks_asks_the_runs_configured_tasks(run_dir, capsys):
+    assert main(["eval", "--checkpoint", str(run_dir), "--set", "samples=2"]) == 0
+    out = capsys.readouterr().out
+    assert "mqar: accuracy = fraction of held-out queries" in out and "pairs  accuracy  n" in out
+    assert json.loads((run_dir / "eval" / "mqar.json").read_text())["points"][0]["n"] == 2
 
 
 def test_generate_prints_a_continuation(run_dir, capsys):
