@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--run-dir", help="where the run is written (default: runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    train.add_argument("--resume-from", type=int, metavar="STEP",
+                       help="continue from checkpoint STEP (e.g. the intact one before a damaged "
+                       "checkpoint); later checkpoints are removed")  # fmt: skip
     train.add_argument("--overwrite", action="store_true", help="replace an existing run")
     train.add_argument(
         "--init-from", metavar="DIR", help="start from the parameters of another run (fine-tuning)"
@@ -106,6 +109,7 @@ def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
 def _train(args: argparse.Namespace) -> None:
     from birdie_ssm.config import dump_config
 
+    args.resume = args.resume or args.resume_from is not None
     config, run_dir = _train_config(args)
     existing = run_dir.exists() and any(run_dir.iterdir())
     if existing and not (args.resume or args.overwrite):
@@ -122,8 +126,11 @@ def _train(args: argparse.Namespace) -> None:
     created = not run_dir.exists()
     if args.overwrite and existing:
         shutil.rmtree(run_dir)
+    if args.resume_from is not None:
+        _drop_checkpoints_after(run_dir, args.resume_from)
     try:
-        trainer = Trainer(config, run_dir, resume=args.resume, init_from=args.init_from)
+        trainer = Trainer(config, run_dir, resume=args.resume, resume_step=args.resume_from,
+                          init_from=args.init_from)  # fmt: skip
     except BirdieError:
         if created or args.overwrite:  # leave nothing half-made behind
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -145,6 +152,23 @@ def _train(args: argparse.Namespace) -> None:
     print(f"trained to step {trainer.step} in {time.perf_counter() - start:.0f} s")
     _report(run_dir, quiet=True)
     print(f"checkpoint, metrics.jsonl and plots in {run_dir}")
+
+
+def _drop_checkpoints_after(run_dir: Path, step: int) -> None:
+    """Make ``step`` the run's newest checkpoint (asked for by --resume-from): later ones are
+    removed, saying which, so the resumed run can write its own."""
+    folder = run_dir / "checkpoints"
+    steps = (
+        sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
+    )
+    if step not in steps:
+        raise BirdieError(f"--resume-from {step}: '{folder}' has no checkpoint {step} (it has: "
+                          f"{', '.join(map(str, steps)) or 'none'})")  # fmt: skip
+    later = [s for s in steps if s > step]
+    for s in later:
+        shutil.rmtree(folder / str(s))
+    if later:
+        print(f"removed checkpoints {', '.join(map(str, later))} to resume from {step}", flush=True)
 
 
 def check_writable(path: Path, what: str) -> None:

@@ -115,3 +115,21 @@ def test_module_by_name_from_the_working_directory_or_by_path(tmp_path, monkeypa
     assert main(["objectives", "--module", "./missing.py"]) == 2
     err = capsys.readouterr().err
     assert "is not a .py file" in err and err.count("\n") == 1
+
+
+def test_damaged_checkpoint_names_the_intact_one_and_resume_from_uses_it(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    steps = ["train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=3"]
+    args = [a for s in [*TINY, *steps] for a in ("--set", s)]
+    assert main(["train", "--run-dir", str(run_dir), *args]) == 0
+    for path in (run_dir / "checkpoints" / "4").rglob("*"):
+        if path.is_file() and "state" in path.parts:
+            path.write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(["train", "--run-dir", str(run_dir), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint 4" in err and "checkpoint 2 is intact" in err and "--resume-from 2" in err
+    assert err.count("\n") == 1 and "<bound method" not in err
+    assert main(["train", "--run-dir", str(run_dir), "--resume-from", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "removed checkpoints 4" in out and "from step 2" in out and "trained to step 4" in out

@@ -72,6 +72,7 @@ class Trainer:
         run_dir: str | Path,
         *,
         resume: bool = False,
+        resume_step: int | None = None,
         progress: bool = True,
         init_from: str | Path | None = None,
         hooks: Hooks | None = None,
@@ -110,7 +111,11 @@ class Trainer:
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", config.train.loggers, config)
         self.checkpointer = Checkpointer(self.run_dir, config.train.keep_checkpoints)
         if resume:
-            self.restore()
+            try:
+                self.restore(resume_step)
+            except BaseException:
+                self.close()  # no Orbax threads left running behind the error
+                raise
         else:
             dump_config(config, self.run_dir / "config.yaml")
 
