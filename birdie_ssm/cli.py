@@ -87,8 +87,8 @@ def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
         run_dir = Path(args.run_dir or Path("runs") / "quickstart")
         saved = run_dir / "config.yaml"
         if not saved.is_file() or not (run_dir / "checkpoints").is_dir():
-            raise BirdieError(f"--resume: '{run_dir}' holds no run to resume (no config.yaml "
-                              "and checkpoints)")  # fmt: skip
+            raise BirdieError(f"--resume: '{run_dir}' holds no checkpoint to resume (a run "
+                              "directory has config.yaml and checkpoints/)")  # fmt: skip
         old = load_config(saved)
         config = load_config(saved, args.set)
         unsafe = [k for k in diff_keys(old, config) if k not in RESUME_SAFE]

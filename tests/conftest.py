@@ -17,6 +17,9 @@ TINY = [
     "objectives.mixture=[{name: next_token}, {name: prefix_lm}, "
     "{name: infilling, params: {mask_rate: [0.15, 0.5], mean_span: 3}}]",
     "controller.name=birdie",
+    "train.lr=0.003",
+    "train.weight_decay=0.1",
+    "eval.scale=0.2",
     "model.width=32",
     "model.depth=2",
     "data.seq_len=64",

@@ -100,7 +100,10 @@ def test_only_the_sweep_points_that_fit_are_drawn():
     [
         ({}, "must be one of phonebook, multi-phonebook, mqar, copying"),
         ({"task": "phone-book"}, "got 'phone-book'"),
-        ({"task": "phonebook", "settings": {"book_size": [4]}}, "accepted: book_sizes, digits"),
+        (
+            {"task": "phonebook", "settings": {"book_size": [4]}},
+            "accepted: digits, number_format, names, names_file, book_sizes",
+        ),
         ({"task": "phonebook", "settings": {"samples": 4}}, "only applies to evaluation"),
         ({"task": "mqar", "settings": {"pairs": [0]}}, "pairs"),
     ],
