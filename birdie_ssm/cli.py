@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, check_writable
 
 if TYPE_CHECKING:
     from birdie_ssm.config import Config
@@ -171,17 +171,6 @@ def _drop_checkpoints_after(run_dir: Path, step: int) -> None:
         print(f"removed checkpoints {', '.join(map(str, later))} to resume from {step}", flush=True)
 
 
-def check_writable(path: Path, what: str) -> None:
-    """Raise a BirdieError unless ``path`` (or, if absent, its nearest existing parent) can be
-    written: checked before any work, so nothing is lost at the end."""
-    probe = Path(path).absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise BirdieError(f"{what} '{path}' is not writable ('{probe}' does not let this user "
-                          "write); choose another directory or fix its permissions")  # fmt: skip
-
-
 def _first_val_losses(run_dir: Path) -> dict[str, float]:
     """The validation losses before training (the run's step-0 evaluation)."""
     from birdie_ssm.train.metrics import read_metrics
@@ -313,7 +302,6 @@ def _custom_settings(pairs: list[str]) -> dict[str, object]:
 
 def _eval(args: argparse.Namespace) -> None:
     from birdie_ssm.evaluation.api import SCORERS, read_items
-    from birdie_ssm.evaluation.results import check_writable
     from birdie_ssm.evaluation.runner import EvalContext, check_run_dir
     from birdie_ssm.tasks import registered_tasks, task_settings
 

@@ -1,5 +1,22 @@
-"""The one exception type for mistakes a user can make (config, data, objectives, checkpoints)."""
+"""The one exception type for mistakes a user can make (config, data, objectives, checkpoints),
+and the checks shared by every layer that raise it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 
 class BirdieError(Exception):
     """A user-facing error: the CLI prints its message without a traceback and exits non-zero."""
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Raise a BirdieError unless ``path`` (or, if absent, its nearest existing parent) can be
+    written: checked before any work, so nothing is lost at the end."""
+    probe = Path(path).absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise BirdieError(f"{what} '{path}' is not writable ('{probe}' does not let this user "
+                          "write); choose another directory or fix its permissions")  # fmt: skip

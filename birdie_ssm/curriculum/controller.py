@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
 
 
@@ -41,22 +41,11 @@ class Controller(Protocol):
 
 ENTRY_POINT_GROUP = "birdie_ssm.controllers"
 _CONTROLLERS: dict[str, Callable[..., Controller]] = {}
-_entry_points_loaded = False
 
 
 def load_entry_points() -> None:
     """Import every module advertised in the ``birdie_ssm.controllers`` group, once."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:
-            raise BirdieError(
-                f"controller plug-in '{ep.name}' ({ep.value}) failed to load: {exc}"
-            ) from None
+    plugins.load_entry_points(ENTRY_POINT_GROUP, "controller")
 
 
 def register_controller(name: str) -> Callable[[type], type]:

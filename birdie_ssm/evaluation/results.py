@@ -4,7 +4,6 @@ table and stored as JSON (``run_dir/eval/<task>.json``)."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,17 +85,6 @@ def write_result(result: TaskResult, run_dir: str | Path) -> Path:
     """Write ``result`` into the run directory; returns the path. A failed write raises one
     BirdieError naming the file."""
     return save_result(result, result_path(run_dir, result.task))
-
-
-def check_writable(path: str | Path, what: str) -> None:
-    """Raise a BirdieError unless ``path`` (or, if absent, its nearest existing parent) can be
-    written: checked before any work, so nothing is lost at the end."""
-    probe = Path(path).absolute()
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise BirdieError(f"{what} '{path}' is not writable ('{probe}' does not let this user "
-                          "write); choose another directory or fix its permissions")  # fmt: skip
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:

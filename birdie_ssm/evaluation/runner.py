@@ -20,9 +20,9 @@ import numpy as np
 from flax import nnx
 
 from birdie_ssm.config import Config
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, check_writable
 from birdie_ssm.evaluation.prompts import TASK_FORMAT, PromptFormat, choose_format, render
-from birdie_ssm.evaluation.results import TaskResult, check_writable, result_path, write_result
+from birdie_ssm.evaluation.results import TaskResult, result_path, write_result
 from birdie_ssm.objectives.arms import as_values
 from birdie_ssm.objectives.copying import CopyingConfig
 from birdie_ssm.objectives.spans import parse_band

@@ -14,13 +14,12 @@ import dataclasses
 import difflib
 import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 from flax import nnx
 
-from birdie_ssm.errors import BirdieError
+from birdie_ssm import plugins
 
 if TYPE_CHECKING:
     from birdie_ssm.config import ModelConfig
@@ -90,13 +89,7 @@ def _load() -> None:
     _loaded = True
     for module in BUILTIN_MIXERS:
         importlib.import_module(module)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:
-            raise BirdieError(
-                f"mixer plug-in '{ep.name}' ({ep.value}) failed to load: {exc}"
-            ) from None
+    plugins.load_entry_points(ENTRY_POINT_GROUP, "mixer")
 
 
 def registered_mixers() -> dict[str, type[Mixer]]:

@@ -23,6 +23,7 @@ import numpy as np
 import pydantic
 import yaml
 
+from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
@@ -283,7 +284,6 @@ def passage_tokens(document: Documents, tokenizer: Tokenizer, index: int, n: int
 
 TASKS: dict[str, Task] = {}
 ENTRY_POINT_GROUP = "birdie_ssm.tasks"
-_entry_points_loaded = False
 
 
 def register_task(task: Task, *, replace: bool = False) -> Task:
@@ -304,19 +304,7 @@ def unregister_task(name: str) -> None:
 
 def load_task_entry_points() -> None:
     """Import the modules advertised in the ``birdie_ssm.tasks`` entry-point group, once."""
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    _entry_points_loaded = True
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:
-            raise BirdieError(
-                f"task plug-in '{ep.name}' ({ep.value}) failed to load: {exc}"
-            ) from None
+    plugins.load_entry_points(ENTRY_POINT_GROUP, "task")
 
 
 def registered_tasks() -> dict[str, Task]:

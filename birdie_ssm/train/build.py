@@ -24,8 +24,8 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
 from birdie_ssm.objectives import expand_arms
 from birdie_ssm.objectives.arms import Arm
-from birdie_ssm.objectives.plugins import import_module
 from birdie_ssm.pipeline import BatchSource, open_pipeline, validation_batches
+from birdie_ssm.plugins import import_module
 from birdie_ssm.text import Tokenizer, make_tokenizer, padded_vocab_size
 from birdie_ssm.text.corpus import DocumentSource, make_source
 from birdie_ssm.train.optim import learning_rate, make_optimizer

@@ -59,9 +59,11 @@ def test_a_controller_from_an_entry_point(monkeypatch):
     advertised = EntryPoint(
         "greedy", "tests.curriculum.custom_controller", registry.ENTRY_POINT_GROUP
     )
-    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    from birdie_ssm import plugins
+
+    monkeypatch.setattr(plugins, "_loaded_groups", set())
     monkeypatch.setattr(
-        registry,
+        plugins,
         "entry_points",
         lambda group: [advertised] if group == registry.ENTRY_POINT_GROUP else [],
     )
