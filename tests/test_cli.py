@@ -13,8 +13,8 @@ from birdie_ssm.cli import main
         (["--set", "train.steps=-5"], "train.steps"),
         (["--config", "missing.yaml"], "does not exist"),
         (["--set", "objectives.mixture.0.name=nope"], "unknown objective 'nope'"),
-        (["--set", "objectives.mixture.2.params.mask_rat=0.2"], "did you mean 'mask_rate'"),
-        (["--set", "objectives.mixture.2.params.mask_rate=2.0"], "mask_rate"),
+        (["--set", "objectives.mixture.3.params.span_lenght=3"], "did you mean 'span_length'"),
+        (["--set", "objectives.mixture.3.params.delimiter_length=0"], "delimiter_length"),
         (["--set", "controller.name=oracle"], "unknown controller 'oracle'"),
         (
             ["--set", "data.corpus=files", "--set", "data.files=[/no/such/file.txt]"],
