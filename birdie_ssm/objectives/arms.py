@@ -10,7 +10,7 @@ from birdie_ssm.config import ObjectiveEntry
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.base import Objective, build_config, get_objective
 from birdie_ssm.objectives.plugins import import_modules
-from birdie_ssm.text.tokenizer import NUM_PARADIGMS, SpecialTokens
+from birdie_ssm.text.tokenizer import NUM_PARADIGMS, SpecialTokens, Tokenizer
 
 
 @dataclass
@@ -38,7 +38,10 @@ def _format(value: Any) -> str:
 
 
 def expand_arms(
-    entries: list[ObjectiveEntry], specials: SpecialTokens, modules: list[str] | None = None
+    entries: list[ObjectiveEntry],
+    specials: SpecialTokens,
+    modules: list[str] | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> list[Arm]:
     """Arms for a mixture: list-valued parameters expand as a Cartesian product.
 
@@ -65,6 +68,8 @@ def expand_arms(
             label = ",".join(f"{k}={_format(params[k])}" for k in varying)
             name = f"{entry.name}[{label}]" if label else entry.name
             objective = cls(config, specials, specials.paradigm(classes.index(entry.name)))
+            if tokenizer is not None:
+                objective.bind(tokenizer)
             arms.append(Arm(name, entry.name, objective, entry.weight / len(settings)))
     names = [a.name for a in arms]
     dupes = sorted({n for n in names if names.count(n) > 1})

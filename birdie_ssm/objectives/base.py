@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.text.tokenizer import SpecialTokens
+from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
 
 @dataclass
@@ -42,6 +42,12 @@ class Objective:
         self.config = config
         self.specials = specials
         self.paradigm = paradigm
+        self.tokenizer: Tokenizer | None = None
+
+    def bind(self, tokenizer: Tokenizer) -> None:
+        """Give the objective the run's tokenizer (``expand_arms`` does, before any sampling),
+        so one that works on text (words, sentences) can decode and encode under any tokenizer."""
+        self.tokenizer = tokenizer
 
     def sample(
         self, tokens: np.ndarray, rng: np.random.Generator, budget: int

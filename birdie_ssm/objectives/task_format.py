@@ -9,11 +9,9 @@ prompted in (input: the task's prompt; target: its answer): the native form wher
 
 The synthesised tasks ignore the document and return all its tokens unused (the pipeline then
 reads no further documents); a task cut from documents (``infilling``) masks a span of the
-document's first ``passage`` tokens, as the evaluation does with held-out text. Objectives are
-given the special tokens, not the tokenizer, so the synthesised tasks write their text as UTF-8
-bytes and need the byte tokenizer; ``infilling`` works with any tokenizer. (Given the run's
-tokenizer in ``__init__``, this objective would write any tokenizer's text and the byte check
-would go.)
+document's first ``passage`` tokens, as the evaluation does with held-out text. The synthesised
+tasks write their text with the run's tokenizer (``bind``, called by ``expand_arms``), so they
+work under the byte, HF and tiktoken tokenizers alike.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ import numpy as np
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.base import Objective, register_objective
 from birdie_ssm.tasks import Task, TaskSettings, registered_tasks
-from birdie_ssm.text.tokenizer import ByteTokenizer, SpecialTokens
+from birdie_ssm.text.tokenizer import ByteTokenizer, SpecialTokens, Tokenizer
 
 BYTE_BASE = 256  # the byte tokenizer's base vocabulary (its specials start here)
 SIZE_SAMPLES = 8  # items built per sweep point to measure how long that point's examples are
@@ -78,16 +76,24 @@ class TaskFormat(Objective):
         self.task: Task = registered_tasks()[config.task]
         self.settings = task_settings_for(config.task, config.settings)
         self.points = sorted(set(self.task.points(self.settings)))
-        self.tokenizer: ByteTokenizer | None = None
-        if not self.task.needs_documents:
-            if specials.base_size != BYTE_BASE:
-                raise BirdieError(
-                    f"objective 'task_format' writes task '{config.task}' as UTF-8 bytes and "
-                    f"needs data.tokenizer=byte (this vocabulary has {specials.base_size} base "
-                    "ids); only task 'infilling' works with any tokenizer"
-                )
-            self.tokenizer = ByteTokenizer()
+        self.sizes: list[int] | None = None
+        if self.task.needs_documents or specials.base_size == BYTE_BASE:
+            # Items cut from documents need no tokenizer; text items under the byte vocabulary
+            # are its UTF-8 bytes. Either way the sizes are known now.
+            self.bind(ByteTokenizer())
+
+    def bind(self, tokenizer: Tokenizer) -> None:
+        """Write the task's text items with the run's tokenizer (any kind: byte, hf, tiktoken)."""
+        super().bind(tokenizer)
         self.sizes = [self._point_size(point) for point in self.points]
+
+    def _sizes(self) -> list[int]:
+        if self.sizes is None:
+            raise BirdieError(
+                f"objective 'task_format' writes task '{self.config.task}' as text and needs the "
+                "run's tokenizer: build its arms with expand_arms(..., tokenizer=...)"
+            )
+        return self.sizes
 
     def _point_size(self, point: int) -> int:
         """Tokens an example of sweep point ``point`` takes (the longest of a few, where the
@@ -104,12 +110,12 @@ class TaskFormat(Objective):
         return item.form(native=self.task.tune_native)
 
     def min_budget(self) -> int:
-        return min(self.sizes) + 1  # + the paradigm token
+        return min(self._sizes()) + 1  # + the paradigm token
 
     def make(
         self, tokens: np.ndarray, rng: np.random.Generator, budget: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        fits = [p for p, size in zip(self.points, self.sizes, strict=True) if size <= budget]
+        fits = [p for p, size in zip(self.points, self._sizes(), strict=True) if size <= budget]
         if not fits:
             return None
         # A single candidate needs no draw, so the rng reaches the item builder untouched (as in

@@ -137,7 +137,9 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     check_batch(data.batch_size, mesh)
     tokenizer = build_tokenizer(config)
     source = make_source(data)
-    arms = expand_arms(config.objectives.mixture, tokenizer.specials, config.objectives.modules)
+    arms = expand_arms(
+        config.objectives.mixture, tokenizer.specials, config.objectives.modules, tokenizer
+    )
 
     model = build_model_for(config, tokenizer)
     num_params = count_params(model)

@@ -114,10 +114,10 @@ def test_bad_configs_are_named(params, message):
         build_config(cls, params)
 
 
-def test_text_tasks_need_the_byte_tokenizer_but_infilling_does_not():
+def test_text_tasks_need_the_runs_tokenizer_but_infilling_does_not():
     other = SpecialTokens(base_size=50_000)
-    with pytest.raises(BirdieError, match="data.tokenizer=byte"):
-        objective("phonebook", specials=other)
+    with pytest.raises(BirdieError, match="needs the run's tokenizer"):
+        objective("phonebook", specials=other).min_budget()
     assert objective("infilling", specials=other).min_budget() == 128 + 3
 
 
@@ -136,3 +136,30 @@ def test_pipeline_runs_on_an_objective_that_reads_no_documents():
         batch = pipe.next_batch()
         assert batch.input_ids.shape == (4, 256)
     assert len(reads) <= 3  # the buffer is topped up once and never consumed
+
+
+def test_task_format_writes_text_tasks_with_any_tokenizer(tmp_path):
+    """Objectives get the run's tokenizer: a task's text items under a BPE vocabulary."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from birdie_ssm.config import DataConfig, ObjectiveEntry
+    from birdie_ssm.text import make_tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)  # fmt: skip
+    bpe.train_from_iterator(["Ada Lovelace: 6123\n", "the quick brown fox"] * 20, trainer)
+    path = tmp_path / "tokenizer.json"
+    bpe.save(str(path))
+    tokenizer = make_tokenizer(DataConfig(tokenizer="hf", tokenizer_path=str(path)))
+    entry = ObjectiveEntry(name="task_format", params={"task": "phonebook",
+                           "settings": {"book_sizes": [3], "digits": 3}})  # fmt: skip
+    with pytest.raises(BirdieError, match="needs the run's tokenizer"):
+        expand_arms([entry], tokenizer.specials)[0].objective.min_budget()
+    arm = expand_arms([entry], tokenizer.specials, tokenizer=tokenizer)[0]
+    example, _ = arm.objective.sample(np.zeros(0, np.int32), np.random.default_rng(0), 512)
+    text = tokenizer.decode(example.input_ids[~tokenizer.specials.is_special(example.input_ids)])
+    answer = tokenizer.decode(example.target_ids)
+    assert text.count(": ") >= 3 and answer.isdigit() and f": {answer}\n" in text
