@@ -22,7 +22,8 @@ class SeedRecord:
 
 @dataclass
 class RunRecord:
-    """A run over every seed: the config of its last stage and one record per seed."""
+    """A run over every seed: the config that describes it (its pretraining stage, or its only
+    stage) and one record per seed."""
 
     config: Config
     pretrained: bool

@@ -70,7 +70,8 @@ def run_experiment(
             assert last is not None
             print(f"{tag}: evaluating", flush=True)
             rec.results = evaluate_run(last[1], tasks)
-            record = records.setdefault(run.name, RunRecord(last[0], run.pretrain))
+            described = configs[run.name] if run.pretrain else last[0]  # what the row names
+            record = records.setdefault(run.name, RunRecord(described, run.pretrain))
             record.seeds[seed] = rec
     command = " ".join(
         ["birdie-ssm experiment", str(file), *(f"--set {o}" for o in overrides or [])]

@@ -119,27 +119,35 @@ def _markdown(spec: ExperimentSpec, command: str, records: dict[str, RunRecord])
                 notes.setdefault(note, []).append(run)
         lines += [f"Note ({', '.join(runs)}): {note}" for note, runs in notes.items()] + [""]
     for t in curve_tasks:
-        curve = next(iter(first.seeds.values())).curves[t]
-        steps = [c.step for c in curve]
-        lines += [f"## Learning curve: {t} {curve[0].metric} along fine-tuning", ""]
+        steps = curve_steps(records, t)
+        metric = next(iter(first.seeds.values())).curves[t][0].metric
+        lines += [f"## Learning curve: {t} {metric} along fine-tuning", ""]
         lines += ["| run | " + " | ".join(f"step {s}" for s in steps) + " |"]
         lines += ["|" + "---|" * (len(steps) + 1)]
         for run, record in records.items():
-            series = _curve_matrix(record, t)
-            row = [mean_std(list(series[:, i])) for i in range(series.shape[1])]
+            series = _curve_matrix(record, t, steps)
+            row = ["–" if np.isnan(series[:, i]).all() else mean_std(list(series[:, i]))
+                   for i in range(len(steps))]  # fmt: skip
             lines.append(f"| {run} | " + " | ".join(row) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _curve_matrix(record: RunRecord, task: str) -> np.ndarray:
-    """Seeds x steps of the curve's headline metric (runs without a step-0 point are padded
-    with NaN there, so every row lines up with the pretrained runs' columns)."""
+def curve_steps(records: dict[str, RunRecord], task: str) -> list[int]:
+    """Every fine-tuning step at which any run's curve of ``task`` was measured, ascending."""
+    return sorted(
+        {c.step for r in records.values() for s in r.seeds.values() for c in s.curves[task]}
+    )
+
+
+def _curve_matrix(record: RunRecord, task: str, steps: list[int]) -> np.ndarray:
+    """Seeds x ``steps`` of the curve's headline metric, NaN where a run has no point (a run
+    without pretraining has no step-0 point and may run longer)."""
     rows = []
     for seed in record.seeds.values():
-        rows.append([c.headline for c in seed.curves[task]])
-    width = max(len(r) for r in rows)
-    return np.array([[np.nan] * (width - len(r)) + r for r in rows])
+        at = {c.step: c.headline for c in seed.curves[task]}
+        rows.append([at.get(step, np.nan) for step in steps])
+    return np.array(rows, dtype=float)
 
 
 def _plot_task(path: Path, task: str, records: dict[str, RunRecord]) -> Path:
@@ -177,14 +185,15 @@ def _plot_curve(path: Path, task: str, records: dict[str, RunRecord]) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     chance = metric = None
+    steps = curve_steps(records, task)
     for run, record in records.items():
         curves = [s.curves[task] for s in record.seeds.values()]
-        steps = [c.step for c in max(curves, key=len)]
-        ys = _curve_matrix(record, task)
-        mean = np.nanmean(ys, axis=0)
-        (line,) = ax.plot(steps, mean, marker=".", label=run)
+        ys = _curve_matrix(record, task, steps)
+        keep = ~np.isnan(ys).all(axis=0)
+        xs = np.array(steps)[keep]
+        (line,) = ax.plot(xs, np.nanmean(ys[:, keep], axis=0), marker=".", label=run)
         if len(ys) > 1:
-            ax.fill_between(steps, np.nanmin(ys, 0), np.nanmax(ys, 0), alpha=0.2,
+            ax.fill_between(xs, np.nanmin(ys[:, keep], 0), np.nanmax(ys[:, keep], 0), alpha=0.2,
                             color=line.get_color())  # fmt: skip
         chance, metric = curves[0][0].chance, curves[0][0].metric
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
