@@ -319,15 +319,15 @@ def _eval(args: argparse.Namespace) -> None:
         if args.scorer not in SCORERS:
             raise BirdieError(f"unknown scorer '{args.scorer}' (accepted: {', '.join(SCORERS)})")
         tasks = [f"custom-{Path(args.items).stem}"]
-    else:
+    elif args.tasks:
+        tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
+        settings = {task: task_settings(task, args.set) for task in tasks}
+    if custom or args.tasks:
         check_run_dir(args.checkpoint)
-        if args.tasks:
-            tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
-            settings = {task: task_settings(task, args.set) for task in tasks}
-        else:  # the tasks the run's own config asks (eval.tasks), --set applied to each
-            settings = _configured_tasks(Path(args.checkpoint), args.set)
-            tasks = list(settings)
-    check_run_dir(args.checkpoint)
+    else:  # the tasks the run's own config asks (eval.tasks), --set applied to each
+        check_run_dir(args.checkpoint)  # before its config is read
+        settings = _configured_tasks(Path(args.checkpoint), args.set)
+        tasks = list(settings)
     eval_dir = Path(args.checkpoint) / "eval"
     check_writable(eval_dir, "evaluation folder")
     ctx = EvalContext.load(args.checkpoint)

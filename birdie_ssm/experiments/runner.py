@@ -34,10 +34,11 @@ def run_experiment(
     out = Path(output or spec.output or Path("runs") / spec.name)
     # Every seed's configs (and fine-tuning stages) are checked before anything is written.
     by_seed = {seed: run_configs(spec, file, list(overrides or []), seed) for seed in seeds}
-    if ft is not None:
-        for seed, configs in by_seed.items():
-            for run in spec.runs:
-                finetune_config(spec, file, run, configs.get(run.name), seed)
+    tuned = {
+        (seed, run.name): finetune_config(spec, file, run, configs.get(run.name), seed)
+        for seed, configs in by_seed.items()
+        for run in (spec.runs if ft is not None else [])
+    }
     out.mkdir(parents=True, exist_ok=True)
     records: dict[str, RunRecord] = {}
     total = len(seeds) * len(spec.runs)
@@ -59,7 +60,7 @@ def run_experiment(
                 rec.stages["pretrain"] = train_run(config, dirs["pretrain"], parent)
                 last = (config, dirs["pretrain"])
             if ft is not None:
-                config = finetune_config(spec, file, run, configs.get(run.name), seed)
+                config = tuned[seed, run.name]
                 start = dirs["pretrain"] if run.pretrain else None
                 print(f"{tag}: fine-tuning ({config.train.steps} steps)", flush=True)
                 rec.stages["finetune"] = train_run(config, dirs["finetune"], start)
