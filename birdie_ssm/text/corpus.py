@@ -1,4 +1,4 @@
-"""Document sources: the synthetic corpus, the built-in prose (``data/prose.py``), or local
+"""Document sources: the synthetic corpus, the built-in prose (``text/prose.py``), or local
 text/JSONL/Parquet files read with ``datasets``.
 
 A source is indexable by a cursor that never runs out (file corpora wrap around, one epoch after
