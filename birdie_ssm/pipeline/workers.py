@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import pickle
 import queue
 import threading
 import traceback
@@ -66,6 +67,20 @@ def _worker_main(spec: dict[str, Any], commands: Any, batches: Any, errors: Any)
                         break  # a reset or stop makes this batch stale
     except BaseException:
         errors.put((spec["offset"], traceback.format_exc()))
+
+
+def check_picklable(documents: Callable[[int], str], tokenizer: Tokenizer, arms: list[Arm]) -> None:
+    """Raise BirdieError naming the first piece a spawned worker could not receive (pickled)."""
+    pieces = [("the document source", documents), ("the tokenizer", tokenizer)]
+    pieces += [(f"arm '{arm.name}'", arm) for arm in arms]
+    for what, piece in pieces:
+        try:
+            pickle.dumps(piece)
+        except Exception as exc:  # PicklingError, AttributeError, TypeError: all mean "cannot"
+            raise BirdieError(
+                f"data workers receive the pipeline pickled, but {what} cannot be pickled "
+                f"({exc}); define its functions at module level, or set data.workers: 0"
+            ) from None
 
 
 def _pump(source: Any, target: queue.Queue, stop: threading.Event) -> None:
@@ -121,6 +136,7 @@ class WorkerPool:
         process_index: int = 0,
         process_count: int = 1,
     ) -> None:
+        check_picklable(documents, tokenizer, arms)
         self.arms, self.workers = arms, workers
         specs = [
             dict(

@@ -168,6 +168,18 @@ def selective_copying_item(
     return Item(text, answer, length, native_input=native_input, native_answer=native_answer)
 
 
+# Chance levels are module-level functions, not lambdas: a task_format arm holds its Task, and
+# data worker processes receive the arms pickled.
+def copying_chance(settings: CopyingSettings, items: Sequence[Item]) -> float:
+    """A guessed letter is right one time in 26."""
+    return 1 / len(LETTERS)
+
+
+def selective_copying_chance(settings: SelectiveCopyingSettings, items: Sequence[Item]) -> float:
+    """A guessed letter is right one time in the selective vocabulary's size."""
+    return 1 / len(SELECTIVE_VOCAB)
+
+
 COPYING = register_task(
     Task(
         name="copying",
@@ -178,7 +190,7 @@ COPYING = register_task(
         score=score_copy,
         metric="token_acc",
         meaning="fraction of a random letter string's tokens the model copies back in place (chance 1/26)",
-        chance=lambda settings, items: 1 / len(LETTERS),
+        chance=copying_chance,
         native=("copying",),
         tune_native=True,
     )
@@ -194,7 +206,7 @@ SELECTIVE_COPYING = register_task(
         score=score_copy,
         metric="token_acc",
         meaning="fraction of the hidden tokens the model copies out of a noisy context, in place (chance: one in the alphabet)",
-        chance=lambda settings, items: 1 / len(SELECTIVE_VOCAB),
+        chance=selective_copying_chance,
         native=("selective_copying",),
     )
 )

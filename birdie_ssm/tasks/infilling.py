@@ -97,6 +97,16 @@ def constant_guess_accuracy(items: Sequence[Item]) -> float:
     return float(np.bincount(tokens).max() / len(tokens))
 
 
+def passage_length(settings: InfillingSettings) -> int:
+    """Tokens of document text one item takes (a named function: arms are pickled to workers)."""
+    return settings.passage
+
+
+def infilling_chance(settings: InfillingSettings, items: Sequence[Item]) -> float:
+    """Chance: always guessing the most frequent span token."""
+    return constant_guess_accuracy(items)
+
+
 INFILLING = register_task(
     Task(
         name="infilling",
@@ -104,11 +114,11 @@ INFILLING = register_task(
         sweep="spans",
         label="span",
         document_item=document_item,
-        passage=lambda settings: settings.passage,
+        passage=passage_length,
         score=score_infilling,
         metric="token_acc",
         meaning="fraction of a masked span's tokens of held-out text the model restores in place (chance: the most common token)",
-        chance=lambda settings, items: constant_guess_accuracy(items),
+        chance=infilling_chance,
         native=("infilling",),
         tune_native=True,
     )

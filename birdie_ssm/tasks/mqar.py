@@ -118,6 +118,11 @@ def score_mqar(
     return [{"accuracy": float(guess == answer)} for guess, answer in guesses]
 
 
+def mqar_chance(settings: MqarSettings, items: Sequence[Item]) -> float:
+    """A guessed value is right one time in ``10 ** value_length``."""
+    return 10.0**-settings.value_length
+
+
 MQAR = register_task(
     Task(
         name="mqar",
@@ -128,7 +133,7 @@ MQAR = register_task(
         score=score_mqar,
         metric="accuracy",
         meaning="fraction of held-out queries whose value the model recalls exactly from the key-value pairs in its prompt (chance: guessing a value)",
-        chance=lambda settings, items: 10.0**-settings.value_length,
+        chance=mqar_chance,
         native=("associative_recall",),
     )
 )

@@ -255,6 +255,17 @@ def score_multi_phonebook(
     return scores
 
 
+# Chance levels are named functions, not lambdas: task_format arms are pickled to data workers.
+def phonebook_chance(settings: PhonebookSettings, items: Sequence[Item]) -> float:
+    """Chance: guessing the number's digits."""
+    return settings.number_chance()
+
+
+def multi_phonebook_chance(settings: MultiPhonebookSettings, items: Sequence[Item]) -> float:
+    """Chance: one digit in ten."""
+    return 0.1
+
+
 PHONEBOOK = register_task(
     Task(
         name="phonebook",
@@ -265,7 +276,7 @@ PHONEBOOK = register_task(
         score=score_phonebook,
         metric="exact",
         meaning="fraction of held-out lookups whose whole number the model writes back exactly (the book and the asked name are in the prompt; chance: guessing the digits)",
-        chance=lambda settings, items: settings.number_chance(),
+        chance=phonebook_chance,
     )
 )
 
@@ -279,6 +290,6 @@ MULTI_PHONEBOOK = register_task(
         score=score_multi_phonebook,
         metric="digit_acc",
         meaning="fraction of the asked numbers' digits right, the i-th answer scored against the i-th name asked (chance 0.1)",
-        chance=lambda settings, items: 0.1,
+        chance=multi_phonebook_chance,
     )
 )
