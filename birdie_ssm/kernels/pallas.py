@@ -1,90 +1,220 @@
-"""Pallas kernel: grid over (batch, channel block, time chunk), sequential loop over time inside.
+"""Pallas scan kernels: lowered through Triton on GPU, run with ``interpret=True`` elsewhere.
 
-The time-chunk grid axis is sequential and carries the float32 state in a scratch buffer, so on
-GPU each program streams [chunk, block] tiles through shared memory (pipelined copies under the
-default Mosaic GPU lowering) while the loop over the chunk's steps stays in registers. Inputs are
-padded to whole blocks with a = 1, b = 0, which carries the state through unchanged in either
-direction. Off GPU the same kernel runs with ``interpret=True``.
+The grid is (batch, channel block). Each program walks the whole length with a float32 carry,
+``block_t`` steps per loop iteration, unrolled, taking its rows from one loaded
+[block_t, block_d] tile per input. Loading the tile at once keeps many loads in flight; a load per
+row would wait behind the previous row's store, which the compiler cannot prove does not alias
+it. The Triton lowering has no ``lax.slice`` of a register tile and no SMEM scratch, but splits a
+tile into a power-of-two count of equal parts (``jnp.split``); each row's result is stored as its
+own [1, block_d] row, as Triton concatenates only pairs along the last axis.
+
+The backward kernel fuses the custom VJP's elementwise parts (vjp.py) into the reverse walk: it
+reads a, h and dh once, writes da and db once, and its last carry is dh0.
+
+Inputs are padded to whole blocks with a = 1, b = 0 (dh = 0), which carries the state, and the
+cotangent, through the padding unchanged in either direction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import mosaic_gpu as plgpu
 from jax.sharding import PartitionSpec
 
-from birdie_ssm.kernels.vjp import shifted_backward, with_scan_vjp
+from birdie_ssm.kernels.numpy_loop import numpy_scan, numpy_scan_vjp
+from birdie_ssm.kernels.vjp import with_scan_vjp
 
-BLOCK_D = 128  # one warpgroup's worth of lanes on GPU
-BLOCK_T = 64
-PIPELINE_STAGES = 2
+try:  # Pallas' Triton lowering; a jaxlib without GPU support may lack it.
+    from jax.experimental.pallas import triton as _triton
+except ImportError:  # pragma: no cover - depends on the installed jaxlib
+    _triton = None
+
+BLOCK_D = 64  # channels per program
+BLOCK_T = 32  # time steps per unrolled loop iteration
+# Interpreted, an unrolled step costs compile time and gains nothing: short iterations keep the
+# CPU tests fast (the kernel's result does not depend on the block sizes).
+INTERPRET_BLOCK_T = 4
+NUM_WARPS = 4
 
 
-def _kernel(a_ref, b_ref, h0_ref, h_ref, carry_ref, *, block_t: int, reverse: bool):
-    @pl.when(pl.program_id(2) == 0)
-    def _():
-        carry_ref[...] = h0_ref[...]
-
-    def step(i, h):
-        t = block_t - 1 - i if reverse else i
-        h = a_ref[t, :].astype(jnp.float32) * h + b_ref[t, :].astype(jnp.float32)
-        h_ref[t, :] = h.astype(h_ref.dtype)
-        return h
-
-    carry_ref[...] = jax.lax.fori_loop(0, block_t, step, carry_ref[...])
+def _pow2_at_most(n: int, cap: int) -> int:
+    """The smallest power of two >= n, capped: Triton tiles have power-of-two sides."""
+    return min(cap, 1 << max(n - 1, 0).bit_length())
 
 
 def _round_up(n: int, block: int) -> int:
     return -(-n // block) * block
 
 
-def _local_forward(
-    a: jax.Array,
-    b: jax.Array,
-    h0: jax.Array,
-    reverse: bool,
+def _compiler_params() -> object:
+    if _triton is None:
+        raise RuntimeError(
+            "this jax has no Pallas Triton lowering (jax.experimental.pallas.triton); "
+            "use linear_scan(impl='associative') on this GPU"
+        )
+    # Named TritonCompilerParams before jax 0.7.
+    params = getattr(_triton, "CompilerParams", None) or _triton.TritonCompilerParams
+    return params(num_warps=NUM_WARPS, num_stages=1)
+
+
+def _rows(ref, start: jax.Array, block_t: int) -> list[jax.Array]:
+    """The [block_t, block_d] tile at ``start``, loaded at once, as float32 [1, block_d] rows."""
+    tile = ref[pl.ds(start, block_t), :].astype(jnp.float32)
+    return jnp.split(tile, block_t, axis=0) if block_t > 1 else [tile]
+
+
+def _store_row(ref, t: jax.Array, row: jax.Array) -> None:
+    ref[pl.ds(t, 1), :] = row.astype(ref.dtype)
+
+
+def _forward_kernel(a_ref, b_ref, h0_ref, h_ref, *, block_t: int, reverse: bool) -> None:
+    chunks = h_ref.shape[0] // block_t
+
+    def chunk(i, h):
+        k = chunks - 1 - i if reverse else i
+        start = pl.multiple_of(k * block_t, block_t)
+        a_rows, b_rows = _rows(a_ref, start, block_t), _rows(b_ref, start, block_t)
+        for r in reversed(range(block_t)) if reverse else range(block_t):
+            h = a_rows[r] * h + b_rows[r]
+            _store_row(h_ref, start + r, h)
+        return h
+
+    jax.lax.fori_loop(0, chunks, chunk, h0_ref[...].astype(jnp.float32))
+
+
+def _backward_kernel(
+    a_ref,
+    h_ref,
+    dh_ref,
+    h0_ref,
+    da_ref,
+    db_ref,
+    dh0_ref,
     *,
-    block_d: int = BLOCK_D,
-    block_t: int = BLOCK_T,
-    interpret: bool | None = None,
-) -> jax.Array:
-    batch, length, dim = a.shape
-    padded_t, padded_d = _round_up(length, block_t), _round_up(dim, block_d)
+    block_t: int,
+    reverse: bool,
+    first: int,
+) -> None:
+    """g_t = dh_t + a_{t+1} g_{t+1} against the scan's direction; da_t = g_t h_{t-1}, db_t = g_t.
+
+    ``first`` is the scan's first step (0, or length - 1 for a reverse scan): its h_{t-1} is h0.
+    """
+    chunks = a_ref.shape[0] // block_t
+    last_row = a_ref.shape[0] - 1
+    h0 = h0_ref[...].astype(jnp.float32)
+
+    def chunk(i, flow):
+        k = i if reverse else chunks - 1 - i
+        start = pl.multiple_of(k * block_t, block_t)
+        a_rows, h_rows, dh_rows = (_rows(ref, start, block_t) for ref in (a_ref, h_ref, dh_ref))
+        # The state before the tile's first step in scan order is the neighbouring tile's edge
+        # row (clamped in range; where it would be out of range, `first` selects h0 instead).
+        if reverse:
+            edge = h_ref[pl.ds(jnp.minimum(start + block_t, last_row), 1), :]
+            h_prev = [*h_rows[1:], edge.astype(jnp.float32)]
+        else:
+            edge = h_ref[pl.ds(jnp.maximum(start - 1, 0), 1), :]
+            h_prev = [edge.astype(jnp.float32), *h_rows[:-1]]
+        for r in range(block_t) if reverse else reversed(range(block_t)):
+            g = dh_rows[r] + flow
+            before = jnp.where(start + r == first, h0, h_prev[r])
+            _store_row(da_ref, start + r, g * before)
+            _store_row(db_ref, start + r, g)
+            flow = a_rows[r] * g
+        return flow
+
+    dh0_ref[...] = jax.lax.fori_loop(0, chunks, chunk, jnp.zeros_like(h0))
+
+
+def _layout(
+    shape: tuple[int, ...], block_t: int, block_d: int
+) -> tuple[int, int, tuple[tuple[int, int], ...], pl.BlockSpec, pl.BlockSpec, tuple[int, int]]:
+    """Block sizes, padding, and the per-program BlockSpecs of [batch, length, dim] and h0."""
+    batch, length, dim = shape
+    bt, bd = _pow2_at_most(length, block_t), _pow2_at_most(dim, block_d)
+    padded_t, padded_d = _round_up(length, bt), _round_up(dim, bd)
     pad = ((0, 0), (0, padded_t - length), (0, padded_d - dim))
-    a_p = jnp.pad(a, pad, constant_values=1)
-    b_p = jnp.pad(b, pad)
-    h0_p = jnp.pad(h0, ((0, 0), (0, padded_d - dim)))
-    chunks = padded_t // block_t
+    whole = pl.BlockSpec((None, padded_t, bd), lambda i, j: (i, 0, j))
+    edge = pl.BlockSpec((None, 1, bd), lambda i, j: (i, 0, j))
+    return bt, bd, pad, whole, edge, (batch, padded_d // bd)
 
-    def chunk(k):
-        return chunks - 1 - k if reverse else k
 
-    tile = pl.BlockSpec((None, block_t, block_d), lambda i, j, k: (i, chunk(k), j))
+def _call(kernel: Callable, grid, in_specs, out_specs, out_shape, interpret: bool):
+    return pl.pallas_call(
+        kernel,
+        out_shape=out_shape,
+        grid=grid,
+        in_specs=in_specs,
+        out_specs=out_specs,
+        compiler_params=None if interpret else _compiler_params(),
+        interpret=interpret,
+    )
+
+
+def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret):
+    bt, bd, pad, whole, edge, grid = _layout(a.shape, block_t, block_d)
+    a_p, b_p = jnp.pad(a, pad, constant_values=1), jnp.pad(b, pad)
+    h0_p = jnp.pad(h0, (pad[0], pad[2]))[:, None, :]
+    call = _call(
+        partial(_forward_kernel, block_t=bt, reverse=reverse),
+        grid,
+        [whole, whole, edge],
+        whole,
+        jax.ShapeDtypeStruct(b_p.shape, b.dtype),
+        interpret,
+    )
+    _, length, dim = a.shape
+    return call(a_p, b_p, h0_p)[:, :length, :dim]
+
+
+def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret):
+    bt, bd, pad, whole, edge, grid = _layout(a.shape, block_t, block_d)
+    _, length, dim = a.shape
+    a_p, h_p, dh_p = jnp.pad(a, pad, constant_values=1), jnp.pad(h, pad), jnp.pad(dh, pad)
+    h0_p = jnp.pad(h0, (pad[0], pad[2]))[:, None, :]
+    kernel = partial(
+        _backward_kernel, block_t=bt, reverse=reverse, first=length - 1 if reverse else 0
+    )
+    out_shape = (
+        jax.ShapeDtypeStruct(a_p.shape, a.dtype),
+        jax.ShapeDtypeStruct(h_p.shape, h.dtype),
+        jax.ShapeDtypeStruct(h0_p.shape, jnp.float32),
+    )
+    call = _call(
+        kernel, grid, [whole, whole, whole, edge], (whole, whole, edge), out_shape, interpret
+    )
+    da, db, dh0 = call(a_p, h_p, dh_p, h0_p)
+    return da[:, :length, :dim], db[:, :length, :dim], dh0[:, 0, :dim]
+
+
+def _settings(block_d: int, block_t: int | None, interpret: bool | None) -> dict:
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
-    params = (
-        plgpu.CompilerParams(
-            dimension_semantics=("parallel", "parallel", "sequential"),
-            max_concurrent_steps=PIPELINE_STAGES,
-        )
-        if not interpret
-        else None
+    if block_t is None:
+        block_t = INTERPRET_BLOCK_T if interpret else BLOCK_T
+    return {"block_d": block_d, "block_t": block_t, "interpret": interpret}
+
+
+def _per_batch_shard(run: Callable, *arrays: jax.Array):
+    """Run ``run`` per shard when the inputs are explicitly sharded over batch.
+
+    A kernel sees one device's block, so it cannot take a global, batch-sharded array whole.
+    """
+    sharding = jax.typeof(arrays[0]).sharding
+    batch_axes = sharding.spec[0] if sharding.spec else None
+    if batch_axes is None:
+        return run(*arrays)
+    spec = PartitionSpec(batch_axes)
+    # check_vma=False: pallas_call output shapes carry no varying-axes annotation.
+    mapped = jax.shard_map(
+        run, mesh=sharding.mesh, in_specs=(spec,) * len(arrays), out_specs=spec, check_vma=False
     )
-    h = pl.pallas_call(
-        partial(_kernel, block_t=block_t, reverse=reverse),
-        out_shape=jax.ShapeDtypeStruct(b_p.shape, b.dtype),
-        grid=(batch, padded_d // block_d, chunks),
-        in_specs=[tile, tile, pl.BlockSpec((None, block_d), lambda i, j, k: (i, j))],
-        out_specs=tile,
-        scratch_shapes=[plgpu.SMEM((block_d,), jnp.float32)],
-        compiler_params=params,
-        interpret=interpret,
-    )(a_p, b_p, h0_p)
-    return h[:, :length, :dim]
+    return mapped(*arrays)
 
 
 def forward(
@@ -94,27 +224,79 @@ def forward(
     reverse: bool,
     *,
     block_d: int = BLOCK_D,
-    block_t: int = BLOCK_T,
+    block_t: int | None = None,
     interpret: bool | None = None,
 ) -> jax.Array:
     """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 carry.
 
-    ``interpret=None`` compiles on GPU and interprets elsewhere.
+    ``interpret=None`` compiles on GPU and interprets elsewhere; ``block_t=None`` takes BLOCK_T
+    compiled and INTERPRET_BLOCK_T interpreted.
     """
-    run = partial(
-        _local_forward, reverse=reverse, block_d=block_d, block_t=block_t, interpret=interpret
-    )
-    sharding = jax.typeof(a).sharding
-    batch_axes = sharding.spec[0] if sharding.spec else None
-    if batch_axes is None:
-        return run(a, b, h0)
-    # A kernel sees one device's block: with an explicitly batch-sharded input, run it per shard.
-    spec = PartitionSpec(batch_axes)
-    # check_vma=False: pallas_call output shapes carry no varying-axes annotation.
-    mapped = jax.shard_map(
-        run, mesh=sharding.mesh, in_specs=(spec, spec, spec), out_specs=spec, check_vma=False
-    )
-    return mapped(a, b, h0)
+    run = partial(_local_forward, reverse=reverse, **_settings(block_d, block_t, interpret))
+    return _per_batch_shard(run, a, b, h0)
 
 
-scan = with_scan_vjp(forward, shifted_backward(forward))
+def backward(
+    a: jax.Array,
+    h: jax.Array,
+    h0: jax.Array,
+    dh: jax.Array,
+    reverse: bool,
+    *,
+    block_d: int = BLOCK_D,
+    block_t: int | None = None,
+    interpret: bool | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Cotangents (da, db, dh0) of ``forward``: one fused kernel walking the other way."""
+    run = partial(_local_backward, reverse=reverse, **_settings(block_d, block_t, interpret))
+    return _per_batch_shard(run, a, h, h0, dh)
+
+
+def make_scan(**kwargs) -> Callable[..., jax.Array]:
+    """``scan(a, b, h0, reverse)`` with the custom VJP; kwargs go to ``forward`` and ``backward``."""
+    return with_scan_vjp(partial(forward, **kwargs), partial(backward, **kwargs))
+
+
+scan = make_scan()
+
+# The probe: bfloat16 and float32, both directions, padding in length and width.
+PROBE_SHAPE = (2, 40, 72)
+PROBE_CASES = ((jnp.bfloat16, False, 2e-2), (jnp.float32, True, 1e-4))
+
+
+def probe(backend: str, **blocks: int) -> None:
+    """Compile and run the kernels (forward and backward) at a tiny shape on ``backend``.
+
+    Raises if lowering, compiling or running fails, or if any output misses the float64 NumPy
+    loop. Interprets the kernels off GPU; ``blocks`` (block_t, block_d) go to ``make_scan``.
+    """
+    device = jax.devices(backend)[0]
+    run_scan = make_scan(interpret=backend != "gpu", **blocks)
+    rng = np.random.default_rng(0)
+    for dtype, reverse, tol in PROBE_CASES:
+        # Round the inputs to dtype first, so the loop sees what the kernel sees.
+        a, b, dh = (
+            np.asarray(jnp.asarray(x, dtype), np.float64)
+            for x in (
+                rng.uniform(0.5, 0.95, PROBE_SHAPE),
+                rng.normal(size=PROBE_SHAPE),
+                rng.normal(size=PROBE_SHAPE),
+            )
+        )
+        h0 = rng.normal(size=(PROBE_SHAPE[0], PROBE_SHAPE[2])).astype(np.float32)
+
+        def value_and_grads(a, b, h0, dh, reverse=reverse):
+            h, pullback = jax.vjp(lambda a, b, h0: run_scan(a, b, h0, reverse), a, b, h0)
+            return h, *pullback(dh)
+
+        inputs = [jax.device_put(jnp.asarray(x, t), device) for x, t in
+                  ((a, dtype), (b, dtype), (h0, jnp.float32), (dh, dtype))]  # fmt: skip
+        got = jax.jit(value_and_grads)(*inputs)
+        want = (numpy_scan(a, b, h0, reverse), *numpy_scan_vjp(a, b, h0, dh, reverse))
+        for name, x, y in zip(("h", "da", "db", "dh0"), got, want, strict=True):
+            error = float(np.max(np.abs(np.asarray(x, np.float64) - y)))
+            if not error <= tol * (1.0 + float(np.max(np.abs(y)))):
+                raise RuntimeError(
+                    f"{name} misses the float64 loop by {error:.3g} ({jnp.dtype(dtype).name}, "
+                    f"reverse={reverse})"
+                )

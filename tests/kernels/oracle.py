@@ -1,20 +1,16 @@
-"""Plain NumPy loops: the ground truth every implementation is tested against."""
+"""Plain NumPy loops: the ground truth every implementation is tested against.
+
+The float64 loops live in the package (the GPU probe and ``bench gpu`` use them too); the
+finite differences, which check those loops' cotangents in turn, are the tests' own.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from birdie_ssm.kernels.numpy_loop import numpy_scan, numpy_scan_vjp
 
-def numpy_scan(a: np.ndarray, b: np.ndarray, h0: np.ndarray, reverse: bool) -> np.ndarray:
-    """h_t = a_t * h_{t-1} + b_t over axis 1, one step at a time, in float64."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    h = np.asarray(h0, np.float64).copy()
-    out = np.empty_like(b)
-    steps = range(a.shape[1] - 1, -1, -1) if reverse else range(a.shape[1])
-    for t in steps:
-        h = a[:, t] * h + b[:, t]
-        out[:, t] = h
-    return out
+__all__ = ["finite_difference_grads", "numpy_scan", "numpy_scan_vjp"]
 
 
 def finite_difference_grads(
