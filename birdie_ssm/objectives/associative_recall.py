@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from birdie_ssm.objectives.base import Objective, check_range, register_objective
-from birdie_ssm.objectives.spans import draw_length, hash_rows, parse_band
+from birdie_ssm.objectives.spans import draw_int, draw_length, hash_rows, parse_band
 from birdie_ssm.tasks.mqar import QUERY, recall_layout
 
 __all__ = ["QUERY", "AssociativeRecall", "AssociativeRecallConfig"]
@@ -48,15 +48,21 @@ class AssociativeRecall(Objective):
         return self.pairs[0] * self.width + 2 + self.queries[0] * self.width + 1
 
     def make(self, tokens, rng, budget):
+        # Few draws and small arrays per example: with one- or two-token targets this arm is
+        # drawn dozens of times per row under a token-balanced mixture.
         kl, w = self.config.key_length, self.width
-        q = int(rng.integers(self.queries[0], self.queries[1] + 1))
+        q = draw_int(rng, *self.queries)
         cap = (budget - 2 - q * w) // w
         pairs = draw_length(rng, self.pairs, len(tokens) // w, cap, max(1, self.pairs[0]))
         if pairs is None:
             return None
         table = tokens[: pairs * w].reshape(pairs, w)
         # Each distinct key is asked about its first occurrence only.
-        _, first = np.unique(hash_rows(table[:, :kl]), return_index=True)
-        asked = rng.choice(first, size=min(q, len(first)), replace=False)
+        keys = table[:, 0] if kl == 1 else hash_rows(table[:, :kl])
+        _, first = np.unique(keys, return_index=True)
+        if q == 1:
+            asked = first[[draw_int(rng, 0, len(first) - 1)]]
+        else:  # a uniform random subset, in random order
+            asked = first[np.argsort(rng.random(len(first)))[:q]]
         inputs, target = recall_layout(table, asked, kl, self.specials)
         return inputs, target, tokens[pairs * w :]

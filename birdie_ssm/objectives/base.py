@@ -61,9 +61,8 @@ class Objective:
         inputs, targets, rest = made
         # Birdie names the objective with a paradigm token, after the input half of the time.
         paradigm = np.array([self.paradigm], dtype=np.int32)
-        pair = [paradigm, inputs] if rng.random() < 0.5 else [inputs, paradigm]
-        inputs = np.concatenate(pair).astype(np.int32, copy=False)
-        example = Example(inputs, np.asarray(targets, dtype=np.int32))
+        pair = (paradigm, inputs) if rng.random() < 0.5 else (inputs, paradigm)
+        example = Example(np.concatenate(pair, dtype=np.int32), np.asarray(targets, np.int32))
         if len(example) > budget:
             raise BirdieError(
                 f"objective '{self.name}' made an example of {len(example)} tokens for a budget "

@@ -17,6 +17,9 @@ counts) is small and JSON-serialisable, so a checkpoint can resume it exactly.
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -121,9 +124,9 @@ class Pipeline:
         self.cursor = 0
         self.buffer = _EMPTY
         self.min_budgets = [a.objective.min_budget() for a in arms]
-        self.min_budget_array = np.asarray(self.min_budgets)
         self.joiner = tokenizer.encode("\n\n").astype(np.int32)
         self.mixture = np.zeros(len(arms))
+        self.arm_tokens = [0] * len(arms)
         self.set_mixture(np.full(len(arms), 1.0 / len(arms)) if mixture is None else mixture)
 
     def set_mixture(self, mixture: np.ndarray) -> None:
@@ -133,8 +136,9 @@ class Pipeline:
         """
         mixture = check_mixture(mixture, len(self.arms))
         if not np.array_equal(mixture, self.mixture):
-            self.arm_tokens = np.zeros(len(self.arms), dtype=np.int64)
+            self.arm_tokens = [0] * len(self.arms)
         self.mixture = mixture
+        self.shares = mixture.tolist()  # the per-example draw works on Python floats
 
     def _draw(self, budget: int) -> int:
         """The arm for the next example: the one furthest behind its share of target tokens.
@@ -144,17 +148,27 @@ class Pipeline:
         that arm needs more than ``budget``, the arm furthest behind among those that fit takes
         its place if it too is behind its share; otherwise the drawn arm is returned (and the
         row closes).
+
+        Plain Python on a handful of floats: this runs once per example, and arms with one- or
+        two-token targets are drawn dozens of times per row, where NumPy's per-call cost on
+        six-element arrays dominated. (Same float64 arithmetic as the vectorised form.)
         """
         u = self.rng.random()  # one draw per example, whatever the counts
-        deficit = self.mixture * self.arm_tokens.sum() - self.arm_tokens
-        deficit = np.where(self.mixture > 0, deficit, -np.inf)
-        tied = np.where(deficit >= deficit.max() - 1e-9, self.mixture, 0.0)
-        cdf = np.cumsum(tied)
-        arm = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), len(cdf) - 1)
+        total = sum(self.arm_tokens)
+        deficit = [
+            share * total - count if share > 0 else -math.inf
+            for share, count in zip(self.shares, self.arm_tokens, strict=True)
+        ]
+        top = max(deficit) - 1e-9
+        tied = [s if d >= top else 0.0 for s, d in zip(self.shares, deficit, strict=True)]
+        cdf = list(itertools.accumulate(tied))
+        arm = min(bisect.bisect_right(cdf, u * cdf[-1]), len(cdf) - 1)
         if self.min_budgets[arm] <= budget:
             return arm
-        fits = np.where(self.min_budget_array <= budget, deficit, -np.inf)
-        other = int(np.argmax(fits))
+        fits = [
+            d if m <= budget else -math.inf for d, m in zip(deficit, self.min_budgets, strict=True)
+        ]
+        other = fits.index(max(fits))
         return other if fits[other] > 0 else arm
 
     def _next_text(self) -> str:
@@ -230,7 +244,7 @@ class Pipeline:
             "rng": self.rng.bit_generator.state,
             "buffer": encode_tokens(self.buffer),
             "mixture": self.mixture.tolist(),
-            "arm_tokens": self.arm_tokens.tolist(),
+            "arm_tokens": list(self.arm_tokens),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -241,8 +255,7 @@ class Pipeline:
         self.buffer = decode_tokens(state["buffer"])
         self.set_mixture(np.asarray(state["mixture"]))
         # Counts under the saved mixture (a state without them predates token-share tracking).
-        counts = state.get("arm_tokens") or [0] * len(self.arms)
-        self.arm_tokens = np.asarray(counts, dtype=np.int64)
+        self.arm_tokens = [int(c) for c in state.get("arm_tokens") or [0] * len(self.arms)]
 
 
 def validation_batches(

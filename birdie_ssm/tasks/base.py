@@ -183,6 +183,7 @@ ItemBuilder = Callable[[Any, Tokenizer, int, np.random.Generator], Item]
 DocumentItem = Callable[[Any, np.ndarray, int, np.random.Generator, SpecialTokens], Item]
 Scorer = Callable[[Sequence[Item], Sequence[np.ndarray], Tokenizer, bool], list[dict[str, float]]]
 Chance = Callable[[Any, Sequence[Item]], float]
+FormBuilder = Callable[[Any, Tokenizer, int, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 Documents = Callable[[int], str]
 
 
@@ -202,6 +203,9 @@ class Task:
       (a run that trained one of them is prompted in it); ``()``: text only.
     - ``tune_native``: ``task_format`` trains (and a run tuned on the task is prompted in) the
       native form rather than the text form.
+    - ``tuned_form`` (optional, for speed): ``(settings, tokenizer, point, rng) -> (input,
+      target)``, exactly ``item(...).form(tune_native)`` without building the other form;
+      ``task_format`` calls it, once per training example, when given.
     - ``meaning``: one line saying what the headline metric measures (printed with results).
     """
 
@@ -215,6 +219,7 @@ class Task:
     item: ItemBuilder | None = None
     document_item: DocumentItem | None = None
     passage: Callable[[Any], int] | None = None
+    tuned_form: FormBuilder | None = None
     native: tuple[str, ...] = ()
     tune_native: bool = False
     meaning: str = ""  # one line: what the headline metric measures, and its chance level
@@ -224,6 +229,8 @@ class Task:
             raise ValueError(f"task '{self.name}' needs exactly one of item and document_item")
         if self.document_item is not None and self.passage is None:
             raise ValueError(f"task '{self.name}' cuts items from documents and needs passage")
+        if self.tuned_form is not None and self.item is None:
+            raise ValueError(f"task '{self.name}': tuned_form goes with item, not document_item")
         if not dataclasses.is_dataclass(self.settings) or not issubclass(
             self.settings, TaskSettings
         ):

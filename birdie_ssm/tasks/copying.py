@@ -32,6 +32,9 @@ from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 LETTERS = np.array(list(string.ascii_lowercase))
 SELECTIVE_VOCAB = LETTERS[:16]
 NOISE = "."
+# The same alphabets as ASCII bytes: strings are laid out as byte arrays, not joined per letter.
+_LETTER_BYTES = np.frombuffer(string.ascii_lowercase.encode(), dtype=np.uint8)
+_SELECTIVE_BYTES = _LETTER_BYTES[: len(SELECTIVE_VOCAB)]
 # Sentinels 0..2 of the selective-copying layout: the query's start delimiter, its end
 # delimiter, and the target's gaps between spans.
 START, END, GAP = 0, 1, 2
@@ -57,7 +60,7 @@ def selective_copying_layout(
     The query lists, per span, ``<start> delimiter <end> delimiter``; the input is the context
     then the query (``position`` "before") or the query then the context ("after"). The target
     is the spans separated by the gap sentinel, then the done token."""
-    markers = np.asarray(specials.sentinel(np.arange(3)), dtype=np.int32)
+    markers = np.arange(specials.sentinel_base, specials.sentinel_base + 3, dtype=np.int32)
     start_marker, end_marker, gap = (
         markers[START : START + 1],
         markers[END : END + 1],
@@ -102,11 +105,23 @@ class SelectiveCopyingSettings(TaskSettings):
             raise ValueError(f"lengths must be integers in [tokens={self.tokens}, 65536]")
 
 
+def _letters(alphabet: np.ndarray, rng: np.random.Generator, length: int) -> str:
+    """``length`` letters drawn uniformly from ``alphabet`` (ASCII bytes)."""
+    return alphabet[rng.integers(len(alphabet), size=length)].tobytes().decode("ascii")
+
+
+def copying_native_form(
+    settings: CopyingSettings, tokenizer: Tokenizer, length: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``copying_item(...).form(native=True)`` alone (what ``task_format`` trains on)."""
+    return copy_layout(tokenizer.encode(_letters(_LETTER_BYTES, rng, length)))
+
+
 def copying_item(
     settings: CopyingSettings, tokenizer: Tokenizer, length: int, rng: np.random.Generator
 ) -> Item:
     """One random lowercase string of ``length`` characters, in both forms."""
-    text = "".join(LETTERS[rng.integers(len(LETTERS), size=length)])
+    text = _letters(_LETTER_BYTES, rng, length)
     native_input, native_answer = copy_layout(tokenizer.encode(text))
     context = tokenizer.encode(f"{text}\n{text[: settings.prime]}")
     answer = tokenizer.encode(text[settings.prime :])
@@ -144,21 +159,36 @@ def native_span(
     return None
 
 
+def _selective_text(
+    settings: SelectiveCopyingSettings, tokenizer: Tokenizer, length: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(text-form context, answer, hidden positions, hidden letters as bytes)."""
+    where = np.sort(rng.choice(length, size=settings.tokens, replace=False))
+    letters = _SELECTIVE_BYTES[rng.integers(len(_SELECTIVE_BYTES), size=settings.tokens)]
+    context = np.full(length + 1, ord(NOISE), dtype=np.uint8)
+    context[where], context[-1] = letters, ord("\n")
+    text = tokenizer.encode(context.tobytes().decode("ascii"))
+    return text, tokenizer.encode(letters.tobytes().decode("ascii")), where, letters
+
+
+def selective_copying_text_form(
+    settings: SelectiveCopyingSettings, tokenizer: Tokenizer, length: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``selective_copying_item(...).form(native=False)`` alone (what ``task_format`` trains
+    on; the native form's own context and span search are skipped)."""
+    return _selective_text(settings, tokenizer, length, rng)[:2]
+
+
 def selective_copying_item(
     settings: SelectiveCopyingSettings, tokenizer: Tokenizer, length: int, rng: np.random.Generator
 ) -> Item:
     """One ``length``-character noisy context hiding ``settings.tokens`` letters, and the native
     form's own letter context."""
-    where = np.sort(rng.choice(length, size=settings.tokens, replace=False))
-    letters = SELECTIVE_VOCAB[rng.integers(len(SELECTIVE_VOCAB), size=settings.tokens)]
-    context = np.full(length, NOISE)
-    context[where] = letters
-    text = tokenizer.encode("".join(context) + "\n")
-    answer = tokenizer.encode("".join(letters))
+    text, answer, where, letters = _selective_text(settings, tokenizer, length, rng)
     # The native form draws from its own rng, seeded by the text form's draws: ``rng`` is left
     # where the text form left it (a task_format example's later draws stay as they were).
-    own = np.random.default_rng([length, *where.tolist(), *(ord(c) for c in letters)])
-    native = tokenizer.encode("".join(LETTERS[own.integers(len(LETTERS), size=length)]))
+    own = np.random.default_rng([length, *where.tolist(), *letters.tolist()])
+    native = tokenizer.encode(_letters(_LETTER_BYTES, own, length))
     found = native_span(native, settings.tokens, own)
     if found is None:
         return Item(text, answer, length)
@@ -187,6 +217,7 @@ COPYING = register_task(
         sweep="lengths",
         label="length",
         item=copying_item,
+        tuned_form=copying_native_form,
         score=score_copy,
         metric="token_acc",
         meaning="fraction of a random letter string's tokens the model copies back in place (chance 1/26)",
@@ -203,6 +234,7 @@ SELECTIVE_COPYING = register_task(
         sweep="lengths",
         label="length",
         item=selective_copying_item,
+        tuned_form=selective_copying_text_form,
         score=score_copy,
         metric="token_acc",
         meaning="fraction of the hidden tokens the model copies out of a noisy context, in place (chance: one in the alphabet)",

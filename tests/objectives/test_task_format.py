@@ -163,3 +163,45 @@ def test_task_format_writes_text_tasks_with_any_tokenizer(tmp_path):
     text = tokenizer.decode(example.input_ids[~tokenizer.specials.is_special(example.input_ids)])
     answer = tokenizer.decode(example.target_ids)
     assert text.count(": ") >= 3 and answer.isdigit() and f": {answer}\n" in text
+
+
+@pytest.mark.parametrize("task", [name for name, t in TASKS.items() if t.tuned_form is not None])
+def test_a_tasks_tuned_form_is_its_items_trained_form(task):
+    """``tuned_form`` (built alone, for speed) gives exactly the form task_format trains on."""
+    spec = get_task(task)
+    settings = task_settings(task, {})
+    for point in spec.points(settings):
+        for seed in range(5):
+            item = spec.item(settings, TOK, point, np.random.default_rng([seed, point]))
+            fast = spec.tuned_form(settings, TOK, point, np.random.default_rng([seed, point]))
+            for want, got in zip(item.form(native=spec.tune_native), fast, strict=True):
+                assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_mqar_task_format_trains_its_text_form_under_a_bpe_vocabulary(tmp_path):
+    """Keys spelled in varying numbers of BPE tokens have no native form; the text form that
+    task_format trains on does not need one."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from birdie_ssm.config import DataConfig
+    from birdie_ssm.text import make_tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)  # fmt: skip
+    words = [f"a{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    bpe.train_from_iterator(words * 50, trainer)  # 'ab' is one token, 'xq' two
+    path = tmp_path / "tokenizer.json"
+    bpe.save(str(path))
+    tokenizer = make_tokenizer(DataConfig(tokenizer="hf", tokenizer_path=str(path)))
+    entry = ObjectiveEntry(name="task_format", params={"task": "mqar",
+                           "settings": {"pairs": [64], "key_length": 2}})  # fmt: skip
+    with pytest.raises(BirdieError, match="fixed token length"):  # the item's native form
+        settings = task_settings("mqar", {"pairs": [64], "key_length": 2})
+        get_task("mqar").item(settings, tokenizer, 64, np.random.default_rng(0))
+    arm = expand_arms([entry], tokenizer.specials, tokenizer=tokenizer)[0]
+    example, _ = arm.objective.sample(np.zeros(0, np.int32), np.random.default_rng(0), 4096)
+    text = tokenizer.decode(example.input_ids[~tokenizer.specials.is_special(example.input_ids)])
+    assert text.count(":") == 65 and tokenizer.decode(example.target_ids).isdigit()
