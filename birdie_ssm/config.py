@@ -4,6 +4,11 @@ Every section is a strict pydantic model, so an unknown key, a wrong type or an 
 value fails at load time with a message that names the dotted key and what is accepted.
 ``Config()`` with no arguments *is* the quickstart configuration (configs/quickstart.yaml
 spells it out).
+
+This is the foundation: it imports no component. What a component defines (the mixers behind
+``model.mixer``/``model.mixers``, the tasks behind ``eval.tasks``, the loggers behind
+``train.loggers``) it registers with ``plugins.register_config_check``, and the sections here
+compose those checks by key (``_component_check``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ from pydantic import (
     model_validator,
 )
 
+from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
+
+
+def _component_check(key: str, *args: Any) -> Any:
+    """Run the check the owning component registered for config ``key``; its error becomes a
+    ValueError (what pydantic reports against the key)."""
+    try:
+        return plugins.config_check(key)(*args)
+    except (ValueError, BirdieError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 class Section(BaseModel):
@@ -74,8 +89,6 @@ class ModelConfig(Section):
     def _legacy_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict) or not LEGACY_MIXER_KEYS.keys() & data.keys():
             return data
-        from birdie_ssm.models.registry import get_mixer
-
         data = dict(data)
         mixers = {
             k: dict(v) if isinstance(v, dict) else v for k, v in data.get("mixers", {}).items()
@@ -86,7 +99,7 @@ class ModelConfig(Section):
             value = data.pop(key)
             owner = owner or data.get("mixer", cls.model_fields["mixer"].default)
             try:
-                fields = dataclasses.fields(get_mixer(owner).Config)
+                fields = dataclasses.fields(_component_check("model.mixer", owner).Config)
             except (ValueError, TypeError):
                 continue  # an unknown mixer is reported by its own field
             # A key the mixer does not have never had an effect on it (e.g. conv_width: gated).
@@ -98,9 +111,7 @@ class ModelConfig(Section):
     @field_validator("mixer")
     @classmethod
     def _mixer_registered(cls, value: str) -> str:
-        from birdie_ssm.models.registry import get_mixer
-
-        get_mixer(value)
+        _component_check("model.mixer", value)
         return value
 
     @field_validator("block_pattern")
@@ -116,16 +127,14 @@ class ModelConfig(Section):
     @field_validator("mixers")
     @classmethod
     def _mixer_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from birdie_ssm.models.registry import mixer_config
-
         for name, params in value.items():
-            mixer_config(name, params)
+            _mixer_config(name, params)
         needed = {"arch", "mixer", "block_pattern", "depth"}
         if not needed <= info.data.keys():
             return value  # an earlier field failed; its own error is reported
         kinds = _layer_kinds(*(info.data[k] for k in ("arch", "mixer", "block_pattern", "depth")))
         return {
-            name: dataclasses.asdict(mixer_config(name, value.get(name, {})))
+            name: dataclasses.asdict(_mixer_config(name, value.get(name, {})))
             for name in dict.fromkeys(kinds)
         }
 
@@ -152,9 +161,18 @@ class ModelConfig(Section):
 
     def mixer_config(self, name: str) -> Any:
         """Mixer ``name``'s parameter dataclass (its defaults where ``mixers`` has no entry)."""
-        from birdie_ssm.models.registry import mixer_config
+        return _mixer_config(name, self.mixers.get(name, {}))
 
-        return mixer_config(name, self.mixers.get(name, {}))
+
+def _mixer_config(name: str, params: Any) -> Any:
+    """Mixer ``name``'s parameters as its dataclass; errors name ``model.mixers.<name>``."""
+    try:
+        return _component_check("model.mixers", name, params)
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith(f"model.mixers.{name}"):
+            raise
+        raise ValueError(f"model.mixers.{name}: {message}") from None
 
 
 def _layer_kinds(arch: str, mixer: str, pattern: str, depth: int) -> list[str]:
@@ -270,14 +288,7 @@ class TrainConfig(Section):
     @field_validator("loggers")
     @classmethod
     def _loggers_registered(cls, value: list[str]) -> list[str]:
-        from birdie_ssm.train.loggers import LOGGERS
-
-        unknown = [name for name in value if name not in LOGGERS]
-        if unknown:
-            raise ValueError(
-                f"train.loggers: unknown logger '{unknown[0]}'; registered: "
-                f"{', '.join(sorted(LOGGERS))}"
-            )
+        _component_check("train.loggers", value)
         # metrics.jsonl is always written (the source of truth): say so in the saved config.
         return ["jsonl", *dict.fromkeys(n for n in value if n != "jsonl")]
 
@@ -305,13 +316,11 @@ class EvalConfig(Section):
     @field_validator("tasks")
     @classmethod
     def _known_tasks(cls, tasks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from birdie_ssm.tasks import task_settings  # the schema composes the tasks' settings
-
         for name, settings in tasks.items():
             try:
-                task_settings(name, settings or {})
-            except BirdieError as exc:
-                raise ValueError(f"task '{name}': {exc}") from None
+                _component_check("eval.tasks", name, settings or {})
+            except ValueError as exc:
+                raise ValueError(f"eval.tasks.{name}: {exc}") from None
         return tasks
 
 
@@ -363,6 +372,11 @@ def _describe(error: dict[str, Any]) -> str:
         return f"unknown config key '{key}'{hint} (accepted here: {', '.join(valid)})"
     if not loc:
         return f"invalid config: {error['msg']}"
+    if error["type"] == "value_error":
+        # One of our checks: its own message says what is accepted (without pydantic's prefix).
+        cause = (error.get("ctx") or {}).get("error")
+        text = str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
+        return text if text.startswith((key, f"{loc[0]}.")) else f"{key}: {text}"
     value = error.get("input")
     return f"invalid value {value!r} for config key '{key}': {error['msg']}"
 

@@ -1,5 +1,12 @@
 """Model family: ``BirdieLM`` over a block pattern of registered temporal mixers."""
 
+# The built-in mixers: importing a module registers it (adding one: one line here).
+# isort: off
+from birdie_ssm.models import gated as _gated  # noqa: F401
+from birdie_ssm.models import rglru as _rglru  # noqa: F401
+from birdie_ssm.models import attention as _attention  # noqa: F401
+
+# isort: on
 from birdie_ssm.models.decode import generate
 from birdie_ssm.models.lm import BirdieLM, ResidualBlock, build_model, count_params
 from birdie_ssm.models.registry import (

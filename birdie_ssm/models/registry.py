@@ -3,16 +3,18 @@
 A mixer is an ``nnx.Module`` class registered with ``@register_mixer("name")``. It carries a
 dataclass ``Config`` (its own parameters, checked in ``__post_init__``, optionally against the
 whole model in ``check``), is built as ``cls(model_config, params, bidirectional, rngs=rngs)`` and
-implements the ``Mixer`` interface below. Built-in mixers live in the modules of
-``BUILTIN_MIXERS``; third-party ones register on import, or through the ``birdie_ssm.mixers``
-entry-point group.
+implements the ``Mixer`` interface below. Built-in mixers are the modules that
+``models/__init__.py`` imports; third-party ones register on import, or through the
+``birdie_ssm.mixers`` entry-point group.
+
+The mixers own what ``model.mixer`` and ``model.mixers`` accept: this module registers those
+checks with ``plugins.register_config_check``, which ``config.ModelConfig`` composes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -25,15 +27,8 @@ if TYPE_CHECKING:
     from birdie_ssm.config import ModelConfig
     from birdie_ssm.models.masks import SeqContext, StepContext
 
-# Adding a built-in mixer: one module here, registering itself with @register_mixer.
-BUILTIN_MIXERS = (
-    "birdie_ssm.models.gated",
-    "birdie_ssm.models.rglru",
-    "birdie_ssm.models.attention",
-)
 ENTRY_POINT_GROUP = "birdie_ssm.mixers"
 _REGISTRY: dict[str, type[Mixer]] = {}
-_loaded = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,19 +77,9 @@ def register_mixer(name: str) -> Callable[[type[Mixer]], type[Mixer]]:
     return wrap
 
 
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in BUILTIN_MIXERS:
-        importlib.import_module(module)
-    plugins.load_entry_points(ENTRY_POINT_GROUP, "mixer")
-
-
 def registered_mixers() -> dict[str, type[Mixer]]:
-    """Every registered mixer by name (built-ins and entry points loaded on first call)."""
-    _load()
+    """Every registered mixer by name (entry points loaded on the first call)."""
+    plugins.load_entry_points(ENTRY_POINT_GROUP, "mixer")
     return dict(sorted(_REGISTRY.items()))
 
 
@@ -137,8 +122,11 @@ def check_int(name: str, value: Any, low: int, high: int) -> None:
         raise ValueError(f"parameter '{name}' must be an integer in [{low}, {high}], got {value!r}")
 
 
+# The mixers' part of the run config's schema (config.ModelConfig asks for these by key).
+plugins.register_config_check("model.mixer", get_mixer)
+plugins.register_config_check("model.mixers", mixer_config)
+
 __all__ = [
-    "BUILTIN_MIXERS",
     "Mixer",
     "MixerConfig",
     "check_int",

@@ -14,6 +14,7 @@ from birdie_ssm.tasks import copying as _copying  # noqa: F401
 from birdie_ssm.tasks import infilling as _infilling  # noqa: F401
 
 # isort: on
+from birdie_ssm import plugins
 from birdie_ssm.tasks.base import (
     FORMATS,
     TASKS,
@@ -30,6 +31,9 @@ from birdie_ssm.tasks.base import (
     task_settings,
     unregister_task,
 )
+
+# The tasks own what eval.tasks accepts: each entry is a task's settings (config composes this).
+plugins.register_config_check("eval.tasks", task_settings)
 
 __all__ = [
     "FORMATS",

@@ -4,13 +4,14 @@
 state (sharded over the mesh), the jitted steps, the controller, the training pipeline and the
 validation set. The ``Trainer`` only drives it; ``train.loading.load_run`` builds the tokenizer
 and the model with the same functions (``build_tokenizer``, ``build_model_for``), so a model is
-built one way.
+built one way. Imports run one way: loading imports build, never the reverse.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -38,8 +39,18 @@ from birdie_ssm.train.sharding import (
 )
 from birdie_ssm.train.steps import make_eval_step, make_train_step
 
-if TYPE_CHECKING:
-    from birdie_ssm.train.loading import TrainedRun
+
+@dataclass
+class TrainedRun:
+    """A model restored from a checkpoint, with its config, tokenizer and checkpoint metadata
+    (what ``train.loading.load_run`` returns, and what ``build_run(init_from=)`` starts from)."""
+
+    model: Any
+    config: Config
+    tokenizer: Tokenizer
+    step: int
+    meta: dict[str, Any]
+    run_dir: Path | None = None
 
 
 @dataclass

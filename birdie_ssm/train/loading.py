@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import jax
 from flax import nnx
 
-from birdie_ssm.config import Config, load_config
+from birdie_ssm.config import load_config
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.text import Tokenizer
-from birdie_ssm.train.build import build_model_for, build_tokenizer
+from birdie_ssm.train.build import TrainedRun, build_model_for, build_tokenizer
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.optim import make_optimizer
 
-
-@dataclass
-class TrainedRun:
-    """A model restored from a checkpoint, with its config, tokenizer and checkpoint metadata."""
-
-    model: Any
-    config: Config
-    tokenizer: Tokenizer
-    step: int
-    meta: dict[str, Any]
-    run_dir: Path | None = None
+__all__ = ["TrainedRun", "load_run"]
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
 
 
@@ -217,3 +218,14 @@ class WandbLogger:
 
     def close(self) -> None:
         self.run.finish()
+
+
+def _check_names(names: list[str]) -> None:
+    """What train.loggers accepts: registered logger names (their packages are checked at start)."""
+    unknown = [name for name in names if name not in LOGGERS]
+    if unknown:
+        raise ValueError(f"unknown logger '{unknown[0]}'; registered: {', '.join(sorted(LOGGERS))}")
+
+
+# The loggers own what train.loggers accepts (config.TrainConfig composes this check).
+plugins.register_config_check("train.loggers", _check_names)
