@@ -8,6 +8,7 @@ target and the end-of-document token, so generation learns where to stop.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 
@@ -29,8 +30,17 @@ class Batch:
     prefix_mask: np.ndarray
     arm_ids: np.ndarray
 
+    # Kept on the host only: the model recomputes positions from segment_ids (models/masks.py),
+    # so sending them to the device every step would be a wasted transfer.
+    HOST_ONLY: ClassVar[frozenset[str]] = frozenset({"positions"})
+
     def as_dict(self) -> dict[str, np.ndarray]:
+        """Every field (what a data worker hands to the trainer)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def model_inputs(self) -> dict[str, np.ndarray]:
+        """The fields a train or eval step reads: all but ``HOST_ONLY``."""
+        return {k: v for k, v in self.as_dict().items() if k not in self.HOST_ONLY}
 
 
 class RowBuilder:

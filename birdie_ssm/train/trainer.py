@@ -7,6 +7,8 @@ Everything it drives is assembled by ``build_run``.
 
 from __future__ import annotations
 
+import math
+import re
 import signal
 import threading
 import time
@@ -19,7 +21,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from birdie_ssm.config import Config, dump_config
+from birdie_ssm.config import Config, TrainConfig, diff_keys, dump_config
 from birdie_ssm.curriculum import eval_steps, update_controller
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.build import build_run
@@ -27,6 +29,7 @@ from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.flops import mfu_meter
 from birdie_ssm.train.loading import load_run
 from birdie_ssm.train.metrics import MetricsLog
+from birdie_ssm.train.optim import decay_start, learning_rate
 from birdie_ssm.train.sharding import global_batch
 
 
@@ -57,6 +60,29 @@ class Hooks:
     on_checkpoint: list[Callable[[Trainer, int], None]] = field(default_factory=list)
 
 
+def out_of_memory(exc: BaseException, config: Config, where: str) -> BirdieError | None:
+    """A one-line error for XLA's RESOURCE_EXHAUSTED (what ran out, the knobs); None otherwise."""
+    text = str(exc)
+    if not isinstance(exc, jax.errors.JaxRuntimeError) or "RESOURCE_EXHAUSTED" not in text:
+        return None
+    size = re.search(r"allocat\w*\s+(\d+)\s*bytes", text)
+    what = f" allocating {int(size.group(1)) / 2**30:.1f} GiB" if size else ""
+    data = config.data
+    remat = (
+        " (model.remat is already on)"
+        if config.model.remat
+        else ", or set model.remat=true (recompute activations in the backward pass)"
+    )
+    return BirdieError(
+        f"out of device memory {where}{what}: lower data.seq_len ({data.seq_len}) or "
+        f"data.batch_size ({data.batch_size}){remat}"
+    )
+
+
+# The train settings that shape the learning-rate schedule.
+SCHEDULE_KEYS = ("steps", "lr", "min_lr_ratio", "warmup_steps", "schedule", "decay_fraction")
+
+
 def _shares(tokens: np.ndarray) -> np.ndarray | None:
     """Per-arm token counts as shares, or None when there are none."""
     total = tokens.sum()
@@ -64,7 +90,11 @@ def _shares(tokens: np.ndarray) -> np.ndarray | None:
 
 
 class Trainer:
-    """Trains one run in ``run_dir`` (config.yaml, metrics.jsonl, checkpoints/)."""
+    """Trains one run in ``run_dir`` (config.yaml, metrics.jsonl, checkpoints/).
+
+    ``trainer.run`` holds what ``build_run`` assembled and the live train state
+    (``run.params``, ``run.opt_state``: ``trainer.state`` as one unit).
+    """
 
     def __init__(
         self,
@@ -76,28 +106,31 @@ class Trainer:
         progress: bool = True,
         init_from: str | Path | None = None,
         hooks: Hooks | None = None,
+        allow_lr_change: bool = False,
     ) -> None:
+        """``resume``: continue the run in ``run_dir`` from its latest checkpoint, or from
+        ``resume_step`` (later checkpoints are then removed, once it has restored).
+        ``allow_lr_change``: resume even where the changed config moves the learning rate."""
         self.config, self.run_dir = config, Path(run_dir)
-        self.run = run = build_run(
-            config, init_from=None if init_from is None else load_run(init_from)
-        )
-        self.arms, self.arm_names = run.arms, [a.name for a in run.arms]
-        self.arm_classes = [a.objective_class for a in run.arms]
-        self.num_params, self.batch_sharding, self.lr = run.num_params, run.batch_sharding, run.lr
-        self.params, self.opt_state = run.params, run.opt_state
-        self.train_step, self.eval_step = run.train_step, run.eval_step
-        self.controller, self.pipeline, self.val_arrays = (
-            run.controller,
-            run.pipeline,
-            run.val_arrays,
-        )
-        self.mixture = np.asarray(self.controller.initial_mixture(), dtype=np.float64)
-        self.mfu = mfu_meter(config.model, run.vocab_size, config.data.seq_len)  # tokens/s -> MFU
+        try:
+            # What the loop drives; ``self.run.params`` and ``.opt_state`` are the live train state.
+            self.run = build_run(
+                config, init_from=None if init_from is None else load_run(init_from)
+            )
+        except Exception as exc:
+            oom = out_of_memory(exc, config, "while placing the model and data")
+            if oom is None:
+                raise
+            raise oom from None
+        self.arm_names = [a.name for a in self.run.arms]
+        self.arm_classes = [a.objective_class for a in self.run.arms]
+        self.mixture = np.asarray(self.run.controller.initial_mixture(), dtype=np.float64)
+        self.mfu = mfu_meter(config.model, self.run.vocab_size, config.data.seq_len)
         self.hooks = hooks or Hooks()
         # Target tokens per arm trained since the last evaluation (credited to the controller)
         # and since the last train log record; counted from the host-side batch, no device sync.
-        self.interval_tokens = np.zeros(len(self.arms), dtype=np.int64)
-        self.window_tokens = np.zeros(len(self.arms), dtype=np.int64)
+        self.interval_tokens = np.zeros(len(self.arm_names), dtype=np.int64)
+        self.window_tokens = np.zeros(len(self.arm_names), dtype=np.int64)
         self.step = 0
         self.tokens_seen = 0
         self.nonfinite_streak = 0
@@ -107,17 +140,49 @@ class Trainer:
         self._window: list[Any] = []  # losses since the last log record (saved for exact resume)
         self._t0, self._tokens0, self._bar = time.perf_counter(), 0, None  # set again by fit
         self.progress = progress and config.train.progress
+        self.removed_checkpoints: list[int] = []  # later ones, dropped to continue from resume_step
+        # (before, after) where allow_lr_change let a resume move the learning rate
+        self.lr_change: tuple[float, float] | None = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", config.train.loggers, config)
         self.checkpointer = Checkpointer(self.run_dir, config.train.keep_checkpoints)
         if resume:
             try:
-                self.restore(resume_step)
+                self.restore(resume_step, allow_lr_change=allow_lr_change)
+                if resume_step is not None:  # only now: a failed restore removes nothing
+                    self.removed_checkpoints = self.checkpointer.remove_after(self.step)
             except BaseException:
                 self.close()  # no Orbax threads left running behind the error
                 raise
         else:
             dump_config(config, self.run_dir / "config.yaml")
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The train state (params and optimizer state): stepped, saved and restored as a unit."""
+        return {"params": self.run.params, "opt_state": self.run.opt_state}
+
+    @state.setter
+    def state(self, state: dict[str, Any]) -> None:
+        self.run.params, self.run.opt_state = state["params"], state["opt_state"]
+
+    @property
+    def params(self) -> Any:
+        """The model parameters (``run.params``; replaced, not updated, at every step)."""
+        return self.run.params
+
+    @params.setter
+    def params(self, params: Any) -> None:
+        self.run.params = params
+
+    @property
+    def opt_state(self) -> Any:
+        """The optimizer state (``run.opt_state``)."""
+        return self.run.opt_state
+
+    @opt_state.setter
+    def opt_state(self, opt_state: Any) -> None:
+        self.run.opt_state = opt_state
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -147,6 +212,11 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save()
             self._check_finite()
+        except Exception as exc:
+            oom = out_of_memory(exc, self.config, f"at step {self.step + 1}")
+            if oom is None:
+                raise
+            raise oom from None
         finally:
             self._bar.close()
             self._restore_signals(previous)
@@ -158,16 +228,21 @@ class Trainer:
 
     def train_one(self) -> dict[str, jax.Array]:
         """One optimisation step on the next batch; returns the step's (device) metrics."""
-        batch = self.pipeline.next_batch()  # built while the previous step still runs
-        trained = np.bincount(batch.arm_ids[batch.loss_mask], minlength=len(self.arms))
+        batch = self.run.pipeline.next_batch()  # built while the previous step still runs
+        trained = np.bincount(batch.arm_ids[batch.loss_mask], minlength=len(self.arm_names))
         self.interval_tokens += trained
         self.window_tokens += trained
-        self._check_finite()
-        arrays = global_batch(batch.as_dict(), self.batch_sharding)
-        self.params, self.opt_state, metrics = self.train_step(self.params, self.opt_state, arrays)
-        self._pending_finite = metrics["finite"]
+        arrays = global_batch(batch.model_inputs(), self.run.batch_sharding)
+        params, opt_state, metrics = self.run.train_step(
+            self.run.params, self.run.opt_state, arrays
+        )
+        self.state = {"params": params, "opt_state": opt_state}
         self.step += 1
         self.tokens_seen += batch.input_ids.size * jax.process_count()
+        # The previous step's flag is read only now, with this step queued behind it, so the
+        # device never idles waiting for the host (a max_nonfinite stop comes one step later).
+        self._check_finite(steps_ago=1)
+        self._pending_finite = metrics["finite"]
         return metrics
 
     def log_train(self) -> None:
@@ -183,7 +258,7 @@ class Trainer:
                 "kind": "train",
                 "step": self.step,
                 "loss": loss,
-                "lr": float(self.lr(self.step - 1)),
+                "lr": float(self.run.lr(self.step - 1)),
                 "tokens_per_s": tps,
                 "mfu": mfu,
                 "nonfinite_skipped": self.nonfinite_total,
@@ -199,8 +274,9 @@ class Trainer:
         self._window, self._t0, self._tokens0 = [], time.perf_counter(), self.tokens_seen
         self.window_tokens[:] = 0
 
-    def _check_finite(self) -> None:
-        """Count the last step if it was skipped for a non-finite loss; stop after too many."""
+    def _check_finite(self, steps_ago: int = 0) -> None:
+        """Count the pending step (``steps_ago`` before ``self.step``) if it was skipped for a
+        non-finite loss; stop after too many."""
         if self._pending_finite is None:
             return
         finite, self._pending_finite = bool(self._pending_finite), None
@@ -212,8 +288,9 @@ class Trainer:
         if self.nonfinite_streak >= self.config.train.max_nonfinite:
             latest = self.checkpointer.latest_step()
             raise BirdieError(
-                f"{self.nonfinite_streak} steps in a row (up to step {self.step}) had a non-finite "
-                f"loss or gradients and were skipped; stopping. The last good checkpoint is "
+                f"{self.nonfinite_streak} steps in a row (up to step {self.step - steps_ago}) had "
+                "a non-finite loss or gradients and were skipped; stopping. The last good "
+                "checkpoint is "
                 f"{'step ' + str(latest) if latest is not None else 'none'}; "
                 "lower train.lr or check the data"
             )
@@ -241,7 +318,7 @@ class Trainer:
     def set_mixture(self, mixture: np.ndarray) -> None:
         """Sample the coming batches from ``mixture`` (probabilities over arms)."""
         self.mixture = np.asarray(mixture, dtype=np.float64)
-        self.pipeline.set_mixture(self.mixture)
+        self.run.pipeline.set_mixture(self.mixture)
 
     def run_steps(self, n: int, mixture: np.ndarray) -> None:
         """Train ``n`` steps with ``mixture`` (the MixtureEnv backing); a new realised interval."""
@@ -254,9 +331,12 @@ class Trainer:
         """Mean validation loss per arm on the fixed held-out set."""
         # Dispatch every batch, then fetch all results in one transfer.
         results = jax.device_get(
-            [[self.eval_step(self.params, b) for b in batches] for batches in self.val_arrays]
+            [
+                [self.run.eval_step(self.run.params, b) for b in batches]
+                for batches in self.run.val_arrays
+            ]
         )
-        losses = np.zeros(len(self.arms))
+        losses = np.zeros(len(self.arm_names))
         for i, per_batch in enumerate(results):
             total = sum(float(sums[i]) for sums, _ in per_batch)
             count = sum(float(counts[i]) for _, counts in per_batch)
@@ -272,7 +352,7 @@ class Trainer:
         """
         losses = self.validate()
         requested, realised = self.mixture, self.realised_mixture()
-        mixture = update_controller(self.controller, self.step, losses, realised)
+        mixture = update_controller(self.run.controller, self.step, losses, realised)
         self.interval_tokens[:] = 0
         self.set_mixture(mixture)
         self.metrics.write(
@@ -283,7 +363,7 @@ class Trainer:
                 "requested_mixture": self._mixture_dict(requested),
                 "realised_mixture": None if realised is None else self._mixture_dict(realised),
                 "mixture": self._mixture_dict(),
-                "controller": self.controller.info,
+                "controller": self.run.controller.info,
             }
         )
         for hook in self.hooks.on_eval:
@@ -304,50 +384,77 @@ class Trainer:
             "mixture": self.mixture.tolist(),
             "interval_tokens": self.interval_tokens.tolist(),
             "window_tokens": self.window_tokens.tolist(),
-            "controller": self.controller.state_dict(),
-            "pipeline": self.pipeline.state_dict(),
+            "controller": self.run.controller.state_dict(),
+            "pipeline": self.run.pipeline.state_dict(),
             "arms": self.arm_names,
             "config": self.config.model_dump(mode="json"),
         }
-        self.checkpointer.save(
-            self.step, {"params": self.params, "opt_state": self.opt_state}, meta
-        )
+        self.checkpointer.save(self.step, self.state, meta)
         for hook in self.hooks.on_checkpoint:
             hook(self, self.step)
 
-    def restore(self, step: int | None = None) -> None:
-        """Continue from a checkpoint of this run (the latest by default)."""
-        meta = self.checkpointer.read_meta(step)
-        self._check_compatible(meta)
-        target = {"params": self.params, "opt_state": self.opt_state}
-        state, meta = self.checkpointer.restore(target, meta["step"])
-        self.params, self.opt_state = state["params"], state["opt_state"]
+    def restore(self, step: int | None = None, *, allow_lr_change: bool = False) -> None:
+        """Continue from a checkpoint of this run (the latest by default). A checkpoint of
+        another model or mixture, a ``train.steps`` below its step, or a config that moves its
+        learning rate (unless ``allow_lr_change``) is refused before anything is restored."""
+        state, meta = self.checkpointer.restore(
+            self.state, step, check=lambda meta: self._check_resumable(meta, allow_lr_change)
+        )
+        self.state = state
         self.step, self.tokens_seen = int(meta["step"]), int(meta["tokens_seen"])
         self.nonfinite_total = int(meta.get("nonfinite_total", 0))
         self._window = list(meta.get("loss_window", []))
-        zeros = [0] * len(self.arms)
+        zeros = [0] * len(self.arm_names)
         self.interval_tokens = np.asarray(meta.get("interval_tokens", zeros), dtype=np.int64)
         self.window_tokens = np.asarray(meta.get("window_tokens", zeros), dtype=np.int64)
-        self.controller.load_state_dict(meta["controller"])
-        self.pipeline.load_state_dict(meta["pipeline"])
+        self.run.controller.load_state_dict(meta["controller"])
+        self.run.pipeline.load_state_dict(meta["pipeline"])
         self.set_mixture(np.asarray(meta["mixture"]))
         self.metrics.truncate_after(self.step)
 
-    def _check_compatible(self, meta: dict[str, Any]) -> None:
-        """Refuse a checkpoint whose model or arms differ from this config's, saying how."""
-        saved = meta.get("config", {}).get("model", {})
-        current = self.config.model.model_dump(mode="json")
-        diffs = [
-            f"model.{k}: checkpoint {saved.get(k)!r}, config {current[k]!r}"
-            for k in current
-            if k in saved and saved[k] != current[k] and k != "scan_impl"
-        ]
-        if meta.get("arms") != self.arm_names:
-            diffs.append(f"arms: checkpoint {meta.get('arms')}, config {self.arm_names}")
-        if diffs:
+    def _check_resumable(self, meta: dict[str, Any], allow_lr_change: bool) -> None:
+        """Refuse a checkpoint this config cannot continue, saying how it differs."""
+        self._check_compatible(meta)
+        step, steps = int(meta["step"]), self.config.train.steps
+        if steps < step:
             raise BirdieError(
-                f"checkpoint {meta.get('step')} does not match this config ({'; '.join(diffs)})"
+                f"train.steps {steps} is below step {step}, where the run's checkpoint is: a "
+                f"resumed run trains on, so give train.steps >= {step} (or continue from an "
+                "earlier checkpoint with --resume-from STEP)"
             )
+        self._check_schedule(meta, step, allow_lr_change)
+
+    def _check_schedule(self, meta: dict[str, Any], step: int, allow_lr_change: bool) -> None:
+        """Refuse (or, when allowed, note in ``lr_change``) a config that moves the learning rate
+        of the steps still to come away from the schedule the run was trained with."""
+        try:
+            old = TrainConfig.model_validate(meta["config"]["train"])
+        except Exception:  # a checkpoint from an older schema: nothing to compare with
+            return
+        new = self.config.train
+        before, after = float(learning_rate(old)(step)), float(learning_rate(new)(step))
+        if math.isclose(before, after, rel_tol=1e-6, abs_tol=1e-12):
+            return
+        if allow_lr_change:
+            self.lr_change = (before, after)
+            return
+        changed = ", ".join(
+            f"train.{k} {getattr(old, k)} -> {getattr(new, k)}"
+            for k in diff_keys(old, new)
+            if k in SCHEDULE_KEYS
+        )
+        if old.schedule == "wsd" and step > decay_start(old):
+            how = (f"step {step} is in the decay of this wsd schedule (from step "
+                   f"{decay_start(old)}): extend from a checkpoint before it with --resume-from")  # fmt: skip
+        elif new.schedule == "cosine":
+            how = ("the cosine schedule is fitted to train.steps; train with "
+                   "train.schedule=wsd to extend runs (its stable phase lengthens)")  # fmt: skip
+        else:
+            how = "keep the schedule's settings"
+        raise BirdieError(
+            f"{changed or 'this config'} would move the learning rate at step {step} from "
+            f"{before:.3g} to {after:.3g}; {how}, or pass --allow-lr-change to continue anyway"
+        )
 
     # -- signals, progress text, closing -------------------------------------------------------
 
@@ -374,5 +481,5 @@ class Trainer:
 
     def close(self) -> None:
         self.metrics.close()
-        self.pipeline.close()
+        self.run.pipeline.close()
         self.checkpointer.close()
