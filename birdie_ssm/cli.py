@@ -17,7 +17,7 @@ from birdie_ssm.errors import BirdieError, check_writable
 if TYPE_CHECKING:
     from birdie_ssm.config import Config
 
-BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory")
+BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory", "gpu")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -4,6 +4,7 @@ the trainer's process (``Pipeline``) or by worker processes (``WorkerPool``), bo
 
 from __future__ import annotations
 
+import os
 from typing import Any, Protocol
 
 import numpy as np
@@ -16,7 +17,18 @@ from birdie_ssm.pipeline.workers import WorkerPool
 from birdie_ssm.text.corpus import DocumentSource
 from birdie_ssm.text.tokenizer import Tokenizer
 
-__all__ = ["Batch", "BatchSource", "Pipeline", "WorkerPool", "open_pipeline", "validation_batches"]
+__all__ = [
+    "Batch",
+    "BatchSource",
+    "Pipeline",
+    "WorkerPool",
+    "open_pipeline",
+    "resolve_workers",
+    "validation_batches",
+    "with_workers_resolved",
+]
+AUTO_MAX_WORKERS = 8  # beyond this the trainer's process, not the workers, limits a GPU run
+AUTO_SPARE_CPUS = 2  # the trainer's process and the host-to-device feed keep two cores
 
 
 class BatchSource(Protocol):
@@ -33,6 +45,46 @@ class BatchSource(Protocol):
     def close(self) -> None: ...
 
 
+def _usable_cpus() -> int:
+    """CPUs this process may run on (a container's or job's share, not the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def resolve_workers(
+    workers: int | str, *, platform: str | None = None, cpus: int | None = None
+) -> int:
+    """The data worker count ``data.workers`` stands for: an int as given; ``"auto"``: 0 on a
+    CPU backend (the train step needs the cores), else ``min(8, CPUs - 2)``.
+
+    ``platform`` (the JAX backend) and ``cpus`` default to this process's. The one place the
+    count is decided: ``open_pipeline`` uses it, and the trainer stores the result in the run's
+    config.yaml (``with_workers_resolved``), so a resumed run keeps its count on any machine.
+    Call it after ``jax.distributed.initialize`` (it reads the default backend).
+    """
+    if workers != "auto":
+        return int(workers)
+    if platform is None:
+        import jax  # the backend decides, and it is initialised by the time batches are needed
+
+        platform = jax.default_backend()
+    if platform == "cpu":
+        return 0
+    cpus = _usable_cpus() if cpus is None else cpus
+    return max(0, min(AUTO_MAX_WORKERS, cpus - AUTO_SPARE_CPUS))
+
+
+def with_workers_resolved(config: Config) -> Config:
+    """``config`` with ``data.workers`` as the count ``resolve_workers`` decides (what a run
+    records, so that it resumes with the same count)."""
+    workers = resolve_workers(config.data.workers)
+    if workers == config.data.workers:
+        return config
+    data = config.data.model_copy(update={"workers": workers})
+    return config.model_copy(update={"data": data})
+
+
 def open_pipeline(
     config: Config,
     source: DocumentSource,
@@ -43,7 +95,8 @@ def open_pipeline(
     process_index: int = 0,
     process_count: int = 1,
 ) -> BatchSource:
-    """The training pipeline a config describes: in-process, or ``data.workers`` processes.
+    """The training pipeline a config describes: in-process, or ``data.workers`` processes
+    (``"auto"``: see ``resolve_workers``).
 
     ``data.batch_size`` is the global batch; host ``process_index`` of ``process_count`` is
     served its own rows of it (see ``Pipeline``).
@@ -57,8 +110,9 @@ def open_pipeline(
         process_index=process_index,
         process_count=process_count,
     )
-    if data.workers == 0:
+    workers = resolve_workers(data.workers)
+    if workers == 0:
         return Pipeline(source.train, tokenizer, arms, **shared)
     return WorkerPool(
-        source.train, tokenizer, arms, **shared, workers=data.workers, prefetch=data.prefetch
+        source.train, tokenizer, arms, **shared, workers=workers, prefetch=data.prefetch
     )
