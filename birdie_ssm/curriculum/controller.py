@@ -8,6 +8,7 @@ group of an installed package (loaded on the first lookup).
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -89,6 +90,15 @@ def make_controller(
     if len(arms) != len(classes) or not arms:
         raise BirdieError("a controller needs at least one arm and one class name per arm")
     cls = _CONTROLLERS[name]
+    accepted = _parameters(cls)
+    unknown = [key for key in params if accepted is not None and key not in accepted]
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], sorted(accepted or ()), n=1, cutoff=0.5)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise BirdieError(
+            f"controller '{name}' has no parameter '{unknown[0]}'{hint} (its parameters, set "
+            f"in controller.params: {', '.join(sorted(accepted - {'reward'})) or 'none'})"
+        )
     create = getattr(cls, "create", None)
     weights = None if mixture is None else [float(w) for w in mixture]
     try:
@@ -97,6 +107,23 @@ def make_controller(
         return cls(list(arms), list(classes), **params)
     except TypeError as exc:
         raise BirdieError(f"bad parameters for controller '{name}': {exc}") from None
+
+
+def _parameters(cls: Callable[..., Controller]) -> set[str] | None:
+    """The keyword parameters ``make_controller`` can pass to ``cls`` (through ``create`` when it
+    has one); None when it takes any (``**kwargs`` all the way down)."""
+    names: set[str] = set()
+    for function in (getattr(cls, "create", None), cls):
+        if function is None:
+            continue
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names - {"arms", "classes", "mixture"}
+    return None
 
 
 def update_controller(

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
@@ -96,7 +97,7 @@ def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]
             raise TypeError(f"objective '{name}' needs a dataclass Config")
         cls.name = name
         if cls.__module__.split(".")[0] != "birdie_ssm":
-            cls.origin = cls.__module__
+            cls.origin = plugins.origin(cls.__module__)  # a .py plug-in: the path given
         _REGISTRY[name] = cls
         return cls
 

@@ -115,6 +115,10 @@ def build_controller(config: Config, arms: list[Arm]) -> Controller:
     mixture and decides itself what to make of it."""
     for name in config.controller.modules:
         import_module(name, what="controller.modules")
+    if "reward" in config.controller.params:
+        raise BirdieError(
+            "controller.params.reward: the reward is set by controller.reward (birdie or relative)"
+        )
     return make_controller(
         config.controller.name,
         [a.name for a in arms],
