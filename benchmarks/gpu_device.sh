@@ -1,0 +1,22 @@
+#!/bin/bash
+# The one script to run on a lent GPU machine, from the project's root, with the wheels of
+# ../shared/gpu/wheels.txt in .whl/ (benchmarks/fetch_gpu_wheels.sh; carry ".whl"):
+#   run(command="bash benchmarks/gpu_device.sh", carry=[".whl"], timeout_s=590)
+# Each part has its own time limit; everything is written under $OUT (default: ./gpu-out).
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+ls .whl/*.whl > /dev/null 2>&1 || { echo "no wheels in .whl/: run benchmarks/fetch_gpu_wheels.sh first" >&2; exit 1; }
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD
+{
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 -c "import jax, jaxlib; print('jax', jax.__version__, 'jaxlib', jaxlib.__version__, jax.devices())"
+    git log -1 --format='commit %h %s' 2>/dev/null
+} 2>&1 | tee "$OUT/env.txt"
+# pytest -m gpu: the kernel's compiled checks and whatever else is marked gpu (<= 3 min).
+timeout 200 python3 -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/pytest-gpu.txt"
+# The GPU bench (<= 5 min): kernel check, scan table, 125M presets' tokens/s and MFU, pipeline.
+timeout 320 python3 benchmarks/gpu.py 2>&1 | tee "$OUT/bench-gpu.txt"
