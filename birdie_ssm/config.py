@@ -464,6 +464,59 @@ def dump_config(config: Config, path: str | Path) -> None:
     )
 
 
+# configs/quickstart.yaml is generated from ``Config()`` (the one source of the quickstart's
+# values) by ``quickstart_yaml``; tests/test_config.py checks the file is up to date.
+QUICKSTART_HEADER = """\
+# The quickstart: the mission's model on a 2-core CPU in a few minutes. A ~1M-parameter
+# bidirectional-to-causal gated SSM (every other layer reads the prefix both ways) on the built-in
+# synthetic corpus with the byte tokenizer; the Birdie controller over a CPU-sized family of
+# objectives: next-token, prefix LM, copying, selective copying, associative recall, and the MQAR
+# task's own format (task_format: random keys and values; eval asks held-out ones).
+# `birdie-ssm eval --checkpoint runs/quickstart` then asks held-out MQAR and copying items
+# (eval.tasks). `birdie-ssm train` with no --config uses these values.
+#
+# GENERATED from the schema's defaults in birdie_ssm/config.py (the one source; an installed
+# package needs no file): do not edit. Regenerate with
+#   python -c "from birdie_ssm.config import quickstart_yaml; print(quickstart_yaml(), end='')" \\
+#     > configs/quickstart.yaml
+"""
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of YAML (flow style)."""
+    return yaml.safe_dump([value], default_flow_style=True, width=1 << 20, sort_keys=False)[1:-2]
+
+
+def _comment(text: str | None) -> str:
+    return f"  # {' '.join(text.replace('``', '').split())}" if text else ""
+
+
+def quickstart_yaml() -> str:
+    """configs/quickstart.yaml: every key of ``Config()`` (the quickstart), in schema order,
+    with each field's description as a comment; mappings and lists of mappings one item a line."""
+    lines = QUICKSTART_HEADER.splitlines()
+    values = Config().model_dump(mode="json")
+    for name, field in Config.model_fields.items():
+        section = field.annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            lines.append(f"{name}: {_flow(values[name])}{_comment(field.description)}")
+            continue
+        doc = (section.__doc__ or "").strip().split("\n\n")[0]  # its first paragraph
+        lines.append(f"{name}:{_comment(doc)}")
+        for key, sub in section.model_fields.items():
+            value = values[name][key]
+            if isinstance(value, dict):
+                children = [(f"{k}:", v) for k, v in value.items()]
+            else:
+                children = [("-", v) for v in value] if isinstance(value, list) else []
+            if children and all(isinstance(v, dict) for _, v in children):
+                lines.append(f"  {key}:{_comment(sub.description)}")
+                lines += [f"    {k} {_flow(v)}" for k, v in children]
+            else:
+                lines.append(f"  {key}: {_flow(value)}{_comment(sub.description)}")
+    return "\n".join(lines) + "\n"
+
+
 def diff_keys(a: BaseModel, b: BaseModel, prefix: str = "") -> list[str]:
     """The dotted keys whose values differ between two configs (or sections)."""
     keys = []

@@ -2,31 +2,44 @@ from pathlib import Path
 
 import pytest
 
-from birdie_ssm.config import Config, dump_config, load_config
+from birdie_ssm.config import Config, dump_config, load_config, quickstart_yaml
 from birdie_ssm.errors import BirdieError
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quickstart_file_is_the_default():
+def test_quickstart_file_is_generated_from_the_schema():
+    """One source: the schema's defaults. configs/quickstart.yaml is their generated text (every
+    key spelled out, with the schema's descriptions), not a second copy kept by hand."""
+    import yaml
+
+    written = (ROOT / "configs" / "quickstart.yaml").read_text(encoding="utf-8")
+    assert written == quickstart_yaml(), (
+        'configs/quickstart.yaml is stale; regenerate it: python -c "from birdie_ssm.config '
+        "import quickstart_yaml; print(quickstart_yaml(), end='')\" > configs/quickstart.yaml"
+    )
+    assert yaml.safe_load(written) == Config().model_dump(mode="json")
     assert load_config(ROOT / "configs" / "quickstart.yaml") == Config()
 
 
-def test_quickstart_file_spells_out_every_key():
-    """Key for key: every field of every section is written in the file, none left implicit."""
-    import yaml
+def test_quickstart_needs_no_file_from_any_directory(tmp_path, monkeypatch):
+    """`birdie-ssm train` with no --config reads no file, so an installed package (which ships
+    no configs/) runs it from any working directory."""
+    monkeypatch.chdir(tmp_path)
+    opened = []
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: opened.append(self))
+    assert load_config() == Config() and not opened
 
-    written = yaml.safe_load((ROOT / "configs" / "quickstart.yaml").read_text())
-    full = Config().model_dump(mode="json")
 
-    def keys(tree, prefix=""):
-        for key, value in tree.items():
-            if isinstance(value, dict) and value and prefix.count(".") < 1:
-                yield from keys(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}"
+def test_package_data_entries_match_files():
+    """pyproject's package-data globs each match a file (a dead entry ships nothing)."""
+    import tomllib
 
-    assert sorted(keys(written)) == sorted(keys(full))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    package_data = project["tool"]["setuptools"].get("package-data", {})
+    for package, patterns in package_data.items():
+        for pattern in patterns:
+            assert list((ROOT / package).glob(pattern)), f"package-data {package}/{pattern}"
 
 
 def test_override_parses_yaml_values():
