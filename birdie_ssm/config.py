@@ -196,8 +196,18 @@ class DataConfig(Section):
     batch_size: int = Field(16, ge=1, le=65536)
     seed: int = Field(0, ge=0)
     val_batches_per_arm: int = Field(2, ge=1, le=1000)
-    workers: int = Field(0, ge=0, le=256, description="0: produce batches in the trainer process")
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="batch-making processes; auto: 0 on a CPU backend, else min(8, CPUs - 2)",
+    )
     prefetch: int = Field(4, ge=1, le=1024, description="batches each data worker keeps ready")
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_count(cls, value: Any) -> Any:
+        if value == "auto" or (type(value) is int and 0 <= value <= 256):
+            return value
+        raise ValueError(f"data.workers must be 'auto' or an integer in [0, 256], got {value!r}")
 
     @model_validator(mode="after")
     def _files_needed(self) -> DataConfig:

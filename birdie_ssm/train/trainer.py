@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from birdie_ssm.config import Config, TrainConfig, diff_keys, dump_config
 from birdie_ssm.curriculum import eval_steps, update_controller
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.pipeline import with_workers_resolved
 from birdie_ssm.train.build import build_run
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.flops import mfu_meter
@@ -122,6 +123,8 @@ class Trainer:
             if oom is None:
                 raise
             raise oom from None
+        # data.workers "auto" as the count the pipeline runs: recorded, so a resume keeps it.
+        self.config = config = with_workers_resolved(config)
         self.arm_names = [a.name for a in self.run.arms]
         self.arm_classes = [a.objective_class for a in self.run.arms]
         self.mixture = np.asarray(self.run.controller.initial_mixture(), dtype=np.float64)
