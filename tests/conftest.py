@@ -25,6 +25,7 @@ TINY = [
     "data.seq_len=64",
     "data.batch_size=4",
     "data.val_batches_per_arm=1",
+    "data.workers=0",  # no worker processes even where 'auto' would start some (a GPU host)
     "train.steps=30",
     "train.warmup_steps=5",
     "train.log_every=5",

@@ -15,6 +15,7 @@ no separators), the query sentinel and the key; the target is the value and the 
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,8 +35,8 @@ from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
 LETTERS = np.array(list(string.ascii_lowercase))
 DIGITS = np.array(list(string.digits))
-_LETTER_BYTES = np.frombuffer(string.ascii_lowercase.encode(), dtype=np.uint8)
-_DIGIT_BYTES = np.frombuffer(string.digits.encode(), dtype=np.uint8)
+_LETTER_BYTES = string.ascii_lowercase.encode()
+_DIGIT_BYTES = string.digits.encode()
 QUERY = 0  # the sentinel that opens the query list of the recall layout
 
 
@@ -67,10 +68,27 @@ class MqarSettings(TaskSettings):
         check_sweep("pairs", self.pairs, 1, min(len(LETTERS) ** self.key_length, 4096))
 
 
-def _spell(alphabet: np.ndarray, codes: np.ndarray, length: int) -> np.ndarray:
-    """``[len(codes), length]`` ASCII bytes: base-``len(alphabet)`` spelling of each code."""
-    places = len(alphabet) ** np.arange(length - 1, -1, -1)
-    return alphabet[(np.asarray(codes)[:, None] // places) % len(alphabet)]
+SPELLING_TABLE_MAX = 1 << 16  # codes below this are spelled by one table lookup
+
+
+@functools.cache
+def _spellings(alphabet: bytes, length: int) -> np.ndarray:
+    """Every code's spelling, ``[len(alphabet) ** length, length]`` bytes (small spaces only)."""
+    return _spell_codes(alphabet, np.arange(len(alphabet) ** length), length)
+
+
+def _spell_codes(alphabet: bytes, codes: np.ndarray, length: int) -> np.ndarray:
+    letters = np.frombuffer(alphabet, dtype=np.uint8)
+    places = len(letters) ** np.arange(length - 1, -1, -1, dtype=np.int64)
+    return letters[(np.asarray(codes, dtype=np.int64)[:, None] // places) % len(letters)]
+
+
+def _spell(alphabet: bytes, codes: np.ndarray, length: int) -> np.ndarray:
+    """``[len(codes), length]`` ASCII bytes: base-``len(alphabet)`` spelling of each code
+    (a table lookup where the code space is small: this runs twice per item)."""
+    if len(alphabet) ** length <= SPELLING_TABLE_MAX:
+        return _spellings(alphabet, length)[codes]
+    return _spell_codes(alphabet, codes, length)
 
 
 def _rows(tokenizer: Tokenizer, keys: list[str], values: list[str]) -> np.ndarray:
