@@ -24,7 +24,9 @@ How requests meet the model (the layouts of evaluation/prompts.py, chosen with `
   windows of ``max_length - 3`` tokens; each later window reads as its context as many of the
   tokens before it as the row has room for (at least one).
 - ``generate_until(context, {until, max_gen_toks})``: greedy decoding of the rendered context,
-  cut at the first ``until`` string or the end token.
+  cut at the first ``until`` string or the end token. The context is kept whole (up to the row
+  less one generated token) and the generation is capped to what is left of ``max_length``: a
+  question cut to make room for a long answer could no longer be answered.
 
 The core (``HarnessModel``) does not import lm_eval; ``BirdieSSMLM`` (defined only when lm_eval
 is importable) is the same class on top of lm_eval's ``LM``, registered as "birdie-ssm".
@@ -140,7 +142,10 @@ class HarnessModel:
             self.fmt = objective_format(config, specials, objective)
         else:
             self.fmt = choose_format(config, specials, None, format)
-        size = batch_size if isinstance(batch_size, int) else 16  # "auto" -> a fixed size
+        # lm_eval's --batch_size arrives as text ("8", or "auto", "auto:N": a fixed size here).
+        if isinstance(batch_size, str):
+            batch_size = int(batch_size) if batch_size.strip().isdigit() else 16
+        size = int(batch_size)
         if size < 1:
             raise BirdieError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = size
@@ -209,9 +214,10 @@ class HarnessModel:
             kwargs = dict(kwargs or {})
             until = kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
-            limit = int(kwargs.get("max_gen_toks", DEFAULT_GEN_TOKENS))
-            prompts.append(self._prompt(self._encode(context), limit))
-            limits.append(limit)
+            prompt = self._prompt(self._encode(context), 1)
+            wanted = int(kwargs.get("max_gen_toks", DEFAULT_GEN_TOKENS))
+            prompts.append(prompt)
+            limits.append(max(1, min(wanted, self.max_length - len(prompt))))
             stops.append(until)
         outputs = complete(
             self.run.model, prompts, prefix_len=self.fmt.prefix_len, max_new=limits,
@@ -244,11 +250,19 @@ else:
 
         @classmethod
         def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+            """The model from ``key=value,...`` model_args (as ``lm_eval.simple_evaluate``
+            passes a string)."""
             from lm_eval.utils import simple_parse_args_string
 
-            args = simple_parse_args_string(arg_string)
+            return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
+        @classmethod
+        def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None):
+            """The model from model_args as a mapping (lm_eval's command line parses them so).
+            lm_eval adds its own ``batch_size`` (default 1), ``device``, ...: a key given in
+            model_args wins, where lm_eval's base class passes both and fails."""
             extra = {k: v for k, v in (additional_config or {}).items() if v is not None}
-            return cls(**(extra | args))
+            return cls(**(extra | dict(arg_dict)))
 
 
 def main(argv: list[str] | None = None) -> None:

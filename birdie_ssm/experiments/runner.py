@@ -24,7 +24,8 @@ def run_experiment(
 ) -> list[Path]:
     """Train, fine-tune, evaluate and report every run of experiment ``file`` for every seed
     (``seeds`` replaces the file's list); returns the files written. ``overrides`` apply to
-    the pretraining stage of every run."""
+    the pretraining stage of every run (for a run without one, to what stands in for it: its
+    fine-tuning stage's model, data and step count)."""
     file = Path(file)
     spec = load_spec(file)
     seeds = list(seeds or spec.seeds)
@@ -35,7 +36,9 @@ def run_experiment(
     # Every seed's configs (and fine-tuning stages) are checked before anything is written.
     by_seed = {seed: run_configs(spec, file, list(overrides or []), seed) for seed in seeds}
     tuned = {
-        (seed, run.name): finetune_config(spec, file, run, configs.get(run.name), seed)
+        (seed, run.name): finetune_config(
+            spec, file, run, configs.get(run.name), seed, list(overrides or [])
+        )
         for seed, configs in by_seed.items()
         for run in (spec.runs if ft is not None else [])
     }

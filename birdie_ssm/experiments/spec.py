@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from birdie_ssm.config import Config, apply_override, load_raw, validate
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, not_a_file
 from birdie_ssm.tasks import TASKS
 
 NAME = r"^[A-Za-z0-9_.-]+$"
@@ -112,7 +112,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate an experiment file."""
     path = Path(path)
     if not path.is_file():
-        raise BirdieError(f"experiment file '{path}' does not exist")
+        raise BirdieError(f"experiment file '{path}' {not_a_file(path)}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return ExperimentSpec.model_validate(raw)
@@ -167,16 +167,22 @@ def run_configs(
 
 
 def finetune_config(
-    spec: ExperimentSpec, file: Path, run: RunSpec, pretrained: Config | None, seed: int
+    spec: ExperimentSpec,
+    file: Path,
+    run: RunSpec,
+    pretrained: Config | None,
+    seed: int,
+    overrides: list[str] | None = None,
 ) -> Config:
     """The fine-tuning stage's config for ``run``: its pretraining config (or, for a run with
-    ``pretrain: false``, the shared one) with the stage's objectives, schedule and batch."""
+    ``pretrain: false``, the shared one with the command's ``overrides``, as every pretraining
+    run has them) with the stage's objectives, schedule and batch."""
     ft = spec.finetune
     assert ft is not None
     if pretrained is None:
         base = load_raw(None if spec.base is None else file.parent / spec.base)
         shared = [*spec.shared.items(), ("data.seed", seed), ("train.seed", seed)]
-        pretrained = _build(base, shared, f"run '{run.name}'")
+        pretrained = _build(base, shared + _overrides(overrides or []), f"run '{run.name}'")
     steps = ft.steps + (0 if run.pretrain else pretrained.train.steps)
     every = ft.curve_every or steps
     stage: list[tuple[str, Any]] = [

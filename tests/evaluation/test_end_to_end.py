@@ -106,11 +106,14 @@ def test_staged_experiment_pretrains_finetunes_records_curves_and_resumes(tmp_pa
     path = tmp_path / "staged.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "out"
-    assert main(["experiment", str(path), "--output", str(out), "--seeds", "3"]) == 0
+    # --set reaches every run: the pretraining stage, and the control's one stage.
+    argv = ["experiment", str(path), "--output", str(out), "--seeds", "3", "--set", "train.steps=6"]
+    assert main(argv) == 0
     for seed in (3,):
         ft = out / f"seed{seed}" / "ntp" / "finetune"
         assert json.loads((ft / "train_done.json").read_text())["steps"] == 4
-        assert (out / f"seed{seed}" / "ntp" / "pretrain" / "train_done.json").is_file()
+        pretrain = out / f"seed{seed}" / "ntp" / "pretrain" / "train_done.json"
+        assert json.loads(pretrain.read_text())["steps"] == 6
         # The pretrained run's curve starts at step 0 (before fine-tuning); checkpoints 2, 4.
         assert sorted(p.name for p in (ft / "curve").iterdir()) == [
             "phonebook-0000000.json", "phonebook-0000002.json", "phonebook-0000004.json"
@@ -118,7 +121,7 @@ def test_staged_experiment_pretrains_finetunes_records_curves_and_resumes(tmp_pa
         scratch = out / f"seed{seed}" / "scratch"
         assert not (scratch / "pretrain").exists()
         # From scratch: the pretraining steps plus the fine-tuning steps, in one stage.
-        assert json.loads((scratch / "finetune" / "train_done.json").read_text())["steps"] == 8
+        assert json.loads((scratch / "finetune" / "train_done.json").read_text())["steps"] == 10
     table = (out / "results.md").read_text()
     assert "| ntp |" in table and "| scratch |" in table and "seed3" not in table
     assert "steps to 50%" in table and "Learning curve: phonebook" in table
@@ -128,7 +131,7 @@ def test_staged_experiment_pretrains_finetunes_records_curves_and_resumes(tmp_pa
     assert [c["step"] for c in data["ntp"]["seeds"]["3"]["curves"]["phonebook"]] == [0, 2, 4]
     capsys.readouterr()
     # Run again: every stage is found finished; nothing is trained or evaluated again.
-    assert main(["experiment", str(path), "--output", str(out), "--seeds", "3"]) == 0
+    assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "curve step" not in printed and "phonebook:" not in printed
     assert (out / "results.md").read_text() == table

@@ -3,12 +3,15 @@ is installed, a local multiple-choice task through ``lm_eval.simple_evaluate``."
 
 import importlib.util
 import json
+import shlex
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
 
+from birdie_ssm.evaluation import lm_eval as lm_eval_adapter
 from birdie_ssm.evaluation.lm_eval import HarnessModel
 from birdie_ssm.evaluation.prompts import render
 from birdie_ssm.evaluation.runner import EvalContext, complete
@@ -94,13 +97,43 @@ def test_generate_until_is_greedy_decoding_cut_at_the_stop_string(ctx):
         assert cut == text[: text.index(text[1])]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("lm_eval") is None, reason="lm_eval not installed")
-def test_simple_evaluate_runs_a_local_multiple_choice_task(tmp_path):
-    import lm_eval
-    from lm_eval.tasks import TaskManager
+def test_generate_until_keeps_the_question_and_caps_the_generation(ctx, monkeypatch):
+    seen = {}
 
+    def record(model, prompts, *, max_new, **kwargs):
+        seen["prompts"], seen["max_new"] = prompts, max_new
+        return [np.zeros(0, np.int32) for _ in prompts]
+
+    monkeypatch.setattr(lm_eval_adapter, "complete", record)
+    # max_length defaults to the run's seq_len (64 here), shorter than lm_eval's default 256
+    # generated tokens: the whole question is read, the answer gets the rest of the row.
+    model = HarnessModel(ctx)
+    question = "Book: Ada 7012, Bob 6331. Ada?"
+    model.generate_until([(question, {"until": ["\n"]})])
+    prompt = render(model.fmt, ctx.tokenizer.specials, ctx.tokenizer.encode(question))
+    assert np.array_equal(seen["prompts"][0], prompt)
+    assert seen["max_new"] == [64 - len(prompt)] and len(prompt) + 10 < 64
+    # A question longer than the row loses its oldest tokens, keeping room for one token.
+    model.generate_until([(question * 3, {"max_gen_toks": 5})])
+    ids = ctx.tokenizer.encode(question * 3)
+    kept = render(
+        model.fmt, ctx.tokenizer.specials, ids[len(ids) - 63 + len(prompt) - len(question) :]
+    )
+    assert len(kept) == 63 and np.array_equal(seen["prompts"][0], kept)
+    assert seen["max_new"] == [1]
+
+
+needs_lm_eval = pytest.mark.skipif(
+    importlib.util.find_spec("lm_eval") is None, reason="lm_eval not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def harness_run(tmp_path_factory):
+    """A 2-step run and a local multiple-choice lm_eval task (no download)."""
     from birdie_ssm.train.trainer import Trainer
 
+    tmp_path = tmp_path_factory.mktemp("harness")
     run = tmp_path / "run"
     steps = ["train.steps=2", "train.checkpoint_every=2", "train.log_every=1"]
     trainer = Trainer(tiny_config(*steps), run, progress=False)
@@ -118,11 +151,70 @@ def test_simple_evaluate_runs_a_local_multiple_choice_task(tmp_path):
         "doc_to_text: '{{q}}'\ndoc_to_choice: '{{choices}}'\ndoc_to_target: gold\n"
         "metric_list:\n  - metric: acc\n"
     )
+    return run, tmp_path / "tasks", rows
+
+
+def _expected_accuracy(run, rows):
+    """lm_eval's acc computed here: the choice with the higher log-likelihood, against gold."""
+    model = HarnessModel(run)
+    right = 0
+    for row in rows:
+        scores = model.loglikelihood([(row["q"], " " + c) for c in row["choices"]])
+        right += int(np.argmax([logp for logp, _ in scores]) == row["gold"])
+    return right / len(rows)
+
+
+@needs_lm_eval
+def test_simple_evaluate_runs_a_local_multiple_choice_task(harness_run):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    run, tasks, rows = harness_run
     results = lm_eval.simple_evaluate(
         model="birdie-ssm",
         model_args=f"run_dir={run},batch_size=4",
         tasks=["tiny_sums"],
-        task_manager=TaskManager(include_path=str(tmp_path / "tasks")),
+        task_manager=TaskManager(include_path=str(tasks)),
     )
-    acc = results["results"]["tiny_sums"]["acc,none"]
-    assert 0.0 <= acc <= 1.0
+    assert results["results"]["tiny_sums"]["acc,none"] == _expected_accuracy(run, rows)
+
+
+def _readme_command() -> list[str]:
+    """The README's lm-eval command line, as a list of arguments after the program."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### lm-evaluation-harness", 1)[1].split("```bash", 1)[1]
+    block = section.split("```", 1)[0].replace("\\\n", " ")
+    line = next(x for x in block.splitlines() if "birdie_ssm.evaluation.lm_eval" in x)
+    words = shlex.split(line)
+    return words[words.index("birdie_ssm.evaluation.lm_eval") + 1 :]
+
+
+@needs_lm_eval
+def test_the_readme_command_runs_as_written(harness_run, capsys):
+    # The documented command (lm_eval's CLI parses model_args into a mapping, and passes its
+    # own batch_size beside it); only the run and the task change: a local one, no download.
+    run, tasks, rows = harness_run
+    argv = _readme_command()
+    assert "--model_args" in argv and "batch_size=" in argv[argv.index("--model_args") + 1]
+    argv = [a.replace("runs/quickstart", str(run)) for a in argv]
+    argv[argv.index("--tasks") + 1] = "tiny_sums"
+    lm_eval_adapter.main([*argv, "--include_path", str(tasks)])
+    out = capsys.readouterr().out
+    table = next(line for line in out.splitlines() if line.startswith("|tiny_sums"))
+    assert f"{_expected_accuracy(run, rows):.4f}" in table
+
+
+@needs_lm_eval
+def test_model_args_win_over_lm_evals_own_settings():
+    from birdie_ssm.evaluation.lm_eval import BirdieSSMLM
+
+    made = []
+
+    class Recording(BirdieSSMLM):
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+    extra = {"batch_size": "1", "max_batch_size": None, "device": "cpu"}
+    Recording.create_from_arg_string("run_dir=r,batch_size=8", extra)
+    Recording.create_from_arg_obj({"run_dir": "r", "batch_size": 8}, extra)
+    assert made == [{"run_dir": "r", "batch_size": 8, "device": "cpu"}] * 2
