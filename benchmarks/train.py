@@ -37,13 +37,13 @@ def main() -> None:
         jax.block_until_ready(trainer.params)
 
         start = time.perf_counter()
-        batches = [trainer.pipeline.next_batch() for _ in range(args.steps)]
+        batches = [trainer.run.pipeline.next_batch() for _ in range(args.steps)]
         data_s = time.perf_counter() - start
 
-        arrays = [global_batch(b.as_dict(), trainer.batch_sharding) for b in batches]
+        arrays = [global_batch(b.as_dict(), trainer.run.batch_sharding) for b in batches]
         start = time.perf_counter()
         for batch in arrays:
-            trainer.params, trainer.opt_state, _ = trainer.train_step(
+            trainer.params, trainer.opt_state, _ = trainer.run.train_step(
                 trainer.params, trainer.opt_state, batch
             )
         jax.block_until_ready(trainer.params)
@@ -64,7 +64,7 @@ def main() -> None:
 
     n = args.steps * tokens
     print(
-        f"quickstart train step: {trainer.num_params:,} parameters, batch "
+        f"quickstart train step: {trainer.run.num_params:,} parameters, batch "
         f"{config.data.batch_size} x {config.data.seq_len} tokens, {args.steps} steps"
     )
     print(

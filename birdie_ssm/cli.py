@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import runpy
@@ -40,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     train.add_argument("--resume-from", type=int, metavar="STEP",
                        help="continue from checkpoint STEP (e.g. the intact one before a damaged "
-                       "checkpoint); later checkpoints are removed")  # fmt: skip
+                       "checkpoint); once it has restored, later checkpoints are removed")  # fmt: skip
+    train.add_argument("--allow-lr-change", action="store_true",
+                       help="resume even where --set train.steps moves the learning rate of the "
+                       "steps to come (see train.schedule)")  # fmt: skip
     train.add_argument("--overwrite", action="store_true", help="replace an existing run")
     train.add_argument(
         "--init-from", metavar="DIR", help="start from the parameters of another run (fine-tuning)"
@@ -126,49 +130,51 @@ def _train(args: argparse.Namespace) -> None:
     created = not run_dir.exists()
     if args.overwrite and existing:
         shutil.rmtree(run_dir)
-    if args.resume_from is not None:
-        _drop_checkpoints_after(run_dir, args.resume_from)
     try:
         trainer = Trainer(config, run_dir, resume=args.resume, resume_step=args.resume_from,
-                          init_from=args.init_from)  # fmt: skip
-    except BirdieError:
-        if created or args.overwrite:  # leave nothing half-made behind
-            shutil.rmtree(run_dir, ignore_errors=True)
+                          init_from=args.init_from, allow_lr_change=args.allow_lr_change)  # fmt: skip
+    except BaseException:
+        if not args.resume:
+            _remove_new_run(run_dir, created)
         raise
+    if trainer.removed_checkpoints:
+        print(f"removed checkpoints {', '.join(map(str, trainer.removed_checkpoints))} to "
+              f"resume from {trainer.step}", flush=True)  # fmt: skip
+    if trainer.lr_change is not None:
+        before, after = trainer.lr_change
+        print(f"note: the learning rate at step {trainer.step} moves from {before:.3g} to "
+              f"{after:.3g} (--allow-lr-change)", flush=True)  # fmt: skip
     if args.resume:
         dump_config(config, run_dir / "config.yaml")  # record what --set changed
         print(f"resuming run '{config.name}' in {run_dir} from step {trainer.step}", flush=True)
     print(
-        f"run '{config.name}' in {run_dir}: {trainer.num_params:,} parameters, "
-        f"{len(trainer.arms)} arms, {config.train.steps} steps",
+        f"run '{config.name}' in {run_dir}: {trainer.run.num_params:,} parameters, "
+        f"{len(trainer.arm_names)} arms, {config.train.steps} steps",
         flush=True,
     )
     start = time.perf_counter()
     try:
         losses = trainer.fit()
-    finally:
+    except BaseException:
         trainer.close()
+        # A new run that failed before its first checkpoint has nothing to resume: leaving it
+        # would only make the next try say "already holds a run".
+        if not args.resume and trainer.checkpointer.latest_step() is None:
+            _remove_new_run(run_dir, created)
+        raise
+    trainer.close()
     _print_losses(trainer.arm_names, losses, _first_val_losses(run_dir))
     print(f"trained to step {trainer.step} in {time.perf_counter() - start:.0f} s")
     _report(run_dir, quiet=True)
     print(f"checkpoint, metrics.jsonl and plots in {run_dir}")
 
 
-def _drop_checkpoints_after(run_dir: Path, step: int) -> None:
-    """Make ``step`` the run's newest checkpoint (asked for by --resume-from): later ones are
-    removed, saying which, so the resumed run can write its own."""
-    folder = run_dir / "checkpoints"
-    steps = (
-        sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) if folder.is_dir() else []
-    )
-    if step not in steps:
-        raise BirdieError(f"--resume-from {step}: '{folder}' has no checkpoint {step} (it has: "
-                          f"{', '.join(map(str, steps)) or 'none'})")  # fmt: skip
-    later = [s for s in steps if s > step]
-    for s in later:
-        shutil.rmtree(folder / str(s))
-    if later:
-        print(f"removed checkpoints {', '.join(map(str, later))} to resume from {step}", flush=True)
+def _remove_new_run(run_dir: Path, created: bool) -> None:
+    """Leave nothing of a new run that failed: its directory, or (one that was there, empty)
+    its contents."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if not created:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _first_val_losses(run_dir: Path) -> dict[str, float]:
@@ -214,14 +220,32 @@ def _report(run_dir: Path, quiet: bool = False) -> None:
             print(path)
 
 
+BENCH_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
 def _bench(args: argparse.Namespace) -> None:
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{args.which}.py"
+    script = BENCH_DIR / f"{args.which}.py"
     if not script.is_file():
         raise BirdieError(
             f"benchmark script '{script}' is not there (benchmarks ship with the repository)"
         )
     sys.argv = [str(script), *args.args]
-    runpy.run_path(str(script), run_name="__main__")
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except (BirdieError, SystemExit, KeyboardInterrupt):
+        raise  # its own one-line error, argparse's usage message (exit 2), or Ctrl-C
+    except Exception as exc:  # a benchmark is a script: report its failure, not its traceback
+        where = _innermost(exc, script)
+        raise BirdieError(f"benchmark '{args.which}' failed{where}: {type(exc).__name__}: "
+                          f"{exc} (arguments: {' '.join(args.args) or 'none'})") from None  # fmt: skip
+
+
+def _innermost(exc: BaseException, script: Path) -> str:
+    """' at FILE:LINE' of the innermost frame of ``exc`` in ``script``, or ''."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(script)]
+    return f" at {script.name}:{frames[-1].lineno}" if frames else ""
 
 
 def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
@@ -422,9 +446,14 @@ def _seeds(text: str) -> list[int]:
 def _experiment(args: argparse.Namespace) -> None:
     from birdie_ssm.experiments import run_experiment
 
+    if args.output is not None:
+        check_writable(args.output, "--output")
     paths = run_experiment(args.file, overrides=args.set, output=args.output, seeds=args.seeds)
     for path in paths:
         print(path)
+
+
+_DISK_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -448,6 +477,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("birdie-ssm: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        # Permission or space lost while running (checked up front where it can be).
+        where = f": '{exc.filename}'" if exc.filename else ""
+        fix = "free some space" if exc.errno == errno.ENOSPC else "fix its permissions"
+        print(f"birdie-ssm: error: {exc.strerror}{where}; {fix} or choose another directory",
+              file=sys.stderr)  # fmt: skip
+        return 2
     return 0
 
 

@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from birdie_ssm import plugins
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, not_a_file
 
 
 def _component_check(key: str, *args: Any) -> Any:
@@ -275,6 +275,10 @@ class TrainConfig(Section):
     lr: float = Field(2e-3, gt=0.0, le=10.0)
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
     warmup_steps: int = Field(40, ge=0)
+    schedule: Literal["cosine", "wsd"] = Field(
+        "cosine", description="cosine decay, or warmup-stable-decay (extends without a jump)"
+    )
+    decay_fraction: float = Field(0.2, gt=0.0, le=1.0, description="wsd: share of steps decaying")
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)
     b1: float = Field(0.9, ge=0.0, lt=1.0)
@@ -447,7 +451,7 @@ def load_raw(path: str | Path | None) -> dict[str, Any]:
         return Config().model_dump(mode="json")
     path = Path(path)
     if not path.is_file():
-        raise BirdieError(f"config file '{path}' does not exist")
+        raise BirdieError(f"config file '{path}' {not_a_file(path)}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

@@ -20,3 +20,11 @@ def check_writable(path: str | Path, what: str) -> None:
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise BirdieError(f"{what} '{path}' is not writable ('{probe}' does not let this user "
                           "write); choose another directory or fix its permissions")  # fmt: skip
+
+
+def not_a_file(path: str | Path) -> str:
+    """Why ``path`` cannot be read as a file, for a message: 'does not exist', or what it is."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a directory, not a file"
+    return "is not a regular file" if path.exists() else "does not exist"

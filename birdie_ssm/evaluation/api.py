@@ -235,7 +235,12 @@ def read_items(path: str | Path) -> list[dict[str, str]]:
         problem = "is not a file" if path.exists() else "does not exist"
         raise BirdieError(f"items file '{path}' {problem}")
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BirdieError(f"items file '{path}' is not valid UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start}); save it as UTF-8") from None  # fmt: skip
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -56,7 +56,7 @@ def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> d
     info = {
         "steps": config.train.steps,
         "tokens": trainer.tokens_seen,
-        "num_params": trainer.num_params,
+        "num_params": trainer.run.num_params,
         "train_seconds": round(time.perf_counter() - start, 1),
         "resumed": resume,
         "final_val_loss": losses,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from birdie_ssm.errors import not_a_file
 from birdie_ssm.tasks.base import (
     Item,
     Task,
@@ -71,7 +72,7 @@ class BookSettings(TaskSettings):
         if self.names_file is not None:
             path = Path(self.names_file)
             if not path.is_file():
-                raise ValueError(f"names_file '{path}' does not exist")
+                raise ValueError(f"names_file '{path}' {not_a_file(path)}")
             names = [n.strip() for n in path.read_text(encoding="utf-8").splitlines()]
             object.__setattr__(self, "_names", [n for n in names if n])
         else:

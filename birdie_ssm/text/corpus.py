@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from birdie_ssm.config import DataConfig
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, not_a_file
 from birdie_ssm.text.prose import prose_documents
 from birdie_ssm.text.synthetic import synthetic_document
 
@@ -97,12 +97,24 @@ def _builder_for(paths: list[Path]) -> str:
     return kinds.pop()
 
 
+def _not_utf8(paths: list[Path], cause: UnicodeDecodeError) -> str:
+    """Which data file is not UTF-8 (datasets does not say): the first that fails to decode."""
+    for path in (p for p in paths if p.suffix.lower() != ".parquet"):  # binary by design
+        try:
+            with path.open(encoding="utf-8") as f:
+                while f.read(1 << 20):
+                    pass
+        except UnicodeDecodeError as exc:
+            return f"data file '{path}' is not valid UTF-8 text ({exc.reason} at byte {exc.start})"
+    return f"data files are not valid UTF-8 text ({cause.reason})"
+
+
 def read_files(files: list[str], text_field: str) -> list[str]:
     """Read documents from local files with ``datasets`` (text files: one document per paragraph)."""
     paths = [Path(f).expanduser() for f in files]
     for path in paths:
         if not path.is_file():
-            raise BirdieError(f"data file '{path}' does not exist")
+            raise BirdieError(f"data file '{path}' {not_a_file(path)}")
         if path.stat().st_size == 0:
             raise BirdieError(f"data file '{path}' is empty")
     builder = _builder_for(paths)
@@ -115,12 +127,10 @@ def read_files(files: list[str], text_field: str) -> list[str]:
         ds = datasets.load_dataset(
             builder, data_files=[str(p) for p in paths], split="train", **kwargs
         )
-    except UnicodeDecodeError as exc:
-        raise BirdieError(f"data files are not valid UTF-8 text ({exc.reason})") from None
     except Exception as exc:  # datasets wraps parse errors in many types
-        cause = exc.__cause__ or exc
+        cause = exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__ or exc
         if isinstance(cause, UnicodeDecodeError):
-            raise BirdieError("data files are not valid UTF-8 text") from None
+            raise BirdieError(_not_utf8(paths, cause)) from None
         raise BirdieError(f"could not read data files: {type(cause).__name__}: {cause}") from None
     if builder == "text":
         text_field = "text"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, not_a_file
 from birdie_ssm.text.tokenizer import SpecialTokens, decode_with_specials
 
 # GPT-4's (cl100k) pre-tokenisation pattern: a BPE file alone does not say how to split text.
@@ -26,7 +26,7 @@ CL100K_PATTERN = (
 def _existing(path: str | Path, kind: str) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
-        raise BirdieError(f"data.tokenizer_path: {kind} file '{path}' does not exist")
+        raise BirdieError(f"data.tokenizer_path: {kind} file '{path}' {not_a_file(path)}")
     return path
 
 

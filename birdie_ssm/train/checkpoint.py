@@ -1,14 +1,17 @@
 """Orbax checkpoints holding everything a resumed run needs.
 
-A checkpoint is one Orbax step directory with two items: ``state`` (params and optimizer state,
-as arrays) and ``meta`` (JSON: step, controller state, pipeline state, the config). Orbax writes
-each step to a temporary directory and renames it when complete, so a crash mid-write leaves the
-previous checkpoint intact.
+A checkpoint is one Orbax step directory with two items: ``state`` (the train state: params and
+optimizer state, as arrays) and ``meta`` (JSON: step, controller state, pipeline state, the
+config). Orbax writes each step to a temporary directory and renames it when complete, so a
+crash mid-write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,43 @@ def _abstract(x: Any) -> Any:
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
 
+def _first_words(cause: Exception) -> str:
+    """The first line of an Orbax/TensorStore error without the reprs it embeds."""
+    first = next((ln for ln in str(cause).splitlines() if ln.strip()), "")
+    # TensorStore appends "See full TensorStore details: <bound method ...>": words for nobody.
+    first = first.split("See full TensorStore details")[0]
+    previous = None
+    while previous != first:  # nested reprs: <bound method f of <object at 0x...>>
+        previous, first = first, re.sub(r"<[^<>]*>", "", first)
+    first = first.split("<")[0]  # a repr left open
+    return re.sub(r"\s+", " ", first).strip(" .:;")[:200]
+
+
+_QUIET = False
+
+
+def _quiet_abandoned_reads() -> None:
+    """Silence Orbax's abandoned array reads (once per process, after a failed restore).
+
+    Orbax reads a checkpoint's arrays in concurrent coroutines; when one read fails, the others
+    are dropped unfinished and Python reports each one ("Exception ignored in: <coroutine ...>",
+    with a traceback) whenever it is collected, after the one-line error. Reports about other
+    objects still go to the previous hook.
+    """
+    global _QUIET
+    if _QUIET:
+        return
+    previous = sys.unraisablehook
+
+    def hook(args: Any) -> None:
+        code = getattr(args.object, "cr_code", None)
+        if code is not None and "orbax" in code.co_filename:
+            return
+        previous(args)
+
+    sys.unraisablehook, _QUIET = hook, True
+
+
 class Damaged(BirdieError):
     """A checkpoint that cannot be restored; says which earlier one is intact, if known."""
 
@@ -31,19 +71,16 @@ class Damaged(BirdieError):
         self.step, self.directory = step, directory
         self.intact: int | None = None
         self.probed = False  # whether earlier checkpoints were tried
-        # Orbax and TensorStore messages carry reprs of bound methods and C++ objects: keep the
-        # first line's words, drop anything in angle brackets.
-        first = next((ln for ln in str(cause).splitlines() if ln.strip()), "")
-        self.detail = re.sub(r"\s+", " ", re.sub(r"<[^<>]*>", "", first)).strip()[:200]
-        self.kind = type(cause).__name__
+        self.detail, self.kind = _first_words(cause), type(cause).__name__
         super().__init__(str(self))
 
     def __str__(self) -> str:
         text = (f"checkpoint {self.step} in '{self.directory}' is damaged or incomplete and cannot "
                 f"be restored ({self.kind}{': ' + self.detail if self.detail else ''})")  # fmt: skip
         if self.intact is not None:
+            run_dir = shlex.quote(str(self.directory.parent))
             return text + (f"; checkpoint {self.intact} is intact: continue from it with "
-                           f"`birdie-ssm train --resume-from {self.intact}`")  # fmt: skip
+                           f"`birdie-ssm train --resume-from {self.intact} --run-dir {run_dir}`")  # fmt: skip
         return text + ("; no earlier checkpoint is intact" if self.probed else "")
 
 
@@ -71,6 +108,10 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    def steps(self) -> list[int]:
+        """The steps of the checkpoints on disk, ascending."""
+        return sorted(self.manager.all_steps())
+
     def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
         if step is None:
@@ -78,7 +119,7 @@ class Checkpointer:
         if step not in self.manager.all_steps():
             raise BirdieError(
                 f"no checkpoint {step} in '{self.directory}'; there are: "
-                f"{', '.join(map(str, self.manager.all_steps())) or 'none'}"
+                f"{', '.join(map(str, self.steps())) or 'none'}"
             )
         return step
 
@@ -86,20 +127,29 @@ class Checkpointer:
         try:
             return self.manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as exc:  # Orbax raises many types for missing or mismatched files
+            _quiet_abandoned_reads()
             raise Damaged(step, self.directory, exc) from None
 
-    def read_meta(self, step: int | None = None) -> dict[str, Any]:
-        """The JSON metadata of a checkpoint (cheap: no arrays are read)."""
-        step = self._step(step)
-        return dict(self._restore(step, meta=ocp.args.JsonRestore())["meta"])
+    def restore(
+        self,
+        target: Any,
+        step: int | None = None,
+        check: Callable[[dict[str, Any]], None] | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Restore checkpoint ``step`` (the latest by default) into the structure of ``target``
+        (arrays or shape/dtype structs); returns (state, metadata).
 
-    def restore(self, target: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
-        """Restore into the structure of ``target`` (arrays or shape/dtype structs). A damaged
-        checkpoint is refused, naming the newest earlier one that restores intact."""
+        ``check(meta)`` sees the metadata before any array is read and may refuse the
+        checkpoint by raising. A damaged checkpoint is refused, naming the newest earlier one
+        that restores intact.
+        """
         step = self._step(step)
         abstract = jax.tree.map(_abstract, target)
         items = {"state": ocp.args.StandardRestore(abstract), "meta": ocp.args.JsonRestore()}
         try:
+            meta = dict(self._restore(step, meta=ocp.args.JsonRestore())["meta"])
+            if check is not None:
+                check(meta)
             out = self._restore(step, **items)
         except Damaged as exc:
             exc.intact, exc.probed = self._newest_intact(step, items), True
@@ -116,6 +166,13 @@ class Checkpointer:
             except Damaged:
                 continue
         return None
+
+    def remove_after(self, step: int) -> list[int]:
+        """Delete the checkpoints later than ``step``; returns their steps."""
+        later = [s for s in self.steps() if s > step]
+        for s in later:
+            self.manager.delete(s)
+        return later
 
     def close(self) -> None:
         self.manager.close()

@@ -1,4 +1,14 @@
-"""The optimiser: AdamW with warmup + cosine decay and global-norm gradient clipping."""
+"""The optimiser: AdamW with a learning-rate schedule and global-norm gradient clipping.
+
+Two schedules (``train.schedule``), both with a linear warmup to ``lr`` and ending at
+``lr * min_lr_ratio`` on the last step:
+
+- ``cosine``: one cosine decay over the whole run. Its shape is fitted to ``train.steps``, so
+  extending a run (more steps) moves the learning rate of every step after the warmup.
+- ``wsd`` (warmup-stable-decay): ``lr`` held constant, then a cosine decay over the last
+  ``decay_fraction`` of the steps. Extending a run from a step in its stable phase only
+  lengthens that phase: the learning rate of every step trained so far stays as it was.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +18,40 @@ import optax
 from birdie_ssm.config import TrainConfig
 
 
+def _warmup(config: TrainConfig) -> int:
+    return min(config.warmup_steps, max(config.steps - 1, 0))
+
+
+def decay_start(config: TrainConfig) -> int:
+    """The first step of the final decay (the warmup's end for ``cosine``)."""
+    warmup = _warmup(config)
+    if config.schedule == "cosine":
+        return warmup
+    decay = max(1, round(config.decay_fraction * config.steps))
+    return max(warmup, config.steps - decay)
+
+
 def learning_rate(config: TrainConfig) -> optax.Schedule:
-    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio`` at the last step."""
-    warmup = min(config.warmup_steps, max(config.steps - 1, 0))
-    return optax.warmup_cosine_decay_schedule(
-        init_value=0.0,
-        peak_value=config.lr,
-        warmup_steps=warmup,
-        decay_steps=max(config.steps, warmup + 1),
-        end_value=config.lr * config.min_lr_ratio,
+    """The learning rate at each step (optimizer update count) under ``train.schedule``."""
+    warmup, end = _warmup(config), config.lr * config.min_lr_ratio
+    if config.schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(
+            init_value=0.0,
+            peak_value=config.lr,
+            warmup_steps=warmup,
+            decay_steps=max(config.steps, warmup + 1),
+            end_value=end,
+        )
+    start = decay_start(config)
+    return optax.join_schedules(
+        [
+            optax.linear_schedule(0.0, config.lr, warmup),
+            optax.constant_schedule(config.lr),
+            optax.cosine_decay_schedule(
+                config.lr, max(config.steps - start, 1), alpha=config.min_lr_ratio
+            ),
+        ],
+        boundaries=[warmup, start],
     )
 
 

@@ -4,6 +4,10 @@ losses.png (validation loss per objective and training loss, nats/token), mixtur
 controller's decisions as steps, and the mixture each interval really trained), rewards.png
 (controller reward per objective class, one panel each, clipped rewards marked). Steps are on
 a symlog axis: early evaluations (0, 2, 10, ...) stay apart while late ones still fit.
+
+Colours follow the objectives: one hue per objective class (the arm name before ``[``), a
+darker or lighter shade of it per parameter setting, so a mixture of 15 arms stays readable;
+legends sit outside the axes, clear of the curves.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
@@ -24,6 +29,42 @@ from birdie_ssm.train.metrics import read_metrics  # noqa: E402
 UNIT = "nats/token"
 MARKERS = "osD^v<>pPX*h"
 LINESTYLES = ["-", "--", "-.", ":"]
+
+
+def objective_class(arm: str) -> str:
+    """The objective an arm runs: its name before the parameter list (``infilling[...]``)."""
+    return arm.split("[", 1)[0]
+
+
+def class_colours(classes: list[str]) -> dict[str, tuple[float, float, float]]:
+    """One distinct hue per objective class (tab10 up to 10 classes, evenly spread beyond)."""
+    if len(classes) <= 10:
+        hues = [mcolors.to_rgb(f"C{i}") for i in range(len(classes))]
+    else:
+        hues = [mcolors.hsv_to_rgb((i / len(classes), 0.75, 0.85)) for i in range(len(classes))]
+    return {c: tuple(float(v) for v in h) for c, h in zip(classes, hues, strict=True)}
+
+
+def arm_colours(arms: list[str]) -> dict[str, tuple[float, float, float]]:
+    """Each arm's colour: its class's hue, shaded from dark to light across the class's arms."""
+    classes = list(dict.fromkeys(objective_class(a) for a in arms))
+    hues = class_colours(classes)
+    colours = {}
+    for cls in classes:
+        members = [a for a in arms if objective_class(a) == cls]
+        base = np.array(hues[cls])
+        for j, arm in enumerate(members):
+            # -0.45 (towards black) .. +0.45 (towards white); one arm keeps the hue itself
+            f = 0.0 if len(members) == 1 else -0.45 + 0.9 * j / (len(members) - 1)
+            shade = base * (1 + f) if f < 0 else base + (1 - base) * f
+            colours[arm] = tuple(float(v) for v in shade)
+    return colours
+
+
+def _legend_outside(ax: Any, count: int) -> None:
+    """The legend to the right of ``ax`` (in columns when long), never over the data."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0, ncol=1 if count <= 16 else 2)  # fmt: skip
 
 
 def _value(x: Any) -> float:
@@ -81,34 +122,42 @@ def run_name(run_dir: Path) -> str:
 def _plot_losses(
     train: list[dict[str, Any]], evals: list[dict[str, Any]], title: str, path: Path
 ) -> None:
-    fig, (val_ax, train_ax) = plt.subplots(1, 2, figsize=(13, 4.8))
+    # Validation on top, training below: the legend goes right of the validation panel.
+    fig, (val_ax, train_ax) = plt.subplots(2, 1, figsize=(11, 8.4))
     steps, arms, losses = _series(evals, "val_loss")
+    colours = arm_colours(arms)
+    classes = list(dict.fromkeys(objective_class(a) for a in arms))
+    seen: dict[str, int] = {}
     for i, arm in enumerate(arms):
+        cls = objective_class(arm)
+        k = seen[cls] = seen.get(cls, -1) + 1  # the arm's place within its class
         val_ax.plot(
             steps,
             losses[:, i],
-            marker=MARKERS[i % len(MARKERS)],
-            linestyle=LINESTYLES[i % len(LINESTYLES)],
+            color=colours[arm],
+            marker=MARKERS[classes.index(cls) % len(MARKERS)],
+            linestyle=LINESTYLES[k % len(LINESTYLES)],
             markersize=4,
             label=arm,
         )
     val_ax.set(title="validation loss per objective", ylabel=f"loss ({UNIT})")
     _step_axis(val_ax, steps, ticks=True)
     if arms:
-        val_ax.legend(fontsize="small")
+        _legend_outside(val_ax, len(arms))
     train_steps = [r["step"] for r in train]
     train_ax.plot(train_steps, [_value(r.get("loss")) for r in train], marker=".", markersize=3)
     train_ax.set(title="training loss (mean over each log window)", ylabel=f"loss ({UNIT})")
     _step_axis(train_ax, train_steps)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
 def _stack_steps(ax: Any, steps: np.ndarray, probs: np.ndarray, arms: list[str], where: str):
-    colors = [f"C{i % 10}" for i in range(len(arms))]
-    ax.stackplot(steps, np.nan_to_num(probs).T, labels=arms, colors=colors, step=where)
+    colours = arm_colours(arms)
+    ax.stackplot(steps, np.nan_to_num(probs).T, labels=arms, colors=[colours[a] for a in arms],
+                 step=where, edgecolor="white", linewidth=0.3)  # fmt: skip
     ax.set(ylabel="share", ylim=(0, 1))
     _step_axis(ax, steps, ticks=True)
 
@@ -145,10 +194,10 @@ def _plot_mixture(
     axes[-1, 0].set_xlim(0, max(1.0, float(end)) * 1.05)
     for ax in axes[:-1, 0]:
         ax.set_xlabel("")
-    axes[0, 0].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _legend_outside(axes[0, 0], len(arms))
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -156,6 +205,7 @@ def _plot_rewards(evals: list[dict[str, Any]], title: str, path: Path) -> None:
     """One panel per objective class; rewards clipped at +-1 drawn as red crosses."""
     rewards = [{"step": r["step"], **r["controller"]} for r in evals if "controller" in r]
     steps, classes, values = _series(rewards, "class_rewards")
+    hues = class_colours(classes)
     cols = min(3, len(classes))
     rows = -(-len(classes) // cols)
     fig, axes = plt.subplots(
@@ -165,7 +215,7 @@ def _plot_rewards(evals: list[dict[str, Any]], title: str, path: Path) -> None:
     for i, name in enumerate(classes):
         ax = axes.flat[i]
         v = values[:, i]
-        ax.plot(steps, v, marker="o", markersize=3, color=f"C{i % 10}")
+        ax.plot(steps, v, marker="o", markersize=3, color=hues[name])
         saturated = np.isclose(np.abs(v), 1.0)
         if saturated.any():
             saturated_any = True

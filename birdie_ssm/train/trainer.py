@@ -459,6 +459,22 @@ class Trainer:
             f"{before:.3g} to {after:.3g}; {how}, or pass --allow-lr-change to continue anyway"
         )
 
+    def _check_compatible(self, meta: dict[str, Any]) -> None:
+        """Refuse a checkpoint whose model or arms differ from this config's, saying how."""
+        saved = meta.get("config", {}).get("model", {})
+        current = self.config.model.model_dump(mode="json")
+        diffs = [
+            f"model.{k}: checkpoint {saved.get(k)!r}, config {current[k]!r}"
+            for k in current
+            if k in saved and saved[k] != current[k] and k != "scan_impl"
+        ]
+        if meta.get("arms") != self.arm_names:
+            diffs.append(f"arms: checkpoint {meta.get('arms')}, config {self.arm_names}")
+        if diffs:
+            raise BirdieError(
+                f"checkpoint {meta.get('step')} does not match this config ({'; '.join(diffs)})"
+            )
+
     # -- signals, progress text, closing -------------------------------------------------------
 
     def _catch_signals(self) -> dict[int, Any]:

@@ -27,11 +27,11 @@ def test_a_controller_from_a_user_module_trains(tmp_path):
     trainer = Trainer(config, tmp_path / "run")
     trainer.fit()
     trainer.close()
-    assert type(trainer.controller).__module__ == "tests.curriculum.custom_controller"
-    assert trainer.controller.updates == [0, 2, 3]  # every 2 steps, and the last
+    assert type(trainer.run.controller).__module__ == "tests.curriculum.custom_controller"
+    assert trainer.run.controller.updates == [0, 2, 3]  # every 2 steps, and the last
     evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [0, 2, 3]
-    assert max(evals[-1]["mixture"].values()) == pytest.approx(0.7 + 0.3 / len(trainer.arms))
+    assert max(evals[-1]["mixture"].values()) == pytest.approx(0.7 + 0.3 / len(trainer.arm_names))
     assert evals[-1]["controller"]["hardest"] in trainer.arm_names
 
 

@@ -18,7 +18,7 @@ def test_hooks_are_called_in_order(tmp_path):
     trainer.hooks.on_checkpoint.append(lambda t, step: calls.append(("checkpoint", step)))
     trainer.fit()
     trainer.close()
-    n = len(trainer.arms)
+    n = len(trainer.arm_names)
     assert calls == [
         ("eval", 0, n),
         ("step", 1, True),

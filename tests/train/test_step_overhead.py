@@ -30,13 +30,13 @@ class _Flag:
 
 def test_previous_step_flag_is_read_after_the_next_step_is_sent(trainer, monkeypatch):
     events: list[str] = []
-    step = trainer.train_step
+    step = trainer.run.train_step
 
     def recording_step(params, opt_state, batch):
         events.append("send step")
         return step(params, opt_state, batch)
 
-    monkeypatch.setattr(trainer, "train_step", recording_step)
+    monkeypatch.setattr(trainer.run, "train_step", recording_step)
     trainer._pending_finite = _Flag(events, True)
     trainer.train_one()
     assert events == ["send step", "read previous flag"]
@@ -55,15 +55,15 @@ def test_a_late_read_still_counts_and_stops(trainer, monkeypatch):
 
 def test_positions_stay_on_the_host(trainer, monkeypatch):
     sent: list[set[str]] = []
-    step = trainer.train_step
+    step = trainer.run.train_step
 
     def recording_step(params, opt_state, batch):
         sent.append(set(batch))
         return step(params, opt_state, batch)
 
-    monkeypatch.setattr(trainer, "train_step", recording_step)
+    monkeypatch.setattr(trainer.run, "train_step", recording_step)
     trainer.train_one()
     assert sent and "positions" not in sent[0]
     assert {"input_ids", "target_ids", "loss_mask", "segment_ids", "prefix_mask"} <= sent[0]
     # The host batch still carries them (packing tests and tools read them).
-    assert hasattr(trainer.pipeline.next_batch(), "positions")
+    assert hasattr(trainer.run.pipeline.next_batch(), "positions")

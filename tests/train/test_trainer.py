@@ -4,7 +4,9 @@ import jax
 import numpy as np
 import pytest
 
+from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.metrics import read_metrics
+from birdie_ssm.train.optim import decay_start, learning_rate
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 
@@ -101,10 +103,23 @@ def test_metrics_carry_the_realised_mixture(finished_run):
         assert sum(r["realised_mixture"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
+def _target_tokens(batch, arms: int) -> np.ndarray:
+    """Target tokens per arm, counted from each packed example's layout: a segment's positions
+    past its prefix (input + separator) are its target and end-of-document token."""
+    counts = np.zeros(arms, dtype=np.int64)
+    for segments, prefix, arm_ids in zip(
+        batch.segment_ids, batch.prefix_mask, batch.arm_ids, strict=True
+    ):
+        for segment in set(segments[segments > 0].tolist()):
+            where = segments == segment
+            counts[arm_ids[where][0]] += int((where & ~prefix).sum())
+    return counts
+
+
 def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
     trainer = Trainer(tiny_config("controller.name=ucb"), tmp_path / "run")
     batches, given = [], []
-    next_batch, update = trainer.pipeline.next_batch, trainer.controller.update
+    next_batch, update = trainer.run.pipeline.next_batch, trainer.run.controller.update
 
     def spy_batch():
         batches.append(next_batch())
@@ -114,7 +129,8 @@ def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
         given.append(played)
         return update(step, losses, played=played)
 
-    trainer.pipeline.next_batch, trainer.controller.update = spy_batch, spy_update
+    trainer.run.pipeline.next_batch, trainer.run.controller.update = spy_batch, spy_update
+    requested = trainer.mixture.copy()
     try:
         for _ in range(6):
             trainer.train_one()
@@ -122,8 +138,76 @@ def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
     finally:
         trainer.close()
     n = len(trainer.arm_names)
-    tokens = sum(np.bincount(b.arm_ids[b.loss_mask], minlength=n) for b in batches)
+    tokens = sum(_target_tokens(b, n) for b in batches)
+    assert tokens.sum() > 0 and (tokens > 0).sum() > 1
     np.testing.assert_allclose(given[-1], tokens / tokens.sum())
+    assert not np.allclose(given[-1], requested, atol=1e-3)  # realised, not what was asked
     record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
     np.testing.assert_allclose(list(record["realised_mixture"].values()), given[-1], atol=1e-6)
     assert trainer.realised_mixture() is None  # a new interval starts at each evaluation
+
+
+def test_readers_of_trainer_run_see_the_live_train_state(finished_run, tmp_path):
+    """One train state: ``trainer.run`` holds it (never a donated array), saved and restored
+    as a unit."""
+    run_dir, done, _ = finished_run
+    leaves = jax.tree.leaves(done.run.params) + jax.tree.leaves(done.run.opt_state)
+    assert not any(x.is_deleted() for x in leaves)  # donated at step 1 when copied
+    assert done.state["params"] is done.run.params and done.params is done.run.params
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    resumed = Trainer(tiny_config(*SETTINGS), copy, resume=True)
+    resumed.close()
+    # The optimizer state (update count, moments) comes back with the params.
+    for a, b in zip(jax.tree.leaves(done.state), jax.tree.leaves(resumed.state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_resumed_run_cannot_go_below_its_step(finished_run, tmp_path):
+    run_dir, _, _ = finished_run
+    with pytest.raises(BirdieError, match=r"train.steps 20 is below step 30.*>= 30"):
+        Trainer(tiny_config(*SETTINGS, "train.steps=20"), run_dir, resume=True)
+
+
+def test_extending_a_cosine_run_would_rewarm_it_so_it_is_refused(finished_run, tmp_path):
+    run_dir, _, _ = finished_run
+    longer = tiny_config(*SETTINGS, "train.steps=60")
+    with pytest.raises(BirdieError) as error:
+        Trainer(longer, run_dir, resume=True)
+    message = str(error.value)
+    assert "train.steps 30 -> 60 would move the learning rate at step 30" in message
+    assert "train.schedule=wsd" in message and "--allow-lr-change" in message
+    trainer = Trainer(longer, run_dir, resume=True, allow_lr_change=True)
+    trainer.close()
+    before, after = trainer.lr_change
+    assert before == pytest.approx(0.003 * 0.1) and after > 3 * before  # the jump it would make
+
+
+def test_wsd_schedule_holds_then_decays_and_lengthens_without_a_jump():
+    config = tiny_config("train.schedule=wsd", "train.steps=100", "train.warmup_steps=10",
+                         "train.decay_fraction=0.2").train  # fmt: skip
+    lr = learning_rate(config)
+    peak, end = config.lr, config.lr * config.min_lr_ratio
+    assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(peak / 2)
+    assert [float(lr(s)) for s in (10, 50, 80)] == pytest.approx([peak] * 3)
+    decay = np.array([float(lr(s)) for s in range(80, 101)])
+    assert np.all(np.diff(decay) < 0) and decay[-1] == pytest.approx(end)
+    assert decay_start(config) == 80
+    longer = learning_rate(config.model_copy(update={"steps": 200}))
+    np.testing.assert_array_equal([lr(s) for s in range(81)], [longer(s) for s in range(81)])
+
+
+def test_a_wsd_run_extends_from_its_stable_phase_not_from_its_decay(tmp_path):
+    settings = ("train.schedule=wsd", "train.decay_fraction=0.5", "train.steps=20",
+                "train.keep_checkpoints=3")  # fmt: skip
+    trainer = Trainer(tiny_config(*settings), tmp_path / "run")
+    trainer.fit()
+    trainer.close()
+    longer = tiny_config(*settings, "train.steps=80")
+    with pytest.raises(BirdieError, match=r"step 20 is in the decay .*from step 10.*--resume-from"):
+        Trainer(longer, tmp_path / "run", resume=True)
+    extended = Trainer(longer, tmp_path / "run", resume=True, resume_step=10)
+    extended.close()
+    assert extended.step == 10 and extended.lr_change is None
+    assert extended.removed_checkpoints == [20]
+    assert float(extended.run.lr(10)) == pytest.approx(0.003)  # still the stable phase
