@@ -1,39 +1,33 @@
-"""The ``birdie`` controller: a learned reward model scores candidate mixtures; the best k are averaged."""
+"""The ``birdie`` controller: candidate mixtures scored by a sampled reward model; the best k averaged."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from birdie_ssm.curriculum.base import ControllerBase, check_probability, uniform
 from birdie_ssm.curriculum.controller import register_controller
-from birdie_ssm.curriculum.reward_model import (
-    RewardModel,
-    fit,
-    params_from_json,
-    params_to_json,
-    predict,
-)
+from birdie_ssm.curriculum.reward_model import fit_posterior, predict_changes
 from birdie_ssm.errors import BirdieError
 
 
 @register_controller("birdie")
 class BirdieController(ControllerBase):
-    """Birdie's controller (Blouir et al. 2024) with a small MLP reward model.
+    """Birdie's controller (Blouir et al. 2024) with a reward model that knows what it does not know.
 
-    History entry k holds the losses seen at evaluation k (log level and change), the mixture that
-    led to them and a valid flag. At every evaluation the model is refit for ``train_steps`` steps
-    on (last ``window`` entries, mixture played) -> per-arm reward, ``recency``-weighted. It then
-    scores ``candidates`` mixtures (uniform simplex samples, plus a ``sparse_fraction`` on at most
-    ``max_support`` arms) by their predicted class-aggregated reward and averages the ``top_k``
-    best, after pulling every candidate toward the mixture just played until it differs from it by
-    at most ``max_move`` (total variation): far from the mixtures it has seen, the model only
-    extrapolates, and the best of thousands of extrapolated scores was often a jump to a wrong
-    arm. Until step ``warmup_steps`` the mixture stays uniform; afterwards a share of a random
-    mixture, decaying from ``explore_start`` to ``explore_end`` over ``explore_updates``, is mixed in.
+    The history holds, for each evaluation, the per-arm losses, the mixture trained before it
+    and the steps since the last one. At each evaluation a discounted Bayesian linear model of
+    each arm's log-loss change per step given the mixture, with cross-arm terms (see
+    ``reward_model``), is refit to the last ``max_transitions`` transitions and one model is drawn
+    from its posterior (Thompson sampling: the draw is the exploration). Under that draw each of
+    ``candidates`` mixtures (uniform simplex samples, plus a ``sparse_fraction`` on at most
+    ``max_support`` arms) gets the predicted new losses over an interval as long as the last,
+    their per-arm reward by the configured formula, and the class-aggregated total (arm rewards
+    averaged within a class, class rewards summed). The ``top_k`` best are averaged, given a
+    floor of ``floor`` per arm, and the mixture moves toward that target by at most ``max_move``
+    (total variation) from the mixture it returned last. Until step ``warmup_steps`` the mixture
+    stays uniform.
     """
 
     def __init__(
@@ -42,90 +36,58 @@ class BirdieController(ControllerBase):
         classes: list[str],
         reward: str = "birdie",
         *,
-        window: int = 4,
-        hidden: int = 64,
-        train_steps: int = 200,
-        lr: float = 3e-3,
+        gamma: float = 0.97,
+        prior_own: float = 1.5,
+        prior_cross: float = 0.2,
+        prior_concave: float = 1.0,
+        prior_noise: float = 0.1,
         candidates: int = 2048,
         sparse_fraction: float = 0.5,
         max_support: int = 3,
         top_k: int = 8,
-        max_move: float = 0.3,
+        floor: float = 0.01,
+        max_move: float = 0.6,
         warmup_steps: int = 50,
-        explore_start: float = 0.5,
-        explore_end: float = 0.05,
-        explore_updates: int = 10,
         max_transitions: int = 64,
-        recency: float = 0.95,
         seed: int = 0,
     ) -> None:
         super().__init__(arms, classes, reward)
-        for name, value in [("window", window), ("hidden", hidden), ("candidates", candidates),
-                            ("max_support", max_support), ("top_k", top_k),
-                            ("max_transitions", max_transitions)]:  # fmt: skip
+        for name, value in [("candidates", candidates), ("max_support", max_support),
+                            ("top_k", top_k), ("max_transitions", max_transitions)]:  # fmt: skip
             if value < 1:
                 raise BirdieError(f"birdie controller parameter '{name}' must be >= 1, got {value}")
-        if top_k > candidates or train_steps < 0 or lr <= 0:
+        if top_k > candidates:
             raise BirdieError(
-                "birdie controller needs top_k <= candidates, train_steps >= 0 and lr > 0, "
-                f"got top_k={top_k}, candidates={candidates}, train_steps={train_steps}, lr={lr}"
+                f"birdie controller needs top_k <= candidates, got {top_k} > {candidates}"
             )
-        self.window, self.train_steps, self.lr = int(window), int(train_steps), float(lr)
-        self.candidates, self.top_k, self.max_support = (
-            int(candidates),
-            int(top_k),
-            int(max_support),
-        )
+        for name, value in [("prior_own", prior_own), ("prior_cross", prior_cross),
+                            ("prior_noise", prior_noise)]:  # fmt: skip
+            if not value > 0:
+                raise BirdieError(f"birdie controller parameter '{name}' must be > 0, got {value}")
+        self.gamma = check_probability("gamma", gamma)
+        self.prior_own, self.prior_cross = float(prior_own), float(prior_cross)
+        self.prior_noise = float(prior_noise)
+        self.prior_concave = float(prior_concave)
+        self.candidates, self.top_k = int(candidates), int(top_k)
+        self.max_support, self.max_transitions = int(max_support), int(max_transitions)
         self.sparse_fraction = check_probability("sparse_fraction", sparse_fraction)
+        # At most half the mass goes to the floor, however many arms there are.
+        self.floor = min(check_probability("floor", floor), 0.5 / len(arms))
         self.max_move = check_probability("max_move", max_move)
-        self.explore_start = check_probability("explore_start", explore_start)
-        self.explore_end = check_probability("explore_end", explore_end)
-        self.explore_updates = max(int(explore_updates), 1)
-        self.warmup_steps, self.max_transitions = int(warmup_steps), int(max_transitions)
-        self.recency = check_probability("recency", recency)
-        n = len(arms)
-        model = RewardModel(n, self.window, 3 * n + 1, int(hidden), seed=seed)
-        self.graph, self.params = nnx.split(model)
+        self.warmup_steps = int(warmup_steps)
         self.rng = np.random.default_rng(seed)
-        self.losses_seen: list[list[float]] = []  # losses at each evaluation
+        self.steps_seen: list[int] = []  # the step of each evaluation
+        self.losses_seen: list[list[float]] = []  # losses at each evaluation (NaN: not measured)
         self.actions_seen: list[list[float]] = []  # the mixture trained before each evaluation
-        self.rewards_seen: list[
-            list[float]
-        ] = []  # per-arm reward of each evaluation after the first
-        self.learned_updates = 0
+        self._raw: np.ndarray | None = None
 
-    def _entry(self, k: int) -> np.ndarray:
-        """Features of history entry k: log loss, its change (x10), mixture that led there, valid."""
-        log_loss = np.log(np.maximum(self.losses_seen[k], 1e-9))
-        prev = np.log(np.maximum(self.losses_seen[k - 1], 1e-9)) if k > 0 else log_loss
-        return np.concatenate([log_loss, 10.0 * (log_loss - prev), self.actions_seen[k], [1.0]])
-
-    def _context(self, end: int) -> np.ndarray:
-        """The ``window`` entries ending at ``end``, left-padded with zeros (valid flag 0)."""
-        n = len(self.arms)
-        context = np.zeros((self.window, 3 * n + 1), dtype=np.float32)
-        start = max(0, end - self.window + 1)
-        for row, k in enumerate(range(start, end + 1), start=self.window - (end - start + 1)):
-            context[row] = self._entry(k)
-        return context
-
-    def _batch(self) -> dict[str, jnp.ndarray]:
-        """The last ``max_transitions`` transitions, padded to that many rows with weight 0."""
-        n, cap = len(self.arms), self.max_transitions
-        ends = list(range(len(self.rewards_seen)))[-cap:]
-        batch = {
-            "history": np.zeros((cap, self.window, 3 * n + 1), dtype=np.float32),
-            "action": np.zeros((cap, n), dtype=np.float32),
-            "target": np.zeros((cap, n), dtype=np.float32),
-            "weight": np.zeros(cap, dtype=np.float32),
-        }
-        for row, j in enumerate(ends):
-            # Transition j: from entry j (context), mixture actions_seen[j + 1], reward rewards_seen[j].
-            batch["history"][row] = self._context(j)
-            batch["action"][row] = self.actions_seen[j + 1]
-            batch["target"][row] = self.rewards_seen[j]
-            batch["weight"][row] = self.recency ** (len(ends) - 1 - row)
-        return {k: jnp.asarray(v) for k, v in batch.items()}
+    def update(
+        self, step: int, val_losses: np.ndarray, played: np.ndarray | None = None
+    ) -> np.ndarray:
+        # Keep which losses were really measured: the base fills a missing one with its last value,
+        # which would read as "no change" to the model.
+        self._raw = np.asarray(val_losses, dtype=np.float64).reshape(-1)
+        return super().update(step, val_losses, played)
 
     def _candidates(self) -> np.ndarray:
         """Uniform samples of the simplex, then sparse ones on 1..max_support random arms."""
@@ -137,56 +99,75 @@ class BirdieController(ControllerBase):
         weights = self.rng.standard_gamma(1.0, (sparse, n)) * (ranks < support[:, None])
         return np.concatenate([dense, weights / weights.sum(axis=1, keepdims=True)])
 
-    def _within_reach(self, pool: np.ndarray, played: np.ndarray) -> np.ndarray:
-        """Each candidate pulled toward ``played`` until it differs by at most ``max_move`` (TV).
+    def _transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The last ``max_transitions`` (mixture, log-loss change, valid, steps) transitions."""
+        keep = slice(-self.max_transitions - 1, None)
+        losses = np.asarray(self.losses_seen, dtype=np.float64)[keep]
+        steps = np.asarray(self.steps_seen, dtype=np.float64)[keep]
+        # Entry k's mixture is what was trained between evaluations k - 1 and k.
+        mixtures = np.asarray(self.actions_seen, dtype=np.float64)[keep][1:]
+        with np.errstate(all="ignore"):
+            changes = np.log(losses[1:]) - np.log(losses[:-1])
+        valid = np.isfinite(changes)
+        return mixtures, np.where(valid, changes, 0.0), valid, np.maximum(np.diff(steps), 1.0)
 
-        The reward model only knows mixtures near those played; far from them its predictions
-        are extrapolation, and the best of thousands of extrapolated scores is mostly error.
-        """
-        distance = 0.5 * np.abs(pool - played).sum(axis=1, keepdims=True)
-        reach = np.minimum(1.0, self.max_move / np.maximum(distance, 1e-12))
-        return played + reach * (pool - played)
+    def _target(self, losses: np.ndarray) -> np.ndarray:
+        """The best ``top_k`` candidates' mean under one posterior draw of the reward model."""
+        mixtures, changes, valid, lengths = self._transitions()
+        posterior = fit_posterior(
+            mixtures,
+            changes,
+            valid,
+            lengths,
+            gamma=self.gamma,
+            prior_own=self.prior_own,
+            prior_cross=self.prior_cross,
+            prior_concave=self.prior_concave,
+            prior_noise=self.prior_noise,
+        )
+        # One draw per decision: Thompson sampling, so an arm the model is unsure of gets tried.
+        effects = posterior.sample(self.rng, 1)
+        pool = self._candidates()
+        horizon = lengths[-1] / np.mean(lengths)
+        level = np.where(np.isfinite(losses) & (losses > 0), losses, 1.0)
+        change = np.clip(horizon * predict_changes(effects, pool)[0], -20.0, 20.0)  # [C, N]
+        scores = self.reward_fn(level, level * np.exp(change)) @ self.credit_weights
+        best = np.argsort(scores)[-self.top_k :]
+        self.info.update(
+            predicted_reward=float(scores[best].mean()), model_noise=float(posterior.noise.mean())
+        )
+        return pool[best].mean(axis=0)
 
     def _decide(
         self, step: int, losses: np.ndarray, arm_rewards: np.ndarray | None, played: np.ndarray
     ) -> np.ndarray:
-        self.losses_seen.append(losses.tolist())
+        raw = self._raw if self._raw is not None else losses
+        self.steps_seen.append(int(step))
+        self.losses_seen.append([float(v) if np.isfinite(v) else float("nan") for v in raw])
         self.actions_seen.append(played.tolist())
-        if arm_rewards is not None:
-            self.rewards_seen.append(arm_rewards.tolist())
-            if self.train_steps > 0:
-                self.params, model_loss = fit(
-                    self.graph, self.params, self._batch(), self.train_steps, self.lr
-                )
-                self.info["model_loss"] = float(model_loss)
-        if step < self.warmup_steps or not self.rewards_seen:
-            return uniform(len(self.arms))
-        pool = self._within_reach(self._candidates(), played)
-        context = jnp.asarray(self._context(len(self.losses_seen) - 1))
-        predicted = np.asarray(predict(self.graph, self.params, context, jnp.asarray(pool)))
-        scores = predicted.astype(np.float64) @ self.credit_weights
-        best = np.argsort(scores)[-self.top_k :]
-        progress = min(self.learned_updates / self.explore_updates, 1.0)
-        explore = self.explore_start + (self.explore_end - self.explore_start) * progress
-        self.learned_updates += 1
-        self.info.update(predicted_reward=float(scores[best].mean()), explore=explore)
-        random_mixture = self.rng.dirichlet(np.ones(len(self.arms)))
-        return (1.0 - explore) * pool[best].mean(axis=0) + explore * random_mixture
+        n = len(self.arms)
+        if step < self.warmup_steps or arm_rewards is None:
+            target = uniform(n)
+        else:
+            target = (1.0 - n * self.floor) * self._target(losses) + self.floor
+        # Move from the last mixture toward the target by at most max_move (total variation);
+        # both carry the floor, so every point between them does too.
+        distance = 0.5 * np.abs(target - self.mixture).sum()
+        reach = min(1.0, self.max_move / max(distance, 1e-12))
+        return self.mixture + reach * (target - self.mixture)
 
     def _state(self) -> dict[str, Any]:
         return {
-            "params": params_to_json(self.params),
             "rng": self.rng.bit_generator.state,
-            "losses_seen": self.losses_seen,
+            "steps_seen": self.steps_seen,
+            "losses_seen": [[None if np.isnan(v) else v for v in row] for row in self.losses_seen],
             "actions_seen": self.actions_seen,
-            "rewards_seen": self.rewards_seen,
-            "learned_updates": self.learned_updates,
         }
 
     def _load_state(self, state: dict[str, Any]) -> None:
-        self.params = params_from_json(self.params, state["params"])
         self.rng.bit_generator.state = state["rng"]
-        self.losses_seen = [list(map(float, x)) for x in state["losses_seen"]]
+        self.steps_seen = [int(s) for s in state["steps_seen"]]
+        self.losses_seen = [
+            [float("nan") if v is None else float(v) for v in row] for row in state["losses_seen"]
+        ]
         self.actions_seen = [list(map(float, x)) for x in state["actions_seen"]]
-        self.rewards_seen = [list(map(float, x)) for x in state["rewards_seen"]]
-        self.learned_updates = int(state["learned_updates"])

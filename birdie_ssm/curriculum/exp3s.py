@@ -26,9 +26,9 @@ class Exp3SController(ControllerBase):
         classes: list[str],
         reward: str = "birdie",
         *,
-        eta: float = 0.3,
+        eta: float = 0.6,
         epsilon: float = 0.05,
-        share: float = 0.02,
+        share: float = 0.01,
         history: int = 500,
     ) -> None:
         super().__init__(arms, classes, reward)

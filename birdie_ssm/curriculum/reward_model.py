@@ -1,88 +1,104 @@
-"""The Birdie controller's reward model: (history window, candidate mixture) -> per-arm reward.
+"""The Birdie controller's reward model: a discounted Bayesian linear model of each arm's loss change.
 
-The candidate enters the network directly beside the encoded history, so every prediction is a
-function of the candidate; there is no sequence position to read, padded or otherwise.
+Aioli's mixing law, L_{t+1} = L_t - A p, in log space and per step, with diminishing returns:
+arm i's log-loss change over an interval of ``u`` (relative) steps trained with mixture p is
+``u * (A_i . p + B_i sqrt(p_i))`` plus noise. Row A_i holds arm i's own effect (A_ii) and the
+cross-arm terms (training arm j moves arm i's loss); B_i lets an arm's own share pay off
+concavely (a little training goes a long way), as it does in real training and the simulator.
+Each row has a Gaussian posterior (a ridge prior, observations weighted by ``gamma ** age``, a
+noise variance estimated from the weighted residuals with a prior guess), so a Thompson draw is
+wide exactly where the history says little: an arm never played keeps its prior width.
 """
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any
+from dataclasses import dataclass
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 
 
-class RewardModel(nnx.Module):
-    """A small MLP: history features and candidate are embedded, summed, then mapped to rewards."""
+@dataclass
+class Posterior:
+    """Per-arm Gaussian posteriors over the rows of A, in units of ``scale`` (log-loss change)."""
 
-    def __init__(self, n_arms: int, window: int, features: int, hidden: int, *, seed: int) -> None:
-        rngs = nnx.Rngs(seed)
-        self.history = nnx.Linear(window * features, hidden, rngs=rngs)
-        self.candidate = nnx.Linear(n_arms, hidden, rngs=rngs)
-        self.mix = nnx.Linear(hidden, hidden, rngs=rngs)
-        self.out = nnx.Linear(hidden, n_arms, rngs=rngs)
+    mean: np.ndarray  # [N, N + 1]: row i is arm i's mean (A_i, then B_i)
+    chol: np.ndarray  # [N, N + 1, N + 1]: row i's covariance = chol[i] @ chol[i].T
+    noise: np.ndarray  # [N]: each arm's noise standard deviation (normalised units)
+    scale: float  # the log-loss change that 1.0 stands for
 
-    def __call__(self, history: jax.Array, candidate: jax.Array) -> jax.Array:
-        """``history`` [B, window, features], ``candidate`` [B, n_arms] -> rewards [B, n_arms]."""
-        h = self.history(history.reshape(history.shape[0], -1)) + self.candidate(candidate)
-        h = nnx.gelu(self.mix(nnx.gelu(h)))
-        return jnp.tanh(self.out(h))
+    def sample(self, rng: np.random.Generator, draws: int) -> np.ndarray:
+        """``draws`` draws of (A | B), [draws, N, N + 1], in log-loss units per relative step."""
+        z = rng.standard_normal((draws, *self.mean.shape))
+        return self.scale * (self.mean + np.einsum("ijk,dik->dij", self.chol, z))
 
 
-def _loss(graph: nnx.GraphDef, params: nnx.State, batch: dict[str, jax.Array]) -> jax.Array:
-    model = nnx.merge(graph, params)
-    err = (model(batch["history"], batch["action"]) - batch["target"]) ** 2
-    return jnp.sum(err.mean(axis=1) * batch["weight"]) / jnp.maximum(batch["weight"].sum(), 1e-9)
+def features(mixtures: np.ndarray) -> np.ndarray:
+    """Each arm's regressors for each mixture [..., N]: [..., N (arm), N + 1] = (p, sqrt(p_i))."""
+    n = mixtures.shape[-1]
+    tiled = np.broadcast_to(mixtures[..., None, :], (*mixtures.shape, n))
+    return np.concatenate([tiled, np.sqrt(np.clip(mixtures, 0.0, None))[..., None]], axis=-1)
 
 
-@partial(jax.jit, static_argnums=0)
-def fit(
-    graph: nnx.GraphDef,
-    params: nnx.State,
-    batch: dict[str, jax.Array],
-    steps: jax.Array,
-    lr: jax.Array,
-) -> tuple[nnx.State, jax.Array]:
-    """``steps`` full-batch Adam steps from ``params`` (a fresh optimiser); new params, final loss.
+def predict_changes(effects: np.ndarray, mixtures: np.ndarray) -> np.ndarray:
+    """Log-loss change per relative step [D, C, N] of mixtures [C, N] under ``effects`` [D, N, N+1]."""
+    linear = mixtures @ effects[:, :, :-1].transpose(0, 2, 1)  # [D, C, N]
+    return linear + np.sqrt(np.clip(mixtures, 0.0, None)) * effects[:, None, :, -1]
 
-    Rows with weight 0 are padding, which keeps every shape fixed so this compiles once.
+
+def fit_posterior(
+    mixtures: np.ndarray,
+    changes: np.ndarray,
+    valid: np.ndarray,
+    lengths: np.ndarray,
+    *,
+    gamma: float,
+    prior_own: float,
+    prior_cross: float,
+    prior_concave: float,
+    prior_noise: float,
+) -> Posterior:
+    """Posterior of A from T transitions: ``mixtures`` [T, N] trained for ``lengths`` [T] steps
+    changed log losses by ``changes`` [T, N] (``valid`` [T, N] marks measured ones).
+
+    Changes are normalised by the largest per-arm weighted RMS, so the priors (standard deviations
+    of A's own and cross terms, and of the noise) are in units of the biggest typical change;
+    lengths by their mean.
     """
-    opt = optax.adam(lr)
-    grad = jax.value_and_grad(partial(_loss, graph))
-
-    def body(
-        _: jax.Array, carry: tuple[nnx.State, Any, jax.Array]
-    ) -> tuple[nnx.State, Any, jax.Array]:
-        p, state, _loss_value = carry
-        value, g = grad(p, batch)
-        updates, state = opt.update(g, state, p)
-        return optax.apply_updates(p, updates), state, value
-
-    params, _, value = jax.lax.fori_loop(0, steps, body, (params, opt.init(params), jnp.zeros(())))
-    return params, value
-
-
-@partial(jax.jit, static_argnums=0)
-def predict(
-    graph: nnx.GraphDef, params: nnx.State, history: jax.Array, candidates: jax.Array
-) -> jax.Array:
-    """Per-arm rewards [C, n_arms] of each candidate after one ``history`` [window, features]."""
-    model = nnx.merge(graph, params)
-    tiled = jnp.broadcast_to(history, (candidates.shape[0], *history.shape))
-    return model(tiled, candidates)
-
-
-def params_to_json(params: nnx.State) -> list[Any]:
-    """The parameter leaves as nested lists (float32 values survive a JSON round trip exactly)."""
-    return [np.asarray(leaf).tolist() for leaf in jax.tree.leaves(params)]
-
-
-def params_from_json(like: nnx.State, leaves: list[Any]) -> nnx.State:
-    """Parameters shaped like ``like`` filled from ``params_to_json`` output."""
-    old, treedef = jax.tree.flatten(like)
-    new = [jnp.asarray(v, dtype=o.dtype).reshape(o.shape) for v, o in zip(leaves, old, strict=True)]
-    return jax.tree.unflatten(treedef, new)
+    t_count, n = changes.shape
+    weights = gamma ** np.arange(t_count - 1, -1, -1, dtype=np.float64)
+    u = lengths / max(float(np.mean(lengths)), 1e-12)
+    x_all = u[:, None, None] * features(mixtures)  # [T, N, N + 1]
+    seen = weights[:, None] * valid
+    # The largest arm's typical change: an arm the history says little about may be that good.
+    per_arm = (seen * changes**2).sum(axis=0) / np.maximum(seen.sum(axis=0), 1e-12)
+    scale = float(np.sqrt(per_arm.max()))
+    scale = max(scale, 1e-6)
+    y = np.where(valid, changes, 0.0) / scale
+    mean, chol, noise = np.zeros((n, n + 1)), np.zeros((n, n + 1, n + 1)), np.zeros(n)
+    for i in range(n):
+        w, x = seen[:, i], x_all[:, i]
+        # Prior covariance: the cross terms A_ij (j != i) share one draw of width prior_own (how
+        # arm i moves whatever else is trained: forgetting, general transfer) plus their own small
+        # deviations of width prior_cross; A_ii has width prior_own and B_i prior_concave.
+        others = np.arange(n + 1) != i
+        others[n] = False
+        cov = prior_cross**2 * np.eye(n + 1) + prior_own**2 * np.outer(others, others)
+        cov[i, i], cov[n, n] = prior_own**2, max(prior_concave, 1e-6) ** 2
+        prior = np.linalg.inv(cov)
+        gram = (x * w[:, None]).T @ x
+        xty = (x * w[:, None]).T @ y[:, i]
+        # Two passes: the prior noise guess gives a fit whose weighted residuals (with the guess
+        # worth two observations) estimate this arm's noise, which then sets the posterior width.
+        sigma2 = prior_noise**2
+        for _ in range(2):
+            precision = prior + gram / sigma2
+            mu = np.linalg.solve(precision, xty / sigma2)
+            residual = (w * (y[:, i] - x @ mu) ** 2).sum()
+            sigma2 = (2.0 * prior_noise**2 + residual) / (2.0 + w.sum())
+        precision = prior + gram / sigma2
+        mean[i] = np.linalg.solve(precision, xty / sigma2)
+        # Covariance = precision^-1 = L^-T L^-1 with precision = L L^T; a draw is mu + L^-T z.
+        lower = np.linalg.cholesky(precision)
+        chol[i] = np.linalg.inv(lower).T
+        noise[i] = np.sqrt(sigma2)
+    return Posterior(mean, chol, noise, scale)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from birdie_ssm.curriculum.controller import Controller, normalise
@@ -111,7 +113,8 @@ class ForgettingBandit(CurriculumSimulator):
     share played (``exponent`` 1, no transfer, no drift): at full share one interval of
     ``interval`` steps lowers the best arm's loss by ``fast`` and every other arm's by ``fast /
     ratio``. An arm also forgets: its loss rises by ``forget_per_interval`` per interval times
-    the share it was *not* played. Which arm is best is drawn from the seed (``best_arm``).
+    the share it was *not* played. Which arm is best is drawn from the seed unless ``best_arm``
+    names it.
     """
 
     def __init__(
@@ -125,7 +128,11 @@ class ForgettingBandit(CurriculumSimulator):
         interval: int = 50,
         noise: float = 0.002,
         reward: str = "birdie",
+        best_arm: int | None = None,
     ) -> None:
+        if best_arm is not None and not 0 <= best_arm < n_arms:
+            raise BirdieError(f"bandit best_arm must lie in [0, {n_arms}), got {best_arm}")
+        self.chosen_best = best_arm
         if not 0 < fast < 1 or ratio < 1 or interval < 1:
             raise BirdieError(
                 f"bandit needs 0 < fast < 1, ratio >= 1 and interval >= 1, got {fast}, {ratio}, "
@@ -151,12 +158,48 @@ class ForgettingBandit(CurriculumSimulator):
         self.rng = np.random.default_rng(seed)
         self.floor = np.zeros(n)
         self.losses = self.rng.uniform(3.0, 5.0, n)
-        self.best_arm = int(self.rng.integers(n))
+        drawn = int(self.rng.integers(n))
+        self.best_arm = drawn if self.chosen_best is None else self.chosen_best
         self.base = np.full(n, 1.0 / self.ratio)
         self.base[self.best_arm] = 1.0
         self.phase = np.zeros(n)
         self.coupling = np.eye(n)
         self.step = 0
+
+
+class InteractionBandit(ForgettingBandit):
+    """The ``ForgettingBandit`` plus one helper arm whose training lowers the best arm's loss.
+
+    As copying helps selective copying: training the helper (``helper_speed`` times the best
+    arm's own speed, where the others learn ``1 / ratio`` of it) also counts ``transfer`` of its
+    share toward the best arm's, so playing the helper alone improves both and beats playing
+    the best arm alone. A per-arm bandit credits the best arm's gain to the best arm; a model of
+    whole mixtures can see where it came from. The helper is drawn from the seed.
+    """
+
+    def __init__(
+        self,
+        n_arms: int = 6,
+        seed: int = 0,
+        *,
+        helper_speed: float = 0.8,
+        transfer: float = 1.0,
+        **bandit: Any,
+    ) -> None:
+        if not 0 < helper_speed <= 1 or not 0 <= transfer <= 1 or n_arms < 2:
+            raise BirdieError(
+                "interaction bandit needs 0 < helper_speed <= 1, 0 <= transfer <= 1 and at least "
+                f"2 arms, got {helper_speed}, {transfer}, {n_arms}"
+            )
+        self.helper_speed, self.helper_transfer = float(helper_speed), float(transfer)
+        super().__init__(n_arms, seed, **bandit)
+
+    def reset(self, seed: int) -> None:
+        super().reset(seed)
+        n = len(self.arm_names)
+        self.helper = (self.best_arm + 1 + int(self.rng.integers(n - 1))) % n
+        self.base[self.helper] = self.helper_speed
+        self.coupling[self.best_arm, self.helper] = self.helper_transfer
 
 
 def play(

@@ -24,9 +24,9 @@ class UCBController(DiscountedController):
         classes: list[str],
         reward: str = "birdie",
         *,
-        c: float = 0.5,
+        c: float = 0.3,
         gamma: float = 0.9,
-        temperature: float = 0.1,
+        temperature: float = 0.05,
         epsilon: float = 0.05,
         history: int = 500,
     ) -> None:

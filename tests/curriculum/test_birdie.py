@@ -1,61 +1,72 @@
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
+import pytest
 
 from birdie_ssm.curriculum import make_controller
-from birdie_ssm.curriculum.reward_model import RewardModel, fit, predict
+from birdie_ssm.curriculum.reward_model import fit_posterior, predict_changes
+from birdie_ssm.errors import BirdieError
 from tests.curriculum.common import ARMS, CLASSES, TINY_BIRDIE
 
-N, WINDOW, HIDDEN, ROWS = len(ARMS), TINY_BIRDIE["window"], TINY_BIRDIE["hidden"], 16
-FEATURES = 3 * N + 1
-CANDIDATES = TINY_BIRDIE["candidates"]
+N = len(ARMS)
+PRIORS = {"gamma": 1.0, "prior_own": 1.5, "prior_cross": 0.2, "prior_concave": 1.0}
 
 
-def _model():
-    return nnx.split(RewardModel(N, WINDOW, FEATURES, HIDDEN, seed=0))
+def _data(rows: int, effect: np.ndarray, seed: int = 0, noise: float = 1e-4):
+    """Mixtures and the log-loss changes a known linear effect [N, N] gives them."""
+    rng = np.random.default_rng(seed)
+    mixtures = rng.dirichlet(np.ones(N), rows)
+    changes = mixtures @ effect.T + noise * rng.standard_normal((rows, N))
+    return mixtures, changes, np.ones((rows, N), bool), np.full(rows, 50.0)
 
 
-def test_predictions_depend_on_the_candidate_even_with_an_all_padding_history():
-    graph, params = _model()
-    pool = np.random.default_rng(0).dirichlet(np.ones(N), CANDIDATES)
-    rewards = np.asarray(predict(graph, params, jnp.zeros((WINDOW, FEATURES)), jnp.asarray(pool)))
-    assert rewards.shape == (CANDIDATES, N)
-    assert np.all(rewards.std(axis=0) > 1e-4)
-    assert np.all(np.abs(rewards).max(axis=0) > 1e-4)
+def test_posterior_recovers_own_and_cross_arm_effects():
+    # Arm 0 learns fast; training arm 3 also lowers arm 4's loss (as copying helps selective copying).
+    effect = np.full((N, N), 0.002)
+    np.fill_diagonal(effect, -0.01)
+    effect[0, 0], effect[4, 3] = -0.05, -0.03
+    post = fit_posterior(*_data(60, effect), prior_noise=0.1, **PRIORS)
+    mean = post.mean * post.scale
+    # Row c: each arm's change when arm c alone is trained, i.e. column c of the effect.
+    predicted = predict_changes(mean[None], np.eye(N))[0]
+    np.testing.assert_allclose(predicted, effect.T, atol=4e-3)
+    assert mean[4, 3] < -0.02 and abs(mean[4, 2]) < 0.01
 
 
-def test_reward_model_learns_which_arm_pays():
-    # One history; per-arm reward is the arm's share for arm 0, else 0: arm 0 should win.
-    rng = np.random.default_rng(1)
-    history = np.broadcast_to(rng.normal(size=(WINDOW, FEATURES)), (ROWS, WINDOW, FEATURES))
-    actions = rng.dirichlet(np.ones(N), ROWS).astype(np.float32)
-    target = np.zeros((ROWS, N), np.float32)
-    target[:, 0] = actions[:, 0]
-    batch = {
-        "history": jnp.asarray(history, jnp.float32),
-        "action": jnp.asarray(actions),
-        "target": jnp.asarray(target),
-        "weight": jnp.ones(ROWS),
-    }
-    graph, params = _model()
-    params, loss = fit(graph, params, batch, 300, 1e-2)
-    assert float(loss) < 1e-3
-    pool = np.random.default_rng(2).dirichlet(np.ones(N), CANDIDATES)
-    scores = np.asarray(predict(graph, params, batch["history"][0], jnp.asarray(pool))).sum(axis=1)
-    assert pool[scores.argmax()].argmax() == 0
+def test_posterior_is_wide_where_the_history_says_little():
+    effect = -0.01 * np.eye(N)
+    mixtures, changes, valid, lengths = _data(40, effect)
+    mixtures[:, 2] = 0.0  # arm 2 never trained
+    mixtures /= mixtures.sum(axis=1, keepdims=True)
+    changes = mixtures @ effect.T
+    post = fit_posterior(mixtures, changes, valid, lengths, prior_noise=0.1, **PRIORS)
+    own_sd = np.array([np.linalg.norm(post.chol[i, i]) for i in range(N)])
+    assert own_sd[2] > 5 * np.delete(own_sd, 2).max()
+    draws = post.sample(np.random.default_rng(0), 200)
+    assert draws[:, 2, 2].std() > 5 * draws[:, 0, 0].std()
 
 
-def test_controller_scores_candidates_differently():
+def test_discounting_forgets_old_evidence():
+    early, late = -0.05 * np.eye(N), -0.05 * np.eye(N)
+    early[0, 0], late[0, 0] = -0.05, 0.0
+    m1, c1, v1, l1 = _data(30, early, seed=1)
+    m2, c2, v2, l2 = _data(30, late, seed=2)
+    data = (np.concatenate([m1, m2]), np.concatenate([c1, c2]), np.concatenate([v1, v2]),
+            np.concatenate([l1, l2]))  # fmt: skip
+    kept = fit_posterior(*data, prior_noise=0.1, **PRIORS)
+    forgot = fit_posterior(*data, prior_noise=0.1, **{**PRIORS, "gamma": 0.8})
+    own = [predict_changes((p.mean * p.scale)[None], np.eye(N))[0][0, 0] for p in (kept, forgot)]
+    assert own[1] > own[0] + 0.01  # the discounted model sees arm 0 no longer learns
+
+
+def test_controller_moves_to_the_arm_that_improves():
     controller = make_controller("birdie", ARMS, CLASSES, **TINY_BIRDIE, warmup_steps=0)
     losses = np.full(N, 4.0)
-    for t in range(4):
-        losses = losses * np.linspace(0.95, 1.0, N)
-        controller.update(t, losses)
-    context = jnp.asarray(controller._context(len(controller.losses_seen) - 1))
-    pool = jnp.asarray(controller._candidates(), jnp.float32)
-    scores = np.asarray(predict(controller.graph, controller.params, context, pool)).sum(axis=1)
-    assert scores.std() > 1e-4
-    assert controller.info["explore"] < 0.5
+    mixture = controller.initial_mixture()
+    for t in range(20):
+        losses = losses * np.exp(-0.08 * mixture * (np.arange(N) == 1) + 0.002)
+        mixture = controller.update(10 * t, losses)
+    assert mixture.argmax() == 1 and mixture[1] > 0.8
+    assert np.all(mixture >= controller.floor - 1e-12)
+    assert "predicted_reward" in controller.info
 
 
 def test_warm_up_is_uniform():
@@ -64,3 +75,22 @@ def test_warm_up_is_uniform():
         losses = np.linspace(1.0, 3.0, N) / (step + 1)
         np.testing.assert_allclose(controller.update(step, losses), 1 / N)
     assert not np.allclose(controller.update(100, np.full(N, 0.01)), 1 / N)
+
+
+def test_unmeasured_losses_are_not_read_as_no_change():
+    controller = make_controller("birdie", ARMS, CLASSES, **TINY_BIRDIE)
+    controller.update(0, np.full(N, 4.0))
+    losses = np.full(N, 3.0)
+    losses[2] = np.nan
+    controller.update(50, losses)
+    _, changes, valid, _ = controller._transitions()
+    assert not valid[-1, 2] and valid[-1, 0] and changes[-1, 0] < 0
+
+
+def test_bad_parameters_are_user_errors():
+    with pytest.raises(BirdieError, match="prior_own"):
+        make_controller("birdie", ARMS, CLASSES, prior_own=0.0)
+    with pytest.raises(BirdieError, match="top_k <= candidates"):
+        make_controller("birdie", ARMS, CLASSES, candidates=4, top_k=8)
+    with pytest.raises(BirdieError, match="max_move"):
+        make_controller("birdie", ARMS, CLASSES, max_move=1.5)

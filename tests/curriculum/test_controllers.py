@@ -65,7 +65,7 @@ def test_fixed_keeps_given_weights():
 def test_unknown_controller_or_parameter_is_a_user_error():
     with pytest.raises(BirdieError, match="unknown controller 'greedy'"):
         make_controller("greedy", ARMS, CLASSES)
-    with pytest.raises(BirdieError, match="bad parameters for controller 'exp3s'"):
+    with pytest.raises(BirdieError, match="controller 'exp3s' has no parameter 'temperature'"):
         make_controller("exp3s", ARMS, CLASSES, temperature=1.0)
     with pytest.raises(BirdieError, match="epsilon"):
         make_controller("ucb", ARMS, CLASSES, epsilon=2.0)
