@@ -24,6 +24,7 @@ import numpy as np
 
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.base import Objective, register_objective
+from birdie_ssm.objectives.spans import draw_int
 from birdie_ssm.tasks import Task, TaskSettings, registered_tasks
 from birdie_ssm.text.tokenizer import ByteTokenizer, SpecialTokens, Tokenizer
 
@@ -86,6 +87,7 @@ class TaskFormat(Objective):
         """Write the task's text items with the run's tokenizer (any kind: byte, hf, tiktoken)."""
         super().bind(tokenizer)
         self.sizes = [self._point_size(point) for point in self.points]
+        self.largest = max(self.sizes)
 
     def _sizes(self) -> list[int]:
         if self.sizes is None:
@@ -117,12 +119,16 @@ class TaskFormat(Objective):
     def make(
         self, tokens: np.ndarray, rng: np.random.Generator, budget: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        fits = [p for p, size in zip(self.points, self._sizes(), strict=True) if size <= budget]
-        if not fits:
-            return None
+        sizes = self._sizes()
+        if budget >= self.largest:  # the common case: every point fits
+            fits = self.points
+        else:
+            fits = [p for p, size in zip(self.points, sizes, strict=True) if size <= budget]
+            if not fits:
+                return None
         # A single candidate needs no draw, so the rng reaches the item builder untouched (as in
         # the evaluation's sweep_rngs: tests compare the two item for item).
-        point = fits[int(rng.integers(len(fits)))] if len(fits) > 1 else fits[0]
+        point = fits[draw_int(rng, 0, len(fits) - 1)] if len(fits) > 1 else fits[0]
         if self.task.needs_documents:
             n = self.task.passage(self.settings)
             if len(tokens) < n:

@@ -65,7 +65,13 @@ class SpecialTokens:
     def sentinel(self, index: int | np.ndarray) -> int | np.ndarray:
         """The ``index``-th sentinel; indices never wrap, so sentinels are numbered uniquely
         (ValueError outside ``[0, NUM_SENTINELS)``)."""
-        if np.any(np.asarray(index) < 0) or np.any(np.asarray(index) >= NUM_SENTINELS):
+        # A plain int skips NumPy: objectives and task items ask for sentinels per example.
+        inside = (
+            0 <= index < NUM_SENTINELS
+            if isinstance(index, int)
+            else not (np.any(np.asarray(index) < 0) or np.any(np.asarray(index) >= NUM_SENTINELS))
+        )
+        if not inside:
             raise ValueError(f"sentinel index outside [0, {NUM_SENTINELS}): {index!r}")
         return self.sentinel_base + index
 
