@@ -29,6 +29,7 @@ from birdie_ssm.objectives.spans import parse_band
 from birdie_ssm.pipeline.packing import OVERHEAD
 from birdie_ssm.tasks import Item, Task, TaskSettings, get_task, settings_dict, task_settings
 from birdie_ssm.tasks.base import text_of
+from birdie_ssm.tasks.phonebook import multi_phonebook_room
 from birdie_ssm.text.corpus import make_source
 from birdie_ssm.text.tokenizer import Tokenizer
 
@@ -132,16 +133,21 @@ def predict(
     fmt: PromptFormat,
     batch_size: int,
     native: bool | None = None,
+    room: AnswerRoom | None = None,
 ) -> list[np.ndarray]:
     """The model's greedy answer to every item, prompted in ``fmt``, in the items' native form
-    when ``native`` (default: when ``fmt`` is native)."""
+    when ``native`` (default: when ``fmt`` is native). ``room``: the tokens an item's text-form
+    answer may take (default: its answer's length and 2)."""
     specials = ctx.tokenizer.specials
     native = fmt.kind == "native" if native is None else native
     forms = [item.form(native) for item in items]
     prompts = [render(fmt, specials, reads) for reads, _ in forms]
     # Each item may generate its own answer's length and 2 more (room to show it stops): never
     # the longest answer of the sweep, which would let a short item run on into extra guesses.
+    # A task whose scorer accepts longer forms of the answer says how long (ANSWER_ROOM).
     max_new = [len(answer) + 2 for _, answer in forms]
+    if room is not None and not native:
+        max_new = [room(item, ctx.tokenizer) for item in items]
     return complete(
         ctx.model,
         prompts,
@@ -261,7 +267,8 @@ def evaluate_task(
             f"task '{name}' has items without a native form at these settings (too short for "
             f"the {fmt.objective} layout); ask for format=prefix or causal, or longer items"
         )
-    predictions = predict(ctx, items, fmt, settings.batch_size, native=native)
+    room = ANSWER_ROOM.get(name)
+    predictions = predict(ctx, items, fmt, settings.batch_size, native=native, room=room)
     scores = task.score(items, predictions, ctx.tokenizer, native)
     result = TaskResult(
         task=name,
@@ -323,6 +330,11 @@ def annotate_beyond_train(ctx: EvalContext, result: TaskResult) -> None:
     for point in result.points:
         point["beyond_train"] = point[result.sweep] > longest
 
+
+# Per task whose scorer accepts answers longer than the item's own (multi-phonebook takes
+# ``Name: number``): the tokens an item's answer may take.
+AnswerRoom = Callable[[Item, Tokenizer], int]
+ANSWER_ROOM: dict[str, AnswerRoom] = {"multi-phonebook": multi_phonebook_room}
 
 # Per task: functions that add to its result what only the run's training config can tell.
 ANNOTATIONS: dict[str, list[Callable[[EvalContext, TaskResult], None]]] = {

@@ -36,11 +36,17 @@ def describe_run(config: Config, pretrained: bool = True) -> str:
     return f"{arch}; {config.controller.name}: {mixture}"
 
 
+def seed_std(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The standard deviation over seeds that the table and the plots both show: the sample
+    one (ddof 1), as seeds are a sample of the runs one could have had."""
+    return np.std(values, axis=axis, ddof=1)
+
+
 def mean_std(values: list[float]) -> str:
     """``mean ± std`` over seeds (just the mean for one seed)."""
     if len(values) == 1:
         return f"{values[0]:.3f}"
-    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+    return f"{np.mean(values):.3f} ± {float(seed_std(np.asarray(values))):.3f}"
 
 
 def steps_to(curve: list[TaskResult], threshold: float) -> int | None:
@@ -162,14 +168,15 @@ def _plot_task(path: Path, task: str, records: dict[str, RunRecord]) -> Path:
     for run, record in records.items():
         ys = np.array([[p[r.metric] for p in s.results[task].points]
                        for s in record.seeds.values()])  # fmt: skip
-        ax.errorbar(xs, ys.mean(0), yerr=ys.std(0) if len(ys) > 1 else None, marker="o",
+        ax.errorbar(xs, ys.mean(0), yerr=seed_std(ys) if len(ys) > 1 else None, marker="o",
                     capsize=3, label=run)  # fmt: skip
     ax.axhline(r.chance, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xscale("log", base=2)
     ax.set_xlabel(r.sweep)
     ax.set_ylabel(r.metric)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{task} (mean over {len(next(iter(records.values())).seeds)} seed(s))")
+    seeds = len(next(iter(records.values())).seeds)
+    ax.set_title(f"{task} (mean over {seeds} seeds; bars: std)" if seeds > 1 else task)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -107,6 +107,15 @@ class BookSettings(TaskSettings):
             return 0.25 * 10.0 ** -(self.digits - 1)
         return 10.0 ** -self.number_format.count("#")
 
+    def character_chance(self) -> float:
+        """The mean per-character accuracy of the best guess that knows the layout but not the
+        book: 1/4 for the default's first digit (6-9), 1/10 for a uniform digit, 1 for a
+        character the layout fixes (0.115 for the default 10 digits)."""
+        if self.number_format is None:
+            return (0.25 + 0.1 * (self.digits - 1)) / self.digits
+        uniform = self.number_format.count("#")
+        return (len(self.number_format) - uniform + 0.1 * uniform) / len(self.number_format)
+
 
 @dataclass
 class PhonebookSettings(BookSettings):
@@ -263,8 +272,18 @@ def phonebook_chance(settings: PhonebookSettings, items: Sequence[Item]) -> floa
 
 
 def multi_phonebook_chance(settings: MultiPhonebookSettings, items: Sequence[Item]) -> float:
-    """Chance: one digit in ten."""
-    return 0.1
+    """Chance: the best per-character guess that ignores the book (0.115 by default)."""
+    return settings.character_chance()
+
+
+def multi_phonebook_room(item: Item, tokenizer: Tokenizer) -> int:
+    """Tokens an answer may take: the longest form ``parse_answers`` accepts (each number
+    after its name, ``Name: number, ...``) and 2 more, so that a right answer in that form is
+    not cut short."""
+    names = asked_names(tokenizer.decode(item.context))
+    numbers = tokenizer.decode(item.answer).split(", ")
+    named = ", ".join(f"{name}: {number}" for name, number in zip(names, numbers, strict=True))
+    return max(len(tokenizer.encode(named)), len(item.answer)) + 2
 
 
 PHONEBOOK = register_task(
@@ -290,7 +309,7 @@ MULTI_PHONEBOOK = register_task(
         item=multi_phonebook_item,
         score=score_multi_phonebook,
         metric="digit_acc",
-        meaning="fraction of the asked numbers' digits right, the i-th answer scored against the i-th name asked (chance 0.1)",
+        meaning="fraction of the asked numbers' digits right, the i-th answer scored against the i-th name asked (chance: the best guess of each digit without the book, 0.115 for the default numbers)",
         chance=multi_phonebook_chance,
     )
 )
