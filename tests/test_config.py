@@ -25,10 +25,18 @@ def test_quickstart_file_is_generated_from_the_schema():
 def test_quickstart_needs_no_file_from_any_directory(tmp_path, monkeypatch):
     """`birdie-ssm train` with no --config reads no file, so an installed package (which ships
     no configs/) runs it from any working directory."""
+    quickstart = Config()
     monkeypatch.chdir(tmp_path)
     opened = []
-    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: opened.append(self))
-    assert load_config() == Config() and not opened
+    read_text = Path.read_text
+
+    def spy(self, *args, **kwargs):
+        if self.suffix in (".yaml", ".yml"):
+            opened.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", spy)
+    assert load_config() == quickstart and not opened
 
 
 def test_package_data_entries_match_files():
