@@ -1,17 +1,23 @@
-"""Curriculum controllers side by side: reward on the simulator, and update time vs training time.
+"""Curriculum controllers side by side: reward on the simulator, update time, real training.
 
-(1) Cumulative reward of each controller against ``fixed`` uniform on four simulated scenarios,
+(1) Cumulative reward of each controller against ``fixed`` uniform on five simulated scenarios,
     side by side: the plain simulator (6 arms in 3 classes, drifting learnability, no forgetting),
     the same with forgetting (an unplayed arm's loss rises 1% per 50-step interval), strong drift
-    with 5x the measurement noise and forgetting, and the ``ForgettingBandit`` (one arm learns 10x
-    faster); then each controller's best-arm share on the bandit with and without forgetting.
-(2) Controller update time at the quickstart schedule (600 steps, evaluations at
-    2, 10, 50, 100, 200, 300, 400, 600; 4 arms) as a share of training wall time: 0.4 s/step
-    assumed, or with ``--measure-training`` the quickstart trainer's s/step measured in this
-    process under the same CPU load. Includes the reward model's JIT compile (JAX itself warmed
-    up first, as it is in a training process).
+    with 5x the measurement noise and forgetting, the ``ForgettingBandit`` (one arm learns 10x
+    faster) and the ``InteractionBandit`` (a helper arm's training also lowers the best arm's
+    loss, as copying helps selective copying: playing the helper is best).
+(2) Each adaptive controller's best-arm share on the bandit over the last 10 of 30 updates,
+    seeds x 2 choices of best arm, with and without forgetting: mean and worst run.
+(3) Controller update time at the quickstart schedule (600 steps, 6 arms) as a share of training
+    wall time at an assumed s/step.
+(4) ``--measure-training``: the quickstart model and objective family trained under each
+    controller (``fixed`` = uniform), ``--train-seeds`` seeds each, ``--train-steps`` steps (the
+    same token budget for all): mean validation loss over arms at the end, and the measured share
+    of wall time spent in controller updates.
 
-Run: python benchmarks/controller.py [--seeds 5] [--horizon 40] [--seconds-per-step 0.4] [--measure-training]
+Run: python benchmarks/controller.py [--seeds 10] [--horizon 40]
+     python benchmarks/controller.py --measure-training [--train-steps 600] [--train-seeds 3]
+         [--train-controllers fixed,birdie,exp3s,ucb,thompson] [--skip-simulator]
 """
 
 from __future__ import annotations
@@ -21,8 +27,6 @@ import tempfile
 import time
 from collections.abc import Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from birdie_ssm.curriculum import (
@@ -32,14 +36,27 @@ from birdie_ssm.curriculum import (
     make_controller,
     rollout,
 )
-from birdie_ssm.curriculum.simulator import ForgettingBandit, play
+from birdie_ssm.curriculum.simulator import ForgettingBandit, InteractionBandit, play
 
 CONTROLLERS = ["fixed", "birdie", "exp3s", "ucb", "thompson"]
+ADAPTIVE = CONTROLLERS[1:]
+
+# Each scenario: seed -> a fresh simulator. Forgetting: 1% loss rise per unplayed 50-step interval.
+FORGET = 0.01 / 50
+SCENARIOS: dict[str, Callable[[int], CurriculumSimulator]] = {
+    "plain": lambda seed: CurriculumSimulator(seed=seed),
+    "forgetting": lambda seed: CurriculumSimulator(seed=seed, forget=FORGET),
+    "drift+noise": lambda seed: CurriculumSimulator(
+        seed=seed, drift=0.95, period=1000.0, noise=0.01, forget=FORGET
+    ),
+    "bandit": lambda seed: ForgettingBandit(seed=seed),
+    "interaction": lambda seed: InteractionBandit(seed=seed),
+}
 
 
 def update_seconds(name: str, steps: list[int]) -> list[float]:
     """Wall time of each update of ``name`` over the eval schedule ``steps`` (simulated losses)."""
-    sim = CurriculumSimulator(n_arms=4, n_classes=3, seed=0)
+    sim = CurriculumSimulator(n_arms=6, n_classes=5, seed=0)
     controller = make_controller(name, sim.arm_names, sim.arm_classes)
     mixture, done, times = controller.initial_mixture(), 0, []
     for step in steps:
@@ -52,31 +69,6 @@ def update_seconds(name: str, steps: list[int]) -> list[float]:
     return times
 
 
-def measured_seconds_per_step(steps: int = 10) -> float:
-    """Seconds per step of the quickstart trainer, after its compile."""
-    from birdie_ssm.config import Config
-    from birdie_ssm.train.trainer import Trainer
-
-    trainer = Trainer(Config(), tempfile.mkdtemp(), progress=False)
-    mixture = np.full(len(trainer.arm_names), 1.0 / len(trainer.arm_names))
-    trainer.run_steps(2, mixture)
-    start = time.perf_counter()
-    trainer.run_steps(steps, mixture)
-    return (time.perf_counter() - start) / steps
-
-
-# Each scenario: seed -> a fresh simulator. Forgetting: 1% loss rise per unplayed 50-step interval.
-FORGET = 0.01 / 50
-SCENARIOS: dict[str, Callable[[int], CurriculumSimulator]] = {
-    "plain": lambda seed: CurriculumSimulator(seed=seed),
-    "forgetting": lambda seed: CurriculumSimulator(seed=seed, forget=FORGET),
-    "drift+noise": lambda seed: CurriculumSimulator(
-        seed=seed, drift=0.95, period=1000.0, noise=0.01, forget=FORGET
-    ),
-    "bandit": lambda seed: ForgettingBandit(seed=seed),
-}
-
-
 def episode_reward(name: str, sim: CurriculumSimulator, horizon: int, seed: int) -> float:
     """Cumulative reward of ``name`` driving ``sim`` for ``horizon`` evaluations 50 steps apart."""
     env = MixtureEnv(sim, horizon=horizon)
@@ -84,60 +76,164 @@ def episode_reward(name: str, sim: CurriculumSimulator, horizon: int, seed: int)
     return float(rollout(controller, env, seed).sum())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--horizon", type=int, default=40)
-    parser.add_argument("--seconds-per-step", type=float, default=0.4)
-    parser.add_argument("--measure-training", action="store_true")
-    args = parser.parse_args()
+def best_arm_shares(name: str, seeds: int, forget: float) -> np.ndarray:
+    """Best-arm share over the last 10 of 30 updates, for seeds x 2 choices of best arm."""
+    shares = []
+    for seed in range(seeds):
+        for best in (seed % 6, (seed + 2) % 6):
+            sim = ForgettingBandit(seed=seed, forget_per_interval=forget, best_arm=best)
+            controller = make_controller(name, sim.arm_names, sim.arm_classes)
+            shares.append(play(controller, sim, 30)[-10:, best].mean())
+    return np.asarray(shares)
 
-    # Timing first, so birdie's reward-model compile is counted.
-    per_step, how = args.seconds_per_step, "assumed"
-    if args.measure_training:
-        per_step, how = measured_seconds_per_step(), "measured"
-    else:
-        jax.block_until_ready(jax.jit(lambda x: x + 1)(jnp.zeros(1)))
-    steps = eval_steps(600, "birdie", scale=0.2)
-    train_s = 600 * per_step
-    print(f"update time at the quickstart schedule {steps} (4 arms)")
-    print(f"{how} training wall time: 600 steps x {per_step:.3f} s/step = {train_s:.0f} s")
-    for name in CONTROLLERS:
-        times = update_seconds(name, steps)
-        print(
-            f"  {name:9s} total {sum(times):7.3f} s  first {times[0]:6.3f} s  "
-            f"rest mean {np.mean(times[1:]) * 1e3:7.1f} ms  share {100 * sum(times) / train_s:5.2f}%"
-        )
 
+def simulator_report(seeds: int, horizon: int) -> None:
+    """Print (1) rewards side by side, (2) best-arm shares and (3) update times."""
     print(
-        f"\ncumulative reward, mean of {args.seeds} seeds x {args.horizon} evaluations, and its "
-        "ratio to fixed uniform's (n/a where fixed's is not positive)"
+        f"cumulative reward, mean of {seeds} seeds x {horizon} evaluations, and its ratio to "
+        "fixed uniform's (n/a where fixed's is not positive)"
     )
     results = {name: {} for name in CONTROLLERS}
     for scenario, make in SCENARIOS.items():
         for name in CONTROLLERS:
             results[name][scenario] = np.array(
-                [episode_reward(name, make(seed), args.horizon, seed) for seed in range(args.seeds)]
+                [episode_reward(name, make(seed), horizon, seed) for seed in range(seeds)]
             )
-    width = 20
+    width = 18
     print(f"  {'':9s}" + "".join(f"{s:>{width}s}" for s in SCENARIOS))
     for name in CONTROLLERS:
         cells = []
         for scenario in SCENARIOS:
             mean, fixed = results[name][scenario].mean(), results["fixed"][scenario].mean()
             ratio = f"x{mean / fixed:.2f}" if fixed > 0 else "n/a"
-            cells.append(f"{mean:7.2f} ({ratio})")
+            cells.append(f"{mean:6.2f} ({ratio})")
         print(f"  {name:9s}" + "".join(f"{c:>{width}s}" for c in cells))
-    print("\nbandit: best-arm share over the last 10 of 30 updates (uniform 0.17)")
+    best = {s: max(ADAPTIVE[1:], key=lambda n: results[n][s].mean()) for s in SCENARIOS}
+    print(
+        "  birdie vs the best other: "
+        + ", ".join(
+            f"{s} {results['birdie'][s].mean() / results[best[s]][s].mean():.2f}x ({best[s]})"
+            for s in SCENARIOS
+        )
+    )
+
+    print(
+        f"\nbandit: best-arm share over the last 10 of 30 updates, {seeds} seeds x 2 best arms "
+        "(uniform 0.17): mean (worst)"
+    )
+    print(f"  {'':22s}" + "".join(f"{n:>14s}" for n in ADAPTIVE))
     for forget in (0.0, 0.01):
-        shares = {name: [] for name in CONTROLLERS}
-        for seed in range(args.seeds):
-            for name in CONTROLLERS:
-                sim = ForgettingBandit(seed=seed, forget_per_interval=forget)
-                controller = make_controller(name, sim.arm_names, sim.arm_classes)
-                shares[name].append(play(controller, sim, 30)[-10:, sim.best_arm].mean())
-        row = "  ".join(f"{n} {np.mean(v):.2f} (min {np.min(v):.2f})" for n, v in shares.items())
-        print(f"  forget {forget:.2f}/interval: {row}")
+        cells = [best_arm_shares(name, seeds, forget) for name in ADAPTIVE]
+        row = "".join(f"{c.mean():7.2f} ({c.min():.2f})" for c in cells)
+        print(f"  forget {forget:.2f}/interval  {row}")
+
+
+def timing_report(seconds_per_step: float) -> None:
+    """Print each controller's update time at the quickstart schedule as a share of training."""
+    steps = eval_steps(600, "birdie", scale=0.3)
+    train_s = 600 * seconds_per_step
+    print(f"\nupdate time at the quickstart schedule {steps} (6 arms)")
+    print(
+        f"assumed training wall time: 600 steps x {seconds_per_step:.3f} s/step = {train_s:.0f} s"
+    )
+    for name in CONTROLLERS:
+        times = update_seconds(name, steps)
+        print(
+            f"  {name:9s} total {sum(times) * 1e3:8.1f} ms  max {max(times) * 1e3:7.1f} ms  "
+            f"share {100 * sum(times) / train_s:6.3f}%"
+        )
+
+
+def train_once(name: str, seed: int, steps: int) -> tuple[float, float, float]:
+    """Train the quickstart under controller ``name`` (``fixed``: uniform) for ``steps`` steps.
+
+    Returns the mean final validation loss over arms, the training wall time and the time spent
+    in controller updates (seconds).
+    """
+    from birdie_ssm.config import load_config
+    from birdie_ssm.train.trainer import Trainer
+
+    overrides = [
+        f"controller.name={name}",
+        f"train.steps={steps}",
+        f"train.seed={seed}",
+        f"data.seed={seed}",
+        "train.progress=false",
+        f"train.checkpoint_every={steps}",
+        "train.keep_checkpoints=1",
+    ]
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(load_config(None, overrides), run_dir, progress=False)
+        controller, spent = trainer.run.controller, []
+        update = controller.update
+
+        def timed(step: int, val_losses: np.ndarray, played: np.ndarray | None = None):
+            start = time.perf_counter()
+            mixture = update(step, val_losses, played=played)
+            spent.append(time.perf_counter() - start)
+            return mixture
+
+        controller.update = timed
+        start = time.perf_counter()
+        try:
+            losses = trainer.fit()
+        finally:
+            trainer.close()
+        wall = time.perf_counter() - start
+    return float(np.mean(list(losses.values()))), wall, float(sum(spent))
+
+
+def training_report(names: list[str], seeds: int, steps: int) -> None:
+    """Print (4): final mean validation loss per controller, side by side, and update share."""
+    print(f"\nquickstart training, {steps} steps, seeds {list(range(seeds))} (same token budget)")
+    rows = {}
+    for name in names:
+        runs = [train_once(name, seed, steps) for seed in range(seeds)]
+        rows[name] = np.asarray(runs)
+        loss, wall, spent = rows[name].mean(axis=0)
+        print(
+            f"  {name:9s} mean val loss over arms {loss:.4f} (per seed "
+            f"{', '.join(f'{v:.4f}' for v in rows[name][:, 0])})  controller "
+            f"{100 * spent / wall:.3f}% of {wall:.0f} s",
+            flush=True,
+        )
+    if "fixed" in rows:
+        fixed = rows["fixed"][:, 0].mean()
+        print(
+            "  vs fixed uniform: "
+            + ", ".join(f"{n} {rows[n][:, 0].mean() - fixed:+.4f}" for n in rows if n != "fixed")
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--horizon", type=int, default=40)
+    parser.add_argument("--seconds-per-step", type=float, default=0.5)
+    parser.add_argument("--measure-training", action="store_true")
+    parser.add_argument("--skip-simulator", action="store_true")
+    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--train-seeds", type=int, default=3)
+    parser.add_argument("--train-controllers", default=",".join(CONTROLLERS))
+    args = parser.parse_args()
+    names = [n.strip() for n in args.train_controllers.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(CONTROLLERS))
+    if (
+        args.seeds < 1
+        or args.horizon < 1
+        or args.train_steps < 1
+        or args.train_seeds < 1
+        or unknown
+    ):
+        parser.error(
+            "--seeds, --horizon, --train-steps and --train-seeds must be >= 1 and "
+            f"--train-controllers a comma list of {', '.join(CONTROLLERS)}"
+        )
+    if not args.skip_simulator:
+        simulator_report(args.seeds, args.horizon)
+        timing_report(args.seconds_per_step)
+    if args.measure_training:
+        training_report(names, args.train_seeds, args.train_steps)
 
 
 if __name__ == "__main__":
