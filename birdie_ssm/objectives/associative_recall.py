@@ -15,6 +15,20 @@ from birdie_ssm.tasks.mqar import QUERY, recall_layout
 __all__ = ["QUERY", "AssociativeRecall", "AssociativeRecallConfig"]
 
 
+SMALL_TABLE = 256  # up to this many pairs a dict finds first occurrences faster than np.unique
+
+
+def first_occurrences(keys: np.ndarray) -> np.ndarray:
+    """Positions of each distinct key's first occurrence, ascending (each distinct key is asked
+    about its first occurrence only)."""
+    if len(keys) <= SMALL_TABLE:
+        seen: dict[int, int] = {}
+        for i, key in enumerate(keys.tolist()):
+            seen.setdefault(key, i)
+        return np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+    return np.sort(np.unique(keys, return_index=True)[1])
+
+
 @dataclass(frozen=True)
 class AssociativeRecallConfig:
     """``pairs``: band of key-value pairs; keys of ``key_length`` tokens, values of
@@ -57,9 +71,7 @@ class AssociativeRecall(Objective):
         if pairs is None:
             return None
         table = tokens[: pairs * w].reshape(pairs, w)
-        # Each distinct key is asked about its first occurrence only.
-        keys = table[:, 0] if kl == 1 else hash_rows(table[:, :kl])
-        _, first = np.unique(keys, return_index=True)
+        first = first_occurrences(table[:, 0] if kl == 1 else hash_rows(table[:, :kl]))
         if q == 1:
             asked = first[[draw_int(rng, 0, len(first) - 1)]]
         else:  # a uniform random subset, in random order

@@ -252,7 +252,7 @@ def _pick(rng: np.random.Generator, options: list[str]) -> str:
 
 
 def _person(rng: np.random.Generator) -> dict[str, str]:
-    digits = "".join(str(d) for d in rng.integers(0, 10, size=10))
+    digits = "".join(map(str, rng.integers(0, 10, size=10).tolist()))
     return {
         "name": f"{_pick(rng, FIRST)} {_pick(rng, LAST)}",
         "place": _pick(rng, PLACES),

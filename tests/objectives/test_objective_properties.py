@@ -273,3 +273,12 @@ def test_short_documents_are_refused_not_fatal(name):
     for n in (0, 1):
         assert objective.sample(np.arange(n, dtype=np.int32), rng, 2048) is None
     assert objective.sample(np.arange(5000, dtype=np.int32), rng, 1) is None
+
+
+@pytest.mark.parametrize("n", [1, 7, 256, 257, 3000])  # both sides of SMALL_TABLE
+def test_first_occurrences_of_keys(n):
+    from birdie_ssm.objectives.associative_recall import first_occurrences
+
+    keys = np.random.default_rng(n).integers(0, max(2, n // 3), n).astype(np.uint64)
+    want = [i for i, k in enumerate(keys.tolist()) if k not in keys[:i].tolist()]
+    assert first_occurrences(keys).tolist() == want
