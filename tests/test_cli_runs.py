@@ -114,7 +114,7 @@ def test_module_by_name_from_the_working_directory_or_by_path(tmp_path, monkeypa
     assert "echo_path" in capsys.readouterr().out
     assert main(["objectives", "--module", "./missing.py"]) == 2
     err = capsys.readouterr().err
-    assert "is not a .py file" in err and err.count("\n") == 1
+    assert "'./missing.py' does not exist" in err and err.count("\n") == 1
 
 
 def test_damaged_checkpoint_names_the_intact_one_and_resume_from_uses_it(tmp_path, capsys):
