@@ -153,6 +153,44 @@ def bench_gpu(repeats: int) -> dict[str, float]:
     }
 
 
+# (block_t, block_d, num_warps) tried by --sweep; the first is pallas.py's default.
+SWEEP = ((32, 64, 4), (32, 64, 2), (32, 64, 1), (16, 64, 4), (64, 64, 4), (32, 32, 2))
+
+
+def sweep_gpu(repeats: int) -> None:
+    """Our kernel at GPU_SHAPE bfloat16 per (block_t, block_d, num_warps), against a*b+b.
+
+    Prints forward and forward+backward ratios to the elementwise pass, so that one run on a GPU
+    shows which block sizes to make the default; a setting that fails to compile says why.
+    """
+    from birdie_ssm.kernels import pallas
+
+    a, b, w = _inputs(GPU_SHAPE, jnp.bfloat16)
+    h0 = jnp.zeros((GPU_SHAPE[0], GPU_SHAPE[2]), jnp.float32)
+    forward = {ELEMENTWISE: _elementwise}
+    for block_t, block_d, warps in SWEEP:
+        scan = pallas.make_scan(block_t=block_t, block_d=block_d, num_warps=warps, interpret=False)
+        forward[f"block_t={block_t} block_d={block_d} warps={warps}"] = lambda a, b, scan=scan: (
+            scan(a, b, h0, False)
+        )
+    both = {name: _value_and_grads(f) for name, f in forward.items()}
+    for name in list(forward):
+        try:  # compile both once here, so that one failing setting leaves the others' figures
+            jax.block_until_ready(jax.jit(both[name])(a, b, w))
+        except Exception as error:  # a setting Triton cannot compile is a finding, not a crash
+            print(f"  {name}: failed ({type(error).__name__}: {str(error).splitlines()[0][:150]})")
+            del forward[name], both[name]
+    fwd = _time_side_by_side(forward, (a, b), repeats, calls=10)
+    fwd_bwd = _time_side_by_side(both, (a, b, w), repeats, calls=10)
+    print(f"\nsweep of our kernel's settings, {list(GPU_SHAPE)} bfloat16 (ratio to {ELEMENTWISE})")
+    print(f"  {'setting':<34} {'forward':>9} {'fwd+bwd':>9}")
+    for name in forward:
+        print(
+            f"  {name:<34} {fwd[name] / fwd[ELEMENTWISE]:8.2f}x "
+            f"{fwd_bwd[name] / fwd_bwd[ELEMENTWISE]:8.2f}x"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the scan benchmark; ``--quick`` uses a small shape."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -160,6 +198,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per candidate")
     parser.add_argument(
         "--gpu-only", action="store_true", help="on a GPU, only the bfloat16 table at GPU_SHAPE"
+    )
+    parser.add_argument(
+        "--sweep", action="store_true", help="on a GPU, also time the kernel's block settings"
     )
     args = parser.parse_args(argv)
     shape = (2, 512, 128) if args.quick else (8, 4096, 512)
@@ -171,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         headline |= bench_cpu_shape(shape, repeats)
     if backend == "gpu":
         headline |= bench_gpu(repeats)
+        if args.sweep:
+            sweep_gpu(repeats)
     else:
         print(f"\nno GPU: the {list(GPU_SHAPE)} bfloat16 table (Pallas kernel) is not measured")
     print("\nheadline ratios")

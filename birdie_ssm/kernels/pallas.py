@@ -51,7 +51,7 @@ def _round_up(n: int, block: int) -> int:
     return -(-n // block) * block
 
 
-def _compiler_params() -> object:
+def _compiler_params(num_warps: int) -> object:
     if _triton is None:
         raise RuntimeError(
             "this jax has no Pallas Triton lowering (jax.experimental.pallas.triton); "
@@ -59,7 +59,8 @@ def _compiler_params() -> object:
         )
     # Named TritonCompilerParams before jax 0.7.
     params = getattr(_triton, "CompilerParams", None) or _triton.TritonCompilerParams
-    return params(num_warps=NUM_WARPS, num_stages=1)
+    # One stage: no loop here feeds a dot, so software pipelining has nothing to overlap.
+    return params(num_warps=num_warps, num_stages=1)
 
 
 def _rows(ref, start: jax.Array, block_t: int) -> list[jax.Array]:
@@ -144,19 +145,19 @@ def _layout(
     return bt, bd, pad, whole, edge, (batch, padded_d // bd)
 
 
-def _call(kernel: Callable, grid, in_specs, out_specs, out_shape, interpret: bool):
+def _call(kernel: Callable, grid, in_specs, out_specs, out_shape, interpret: bool, num_warps: int):
     return pl.pallas_call(
         kernel,
         out_shape=out_shape,
         grid=grid,
         in_specs=in_specs,
         out_specs=out_specs,
-        compiler_params=None if interpret else _compiler_params(),
+        compiler_params=None if interpret else _compiler_params(num_warps),
         interpret=interpret,
     )
 
 
-def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret):
+def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret, num_warps):
     bt, bd, pad, whole, edge, grid = _layout(a.shape, block_t, block_d)
     a_p, b_p = jnp.pad(a, pad, constant_values=1), jnp.pad(b, pad)
     h0_p = jnp.pad(h0, (pad[0], pad[2]))[:, None, :]
@@ -167,12 +168,13 @@ def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret):
         whole,
         jax.ShapeDtypeStruct(b_p.shape, b.dtype),
         interpret,
+        num_warps,
     )
     _, length, dim = a.shape
     return call(a_p, b_p, h0_p)[:, :length, :dim]
 
 
-def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret):
+def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret, num_warps):
     bt, bd, pad, whole, edge, grid = _layout(a.shape, block_t, block_d)
     _, length, dim = a.shape
     a_p, h_p, dh_p = jnp.pad(a, pad, constant_values=1), jnp.pad(h, pad), jnp.pad(dh, pad)
@@ -185,19 +187,18 @@ def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret):
         jax.ShapeDtypeStruct(h_p.shape, h.dtype),
         jax.ShapeDtypeStruct(h0_p.shape, jnp.float32),
     )
-    call = _call(
-        kernel, grid, [whole, whole, whole, edge], (whole, whole, edge), out_shape, interpret
-    )
+    specs = ([whole, whole, whole, edge], (whole, whole, edge))
+    call = _call(kernel, grid, *specs, out_shape, interpret, num_warps)
     da, db, dh0 = call(a_p, h_p, dh_p, h0_p)
     return da[:, :length, :dim], db[:, :length, :dim], dh0[:, 0, :dim]
 
 
-def _settings(block_d: int, block_t: int | None, interpret: bool | None) -> dict:
+def _settings(block_d: int, block_t: int | None, interpret: bool | None, num_warps: int) -> dict:
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
     if block_t is None:
         block_t = INTERPRET_BLOCK_T if interpret else BLOCK_T
-    return {"block_d": block_d, "block_t": block_t, "interpret": interpret}
+    return {"block_d": block_d, "block_t": block_t, "interpret": interpret, "num_warps": num_warps}
 
 
 def _per_batch_shard(run: Callable, *arrays: jax.Array):
@@ -226,13 +227,16 @@ def forward(
     block_d: int = BLOCK_D,
     block_t: int | None = None,
     interpret: bool | None = None,
+    num_warps: int = NUM_WARPS,
 ) -> jax.Array:
     """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 carry.
 
     ``interpret=None`` compiles on GPU and interprets elsewhere; ``block_t=None`` takes BLOCK_T
-    compiled and INTERPRET_BLOCK_T interpreted.
+    compiled and INTERPRET_BLOCK_T interpreted; ``num_warps`` is Triton's, per program.
     """
-    run = partial(_local_forward, reverse=reverse, **_settings(block_d, block_t, interpret))
+    run = partial(
+        _local_forward, reverse=reverse, **_settings(block_d, block_t, interpret, num_warps)
+    )
     return _per_batch_shard(run, a, b, h0)
 
 
@@ -246,14 +250,17 @@ def backward(
     block_d: int = BLOCK_D,
     block_t: int | None = None,
     interpret: bool | None = None,
+    num_warps: int = NUM_WARPS,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Cotangents (da, db, dh0) of ``forward``: one fused kernel walking the other way."""
-    run = partial(_local_backward, reverse=reverse, **_settings(block_d, block_t, interpret))
+    run = partial(
+        _local_backward, reverse=reverse, **_settings(block_d, block_t, interpret, num_warps)
+    )
     return _per_batch_shard(run, a, h, h0, dh)
 
 
 def make_scan(**kwargs) -> Callable[..., jax.Array]:
-    """``scan(a, b, h0, reverse)`` with the custom VJP; kwargs go to ``forward`` and ``backward``."""
+    """``scan(a, b, h0, reverse)`` with the custom VJP; kwargs go to forward and backward."""
     return with_scan_vjp(partial(forward, **kwargs), partial(backward, **kwargs))
 
 
