@@ -198,6 +198,9 @@ def _settings(block_d: int, block_t: int | None, interpret: bool | None, num_war
         interpret = jax.default_backend() != "gpu"
     if block_t is None:
         block_t = INTERPRET_BLOCK_T if interpret else BLOCK_T
+    for name, size in (("block_t", block_t), ("block_d", block_d)):
+        if size < 1 or size & (size - 1):
+            raise ValueError(f"{name} must be a power of two (Triton tiles are); got {size}")
     return {"block_d": block_d, "block_t": block_t, "interpret": interpret, "num_warps": num_warps}
 
 

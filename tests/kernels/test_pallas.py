@@ -58,6 +58,12 @@ def test_blocks_carry_state_and_pad_in_length_and_width(dtype, reverse):
     _check_against_loop(scan, (2, 37, 100), dtype, reverse)
 
 
+@pytest.mark.parametrize("blocks", [{"block_t": 24}, {"block_d": 0}])
+def test_block_sizes_must_be_powers_of_two(blocks):
+    with pytest.raises(ValueError, match="must be a power of two"):
+        pallas.forward(jnp.ones((1, 4, 4)), jnp.ones((1, 4, 4)), jnp.zeros((1, 4)), False, **blocks)
+
+
 def test_the_gpu_block_sizes_interpreted():
     # BLOCK_T x BLOCK_D as compiled on a GPU: 33 steps are two 32-step tiles, 65 channels two
     # 64-channel blocks. Both directions in one compile keeps the interpreter's cost down.
