@@ -9,6 +9,7 @@ filled to a fixed size with filler rows.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from birdie_ssm.pipeline.packing import OVERHEAD
 from birdie_ssm.tasks import Item, Task, TaskSettings, get_task, settings_dict, task_settings
 from birdie_ssm.tasks.base import text_of
 from birdie_ssm.tasks.phonebook import multi_phonebook_room
-from birdie_ssm.text.corpus import make_source
+from birdie_ssm.text.corpus import held_out_passages, make_source
 from birdie_ssm.text.tokenizer import Tokenizer
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "prediction_records",
     "show_ids",
     "run_task",
+    "task_items",
     "task_settings",
 ]
 
@@ -244,6 +246,38 @@ def _text(tokenizer: Tokenizer, ids: np.ndarray) -> str:
     return text_of(tokenizer, ids) if len(ids) else ""
 
 
+def task_items(
+    ctx: EvalContext, task: Task, settings: TaskSettings
+) -> tuple[list[Item], list[str]]:
+    """The items ``task`` asks ``ctx``'s run, and notes for its result. A task cut from
+    documents reads distinct passages of the run's held-out text: never one passage twice in
+    a result, and other seeds other passages while the held-out text lasts (the sample count
+    is capped to the passages there are, and the result says so)."""
+    if not task.needs_documents:
+        return task.items(settings, ctx.tokenizer), []
+    n = task.passage(settings)
+    documents, available = held_out_passages(make_source(ctx.config.data), ctx.tokenizer, n)
+    notes = []
+    if available is not None:
+        if available == 0:
+            raise BirdieError(
+                f"task '{task.name}': the held-out documents hold no stretch of {n} tokens; "
+                "ask for a shorter passage"
+            )
+        if settings.samples > available:
+            notes.append(
+                f"samples: {available} of the {settings.samples} asked, the distinct "
+                f"{n}-token passages the held-out documents hold (every seed asks these)"
+            )
+            settings = dataclasses.replace(settings, samples=available)
+        elif (settings.seed + 1) * settings.samples > available:
+            notes.append(
+                f"seed {settings.seed} reuses passages of lower seeds: the held-out documents "
+                f"hold {available} distinct {n}-token passages ({settings.samples} per seed)"
+            )
+    return task.items(settings, ctx.tokenizer, documents), notes
+
+
 def evaluate_task(
     ctx: EvalContext, name: str, settings: TaskSettings, *, all_predictions: bool = False
 ) -> TaskResult:
@@ -258,8 +292,7 @@ def evaluate_task(
             f"task '{name}' takes {task.settings.__name__}, got {type(settings).__name__}"
         )
     start = time.perf_counter()
-    documents = make_source(ctx.config.data).val if task.needs_documents else None
-    items = task.items(settings, ctx.tokenizer, documents)
+    items, notes = task_items(ctx, task, settings)
     fmt = choose_format(ctx.config, ctx.tokenizer.specials, task.native, settings.format, task=name)
     native = needs_native_form(task, fmt)
     if native and fmt.objective != TASK_FORMAT and not all(item.has_native for item in items):
@@ -280,6 +313,7 @@ def evaluate_task(
         step=ctx.step,
         seconds=0.0,
         chance=float(task.chance(settings, items)),
+        notes=notes,
         predictions=prediction_records(
             ctx.tokenizer,
             items,

@@ -7,8 +7,10 @@ followed by the span, laid out by ``sentinel_layout`` exactly as infilling examp
 form: the passage up to the span; the answer is the span, so a causal model has only the left
 context to go on. Scored per token (the leading sentinel of the native form is not scored).
 
-Items are cut from documents: ``Task.items`` is handed the documents (the evaluation passes the
-run's held-out ones, ``birdie_ssm.text.corpus``), ``task_format`` a training document's tokens.
+Items are cut from documents: ``Task.items`` is handed the documents (the evaluation passes
+distinct passages of the run's held-out ones, several from a long document, never one twice in
+a result: ``held_out_passages`` in ``birdie_ssm.text.corpus``), ``task_format`` a training
+document's tokens.
 """
 
 from __future__ import annotations

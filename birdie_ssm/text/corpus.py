@@ -7,7 +7,10 @@ another), split into a training stream and a disjoint held-out validation stream
 
 from __future__ import annotations
 
+import bisect
 import os
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -17,6 +20,7 @@ from birdie_ssm.config import DataConfig
 from birdie_ssm.errors import BirdieError, not_a_file
 from birdie_ssm.text.prose import prose_documents
 from birdie_ssm.text.synthetic import synthetic_document
+from birdie_ssm.text.tokenizer import Tokenizer
 
 # The synthetic validation stream starts far beyond anything training will read.
 _SYNTHETIC_VAL_OFFSET = 1 << 40
@@ -76,6 +80,84 @@ class FileSource:
 
     def val(self, index: int) -> str:
         return self._val[index % len(self._val)]
+
+    @property
+    def held_out(self) -> list[str]:
+        """The held-out documents, once each (``val`` wraps around them)."""
+        return list(self._val)
+
+
+_SPACE = re.compile(r"\s+")
+_LEADING_SPACE = re.compile(r"\s*")
+
+
+def _cut(text: str, tokenizer: Tokenizer, n: int) -> tuple[list[str], str]:
+    """``text`` cut at whitespace into consecutive stretches of at least ``n`` tokens each (as
+    short as that allows), and the rest, too short for another."""
+    ends = [m.start() for m in _SPACE.finditer(text)] + [len(text)]  # where a stretch may end
+    pieces: list[str] = []
+    start = _LEADING_SPACE.match(text).end()
+
+    def enough(i: int) -> bool:
+        return len(tokenizer.encode(text[start : ends[i]])) >= n
+
+    while start < len(text):
+        lo = bisect.bisect_right(ends, start)
+        # Widen the window until it holds n tokens (never encoding far past what is needed),
+        # then find the shortest stretch by bisection.
+        width, hi = n, lo
+        while True:
+            hi = min(bisect.bisect_left(ends, start + width), len(ends) - 1)
+            if enough(hi) or hi == len(ends) - 1:
+                break
+            width *= 2
+        if not enough(hi):
+            break
+        end = ends[bisect.bisect_left(range(lo, hi + 1), True, key=enough) + lo]
+        pieces.append(text[start:end])
+        start = _LEADING_SPACE.match(text, end).end()
+    return pieces, text[start:]
+
+
+def distinct_passages(texts: Sequence[str], tokenizer: Tokenizer, n: int) -> list[str]:
+    """Disjoint stretches of ``texts``, each encoding to at least ``n`` tokens: several from a
+    long text, short texts (and long ones' tails) joined. Ordered round-robin over the texts,
+    so that the first ones come from as many different texts as there are."""
+    per_text: list[list[str]] = []
+    carry = ""
+    for text in texts:
+        pieces, rest = _cut(text, tokenizer, n)
+        if rest.strip():
+            carry = f"{carry}\n{rest.strip()}" if carry else rest.strip()
+            if len(tokenizer.encode(carry)) >= n:
+                pieces.append(carry)
+                carry = ""
+        per_text.append(pieces)
+    rounds = max(map(len, per_text), default=0)
+    return [pieces[k] for k in range(rounds) for pieces in per_text if k < len(pieces)]
+
+
+class _Passages:
+    """Passage ``k`` of a finite pool (indices past the pool wrap: see ``held_out_passages``)."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def __call__(self, index: int) -> str:
+        return self.pieces[index % len(self.pieces)]
+
+
+def held_out_passages(
+    source: DocumentSource, tokenizer: Tokenizer, n: int
+) -> tuple[Callable[[int], str], int | None]:
+    """Held-out text for a task that cuts ``n``-token passages out of documents: document
+    ``k`` is a distinct passage of at least ``n`` tokens for ``k`` below the count returned
+    (None: unbounded, as the synthetic corpus never repeats). A file corpus's held-out
+    documents are cut into passages rather than read from the start and wrapped around."""
+    if not isinstance(source, FileSource):
+        return source.val, None
+    pieces = distinct_passages(source.held_out, tokenizer, n)
+    return _Passages(pieces), len(pieces)
 
 
 _BUILDERS = {".txt": "text", ".text": "text", ".md": "text", ".jsonl": "json", ".json": "json"}

@@ -84,3 +84,35 @@ def test_result_round_trips_through_json(tmp_path):
     assert path == tmp_path / "eval" / "mqar.json"
     assert read_result(path) == result and result.headline == 0.375
     assert "pairs  accuracy  n" in result.table()
+
+
+def _infilling_prompts(monkeypatch, **settings):
+    """What every infilling item of a prose-trained run shows the model (decoding replaced by
+    an empty answer: only the items matter here), and the result's notes."""
+    monkeypatch.setattr(runner, "complete", lambda model, prompts, **kw: [[] for _ in prompts])
+    ctx = runner.EvalContext(None, tiny_config("data.corpus=prose"), ByteTokenizer(), None, 0)
+    values = {"spans": [8], "passage": 128, **settings}
+    result = runner.evaluate_task(
+        ctx, "infilling", runner.task_settings("infilling", values), all_predictions=True
+    )
+    # The first quarter of a passage is never masked: it tells passages apart.
+    return [r["prompt"][:24] for r in result.predictions], result.notes
+
+
+def test_infilling_asks_distinct_held_out_passages_and_seeds_ask_others(monkeypatch):
+    # Before: 41 held-out documents read from the start and wrapped around, so 64 items held
+    # 41 passages and seeds 0 and 1 shared 23 of 32.
+    first, notes = _infilling_prompts(monkeypatch, samples=64)
+    assert len(set(first)) == 64 and notes == []
+    seed0, _ = _infilling_prompts(monkeypatch, samples=32, seed=0)
+    seed1, _ = _infilling_prompts(monkeypatch, samples=32, seed=1)
+    assert len(set(seed0)) == len(set(seed1)) == 32 and not set(seed0) & set(seed1)
+
+
+def test_infilling_caps_samples_to_the_passages_there_are_and_says_so(monkeypatch):
+    prompts, notes = _infilling_prompts(monkeypatch, samples=500, passage=2048, spans=[64])
+    assert 10 < len(prompts) < 500 and len(set(prompts)) == len(prompts)
+    assert notes == [
+        f"samples: {len(prompts)} of the 500 asked, the distinct 2048-token passages the "
+        "held-out documents hold (every seed asks these)"
+    ]

@@ -3,7 +3,8 @@
 import pytest
 
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.text.corpus import MIN_DOCUMENTS, FileSource
+from birdie_ssm.text.corpus import MIN_DOCUMENTS, FileSource, distinct_passages
+from birdie_ssm.text.tokenizer import ByteTokenizer
 
 
 @pytest.mark.parametrize("n", [2, 3, 10, 49, 50, 51, 99, 100, 120])
@@ -30,3 +31,14 @@ def test_a_corpus_too_small_to_split_is_a_clear_error(texts):
     message = str(info.value)
     assert "\n" not in message and f"at least {MIN_DOCUMENTS}" in message
     assert "validation" in message
+
+
+def test_passages_are_disjoint_stretches_of_n_tokens_round_robin_over_texts():
+    words = [f"long{i:03d}" for i in range(60)]  # 7 bytes each: 5 words with spaces hold 32
+    texts = [" ".join(words), "tiny one", "other short text", "x" * 40, "and a last one"]
+    pieces = distinct_passages(texts, ByteTokenizer(), 32)
+    # The long text gives 12 stretches of 5 words (4 words are 31 bytes: too few); the short
+    # texts are joined until they hold 32 bytes; the x's stand alone. Round robin over texts.
+    stretches = [" ".join(words[k : k + 5]) for k in range(0, 60, 5)]
+    joined = "tiny one\nother short text\nand a last one"
+    assert pieces == [stretches[0], "x" * 40, joined, *stretches[1:]]
