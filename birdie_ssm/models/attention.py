@@ -2,25 +2,49 @@
 
 Prefix-LM masking, the same invariant as the recurrent mixers: causal within a segment, never
 across segments, and, in a bidirectional layer, full attention within each contiguous prefix run.
+
+Two implementations of the same masked softmax (``BIRDIE_ATTENTION_IMPL`` in the environment,
+read when a step is traced; an implementation choice, so not part of the model config):
+
+- ``cudnn``: cuDNN's fused flash attention through ``jax.nn.dot_product_attention``; the score
+  matrix is never written to memory. The prefix-LM and packing mask is passed whole (cuDNN
+  turns it into an additive bias), so the mask stays exactly the explicit one. Needs a GPU,
+  bfloat16/float16 activations, a head size that is a multiple of 8 (at most 256 on Hopper,
+  128 before) and an even length.
+- ``xla``: ``jax.nn.dot_product_attention(implementation="xla")``, scores and softmax in
+  float32, queries in blocks of ``QUERY_BLOCK`` so no [L, L] score matrix is held whole.
+
+``auto`` (the default) takes ``cudnn`` where it applies and has compiled on this backend (a
+tiny probe, once per process), otherwise ``xla``. JAX's Pallas flash attention for GPUs was not
+used: it takes segment ids and a causal flag but cannot express a bidirectional prefix run.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import BirdieError
 from birdie_ssm.models.layers import dense
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
 
+log = logging.getLogger(__name__)
+
 KV = tuple[jax.Array, jax.Array]
-# Queries are processed in blocks of this size so no [L, L] score matrix is ever held whole.
+# The xla path processes queries in blocks of this size so no [L, L] score matrix is held whole.
 QUERY_BLOCK = 512
+IMPLS = ("auto", "cudnn", "xla")
+IMPL_ENV = "BIRDIE_ATTENTION_IMPL"
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,107 @@ def block_mask(segment_ids: jax.Array, runs: jax.Array, query_idx: jax.Array) ->
     same_run = (run_q[:, :, None] == runs[:, None, :]) & (run_q[:, :, None] >= 0)
     causal = query_idx[:, None] >= jnp.arange(segment_ids.shape[1])[None, :]
     return (same_seg & (causal | same_run))[:, None]
+
+
+def prefix_lm_mask(segment_ids: jax.Array, runs: jax.Array) -> jax.Array:
+    """[B, 1, L, L] bool over a whole row: ``block_mask`` for every query."""
+    return block_mask(segment_ids, runs, jnp.arange(segment_ids.shape[1]))
+
+
+def _sdpa(
+    q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array, implementation: str
+) -> jax.Array:
+    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation=implementation)
+
+
+def compare_impls(impl: str, dtype: str, reference: str = "xla") -> str | None:
+    """Run a tiny masked attention forward and backward with ``impl`` and ``reference``.
+
+    Returns why ``impl`` is unusable (it fails to build or run, or its gradients differ), or
+    None. Evaluated eagerly even when called while a step is being traced.
+    """
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 128, 2, 64)).astype(dtype) for _ in range(3))
+    segs = np.repeat([[1, 2]], 64, axis=1).repeat(2, axis=0)
+    runs = np.where(np.arange(128) % 64 < 16, segs, -1)
+
+    def loss(q, k, v, impl):
+        mask = prefix_lm_mask(jnp.asarray(segs), jnp.asarray(runs))
+        return jnp.sum(_sdpa(q, k, v, mask, impl).astype(jnp.float32) ** 2)
+
+    grad = jax.jit(jax.grad(loss, argnums=(0, 1, 2)), static_argnums=3)
+    try:
+        with jax.ensure_compile_time_eval():
+            got, want = (jax.device_get(grad(q, k, v, i)) for i in (impl, reference))
+    except Exception as exc:  # any failure to build or run means: do not use it
+        return f"{impl} attention failed to compile or run: {type(exc).__name__}: {exc}"[:300]
+    for g, w in zip(got, want, strict=True):
+        g, w = np.asarray(g, np.float32), np.asarray(w, np.float32)
+        err = np.max(np.abs(g - w)) / (np.max(np.abs(w)) + 1e-6)
+        if not err < 0.05:
+            return (
+                f"{impl} attention gradients differ from {reference}'s (relative error {err:.3g})"
+            )
+    return None
+
+
+@functools.cache
+def cudnn_problem(dtype: str) -> str | None:
+    """Why cuDNN attention cannot serve ``dtype`` activations here (None: it can).
+
+    Probed once per process (``compare_impls``), so ``auto`` never picks a kernel that fails
+    to build on this GPU or disagrees with the xla path.
+    """
+    if jax.default_backend() != "gpu":
+        return f"backend is {jax.default_backend()}, not gpu"
+    if jnp.dtype(dtype) not in (jnp.bfloat16, jnp.float16):
+        return f"cuDNN attention needs bfloat16 or float16 activations, not {dtype}"
+    return compare_impls("cudnn", dtype)
+
+
+def requested_impl() -> str:
+    """The implementation ``BIRDIE_ATTENTION_IMPL`` asks for (default ``auto``)."""
+    impl = os.environ.get(IMPL_ENV, "auto").strip().lower() or "auto"
+    if impl not in IMPLS:
+        raise BirdieError(f"{IMPL_ENV}={impl!r} is not one of {', '.join(IMPLS)}")
+    return impl
+
+
+def choose_impl(impl: str, dtype: jnp.dtype, head_dim: int, length: int) -> str:
+    """The implementation a layer runs: ``impl``, or for ``auto`` cuDNN where it applies."""
+    if impl == "xla":
+        return "xla"
+    limit = 256 if _hopper_or_later() else 128
+    fits = head_dim % 8 == 0 and head_dim <= limit and length % 2 == 0
+    if impl == "cudnn":
+        problem = cudnn_problem(jnp.dtype(dtype).name) or (
+            None
+            if fits
+            else f"head size {head_dim} (multiple of 8, <= {limit}) or odd length {length}"
+        )
+        if problem:
+            raise BirdieError(f"{IMPL_ENV}=cudnn cannot be used: {problem}")
+        return "cudnn"
+    if not fits or cudnn_problem(jnp.dtype(dtype).name) is not None:
+        return "xla"
+    return "cudnn"
+
+
+@functools.cache
+def _hopper_or_later() -> bool:
+    device = jax.devices()[0]
+    capability = getattr(device, "compute_capability", None)
+    try:
+        return tuple(int(x) for x in str(capability).split(".")) >= (9, 0)
+    except ValueError:
+        return False
+
+
+@functools.cache
+def _warn_fallback(dtype: str) -> None:
+    problem = cudnn_problem(dtype)
+    if problem and jax.default_backend() == "gpu":
+        log.warning("attention: using the xla path (scores in memory): %s", problem)
 
 
 def rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax.Array:
@@ -84,19 +209,18 @@ class Attention(Mixer):
         q, k, v = (t.reshape(shape) for t in (q, k, v))
         return rope(q, positions), rope(k, positions), v
 
-    def _mix(self, q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
-        scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
-        scores = jnp.where(mask, scores * self.head_dim**-0.5, -1e30)
-        probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-        return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
-
     def _attend(
         self, q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array, runs: jax.Array
     ) -> jax.Array:
         batch, length = q.shape[:2]
-        if length <= QUERY_BLOCK:
-            y = self._mix(q, k, v, block_mask(segment_ids, runs, jnp.arange(length)))
+        impl = choose_impl(requested_impl(), q.dtype, self.head_dim, length)
+        if impl == "cudnn":
+            y = _sdpa(q, k, v, prefix_lm_mask(segment_ids, runs), "cudnn")
+        elif length <= QUERY_BLOCK:
+            _warn_fallback(jnp.dtype(q.dtype).name)
+            y = _sdpa(q, k, v, prefix_lm_mask(segment_ids, runs), "xla")
         else:
+            _warn_fallback(jnp.dtype(q.dtype).name)
             blocks = -(-length // QUERY_BLOCK)
             qb = jnp.pad(q, ((0, 0), (0, blocks * QUERY_BLOCK - length), (0, 0), (0, 0)))
             qb = jnp.swapaxes(qb.reshape(batch, blocks, QUERY_BLOCK, *q.shape[2:]), 0, 1)
@@ -106,7 +230,8 @@ class Attention(Mixer):
             @jax.checkpoint
             def one_block(args):
                 q_block, idx_block = args
-                return self._mix(q_block, k, v, block_mask(segment_ids, runs, idx_block))
+                mask = block_mask(segment_ids, runs, idx_block)
+                return _sdpa(q_block, k, v, mask, "xla")
 
             y = jax.lax.map(one_block, (qb, idx))
             y = jnp.swapaxes(y, 0, 1).reshape(batch, blocks * QUERY_BLOCK, *q.shape[2:])[:, :length]
@@ -129,5 +254,5 @@ class Attention(Mixer):
         q, k, v = self._project(x[:, None], ctx.positions[:, None])
         k_cache = jax.lax.dynamic_update_slice_in_dim(cache[0], k, ctx.index, axis=1)
         v_cache = jax.lax.dynamic_update_slice_in_dim(cache[1], v, ctx.index, axis=1)
-        y = self._mix(q, k_cache, v_cache, ctx.attend[:, None, None, :])
+        y = _sdpa(q, k_cache, v_cache, ctx.attend[:, None, None, :], "xla")
         return self.out(y.reshape(x.shape)), (k_cache, v_cache)

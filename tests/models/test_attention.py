@@ -1,0 +1,119 @@
+"""Attention through jax.nn.dot_product_attention equals the explicit masked softmax it
+replaced; the implementation choice (auto / cudnn / xla) and its errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import BirdieError
+from birdie_ssm.models import attention, build_model
+from birdie_ssm.models.attention import block_mask, choose_impl, compare_impls, requested_impl
+from birdie_ssm.models.masks import make_context
+
+# Two packed segments with prefix runs (one in the middle of a segment), then padding.
+SEGMENTS = np.array([[1] * 13 + [2] * 14 + [0] * 5, [3] * 20 + [4] * 12])
+PREFIX = np.array(
+    [
+        [True] * 4 + [False] * 3 + [True] * 3 + [False] * 3 + [True] * 6 + [False] * 13,
+        [False] * 20 + [True] * 5 + [False] * 7,
+    ]
+)
+
+
+def explicit_mix(q, k, v, mask):
+    """The pre-fusion implementation: float32 scores, -1e30 where masked, softmax, mix."""
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+    scores = jnp.where(mask, scores * q.shape[-1] ** -0.5, -1e30)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+
+
+def _loss_and_grads(model, ids):
+    graphdef, state = nnx.split(model)
+
+    @jax.jit
+    def run(state):
+        def loss(state):
+            logits = nnx.merge(graphdef, state)(ids, jnp.asarray(PREFIX), jnp.asarray(SEGMENTS))
+            return jnp.mean(logits**2), logits
+
+        return jax.value_and_grad(loss, has_aux=True)(state)
+
+    (_, logits), grads = run(state)
+    return logits, grads
+
+
+@pytest.mark.parametrize(
+    ("dtype", "query_block"), [("float32", 512), ("float32", 8), ("bfloat16", 8)]
+)
+def test_fused_path_equals_explicit_softmax(dtype, query_block, monkeypatch):
+    config = ModelConfig(
+        mixer="gated",
+        block_pattern="A",
+        bidirectional="alternate",
+        width=32,
+        depth=2,
+        dtype=dtype,
+        mixers={"attention": {"num_heads": 4}},
+    )
+    model = build_model(config, 48, nnx.Rngs(0))
+    ids = jax.random.randint(jax.random.key(1), SEGMENTS.shape, 0, 48)
+    monkeypatch.setattr(attention, "QUERY_BLOCK", query_block)
+    logits, grads = _loss_and_grads(model, ids)
+    monkeypatch.setattr(attention, "_sdpa", lambda q, k, v, mask, impl: explicit_mix(q, k, v, mask))
+    want_logits, want_grads = _loss_and_grads(model, ids)
+    tol = 1e-5 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(logits, want_logits, rtol=tol, atol=tol)
+    for g, w in zip(jax.tree.leaves(grads), jax.tree.leaves(want_grads), strict=True):
+        scale = float(jnp.max(jnp.abs(w))) + 1e-12
+        np.testing.assert_allclose(np.asarray(g) / scale, np.asarray(w) / scale, atol=tol)
+
+
+def test_mask_is_causal_in_segments_and_full_in_prefix_runs():
+    """The mask every implementation receives, checked against its definition cell by cell."""
+    segs, prefix = jnp.asarray(SEGMENTS), jnp.asarray(PREFIX)
+    runs = make_context(SEGMENTS.shape, prefix, segs).runs
+    mask = np.asarray(block_mask(segs, runs, jnp.arange(SEGMENTS.shape[1])))[:, 0]
+    for b in range(SEGMENTS.shape[0]):
+        for t in range(SEGMENTS.shape[1]):
+            for s in range(SEGMENTS.shape[1]):
+                same_seg = SEGMENTS[b, t] == SEGMENTS[b, s]
+                lo, hi = sorted((s, t))
+                # t sees a later s only inside one contiguous prefix stretch of its segment
+                stretch = slice(lo, hi + 1)
+                same_run = (
+                    PREFIX[b, stretch].all() and (SEGMENTS[b, stretch] == SEGMENTS[b, t]).all()
+                )
+                assert mask[b, t, s] == (same_seg and (s <= t or same_run)), (b, t, s)
+
+
+def test_auto_takes_xla_off_gpu_and_cudnn_request_is_a_clear_error(monkeypatch):
+    if jax.default_backend() == "gpu":
+        pytest.skip("CPU behaviour")
+    assert choose_impl("auto", jnp.bfloat16, 64, 2048) == "xla"
+    assert choose_impl("xla", jnp.bfloat16, 64, 2048) == "xla"
+    with pytest.raises(BirdieError, match="BIRDIE_ATTENTION_IMPL=cudnn cannot be used: backend"):
+        choose_impl("cudnn", jnp.bfloat16, 64, 2048)
+    monkeypatch.setenv("BIRDIE_ATTENTION_IMPL", "flash")
+    with pytest.raises(BirdieError, match="'flash' is not one of auto, cudnn, xla"):
+        requested_impl()
+    monkeypatch.setenv("BIRDIE_ATTENTION_IMPL", "XLA")
+    assert requested_impl() == "xla"
+
+
+def test_probe_runs_eagerly_while_a_step_is_traced():
+    """``auto`` decides while the train step is traced: the probe must still compute values."""
+    seen = []
+
+    @jax.jit
+    def traced(x):
+        seen.append(compare_impls("xla", "float32"))
+        return x
+
+    traced(1.0)
+    assert seen == [None]
