@@ -24,6 +24,7 @@ from birdie_ssm.evaluation.results import (
     write_result,
 )
 from birdie_ssm.evaluation.runner import EvalContext, evaluate_task
+from birdie_ssm.pipeline import with_recorded_workers
 from birdie_ssm.tasks import TaskSettings, settings_dict
 
 DONE = "train_done.json"
@@ -36,6 +37,8 @@ def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> d
 
     done = run_dir / DONE
     saved = run_dir / "config.yaml"
+    if saved.is_file():  # data.workers: auto means the count the run recorded when it started
+        config = with_recorded_workers(config, load_config(saved))
     if saved.is_file() and load_config(saved) != config:
         raise BirdieError(
             f"'{run_dir}' holds a run with a different config; delete it or choose another "

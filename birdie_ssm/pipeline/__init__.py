@@ -25,6 +25,7 @@ __all__ = [
     "open_pipeline",
     "resolve_workers",
     "validation_batches",
+    "with_recorded_workers",
     "with_workers_resolved",
 ]
 AUTO_MAX_WORKERS = 8  # beyond this the trainer's process, not the workers, limits a GPU run
@@ -82,6 +83,16 @@ def with_workers_resolved(config: Config) -> Config:
     if workers == config.data.workers:
         return config
     data = config.data.model_copy(update={"workers": workers})
+    return config.model_copy(update={"data": data})
+
+
+def with_recorded_workers(config: Config, recorded: Config) -> Config:
+    """``config`` with ``data.workers: auto`` read as the count ``recorded`` (a run's own
+    config.yaml, which holds the count it resolved) ran with: what continuing that run uses,
+    on this machine or another."""
+    if config.data.workers != "auto":
+        return config
+    data = config.data.model_copy(update={"workers": recorded.data.workers})
     return config.model_copy(update={"data": data})
 
 

@@ -43,3 +43,21 @@ def test_a_run_records_the_count_it_used(tmp_path):
         trainer.close()
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["data"]["workers"] == 0  # a resumed run reads this number, not "auto"
+
+
+def test_an_experiment_rerun_reads_auto_as_the_recorded_count(tmp_path):
+    """A run's config.yaml holds the count it resolved; rerunning the experiment (config still
+    'auto') finds the same run, not 'a run with a different config'."""
+    from birdie_ssm.config import dump_config
+    from birdie_ssm.experiments.stages import DONE, train_run
+    from birdie_ssm.pipeline import with_recorded_workers
+
+    recorded = load_config(None, ["data.workers=6"])
+    dump_config(recorded, tmp_path / "config.yaml")
+    (tmp_path / DONE).write_text('{"steps": 1}')
+    assert train_run(Config(), tmp_path) == {"steps": 1}
+    assert with_recorded_workers(Config(), recorded).data.workers == 6
+    explicit = load_config(None, ["data.workers=2"])
+    assert with_recorded_workers(explicit, recorded) is explicit
+    with pytest.raises(BirdieError, match="different config"):
+        train_run(explicit, tmp_path)
