@@ -12,6 +12,7 @@ from birdie_ssm.cli import main
         (["--set", "no.such.key=1"], "unknown config key 'no'"),
         (["--set", "train.steps=-5"], "train.steps"),
         (["--config", "missing.yaml"], "does not exist"),
+        (["--config", "."], "'.' is a directory, not a file"),
         (["--set", "objectives.mixture.0.name=nope"], "unknown objective 'nope'"),
         (["--set", "objectives.mixture.3.params.span_lenght=3"], "did you mean 'span_length'"),
         (["--set", "objectives.mixture.3.params.delimiter_length=0"], "delimiter_length"),
@@ -70,6 +71,8 @@ def test_bad_corpus_and_impossible_lengths(tmp_path, capsys, content, args, expe
     assert code == 2 and expected in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not run_dir.exists()
+    if expected == "not valid UTF-8":
+        assert f"'{corpus}'" in err  # which file
 
 
 def test_bad_checkpoints_leave_the_run_as_it_was(tmp_path, capsys):
@@ -143,3 +146,78 @@ def test_objectives_lists_builtins(capsys):
     out = capsys.readouterr().out
     for name in ("next_token", "prefix_lm", "infilling", "mask_rate"):
         assert name in out
+
+
+def test_out_of_memory_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypatch):
+    import jax
+
+    from birdie_ssm.train.trainer import Trainer
+    from tests.conftest import TINY
+
+    def exhausted(self):
+        raise jax.errors.JaxRuntimeError(
+            "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 68719476736 bytes."
+        )
+
+    monkeypatch.setattr(Trainer, "train_one", exhausted)  # the first step runs out of memory
+    run_dir = tmp_path / "run"
+    args = ["train", "--run-dir", str(run_dir), *(a for s in TINY for a in ("--set", s))]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "out of device memory at step 1 allocating 64.0 GiB" in err
+    for knob in ("data.seq_len (64)", "data.batch_size (4)", "model.remat=true"):
+        assert knob in err
+    assert not run_dir.exists()  # a second try is not told "already holds a run"
+
+
+def test_a_failing_benchmark_is_one_line(tmp_path, capsys, monkeypatch):
+    from birdie_ssm import cli
+
+    (tmp_path / "train.py").write_text(
+        "import sys\nsteps = int(sys.argv[sys.argv.index('--steps') + 1])\nprint(1 / steps)\n"
+    )
+    monkeypatch.setattr(cli, "BENCH_DIR", tmp_path)
+    assert main(["bench", "train", "--steps", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "benchmark 'train' failed at train.py:3: ZeroDivisionError: division by zero" in err
+    assert "--steps 0" in err
+
+
+def test_experiment_output_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    from birdie_ssm import experiments
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    # Root ignores permission bits, so the test makes the folder read-only for the check.
+    monkeypatch.setattr(
+        os, "access", lambda p, m: False if str(p) == str(locked) else real_access(p, m)
+    )
+    spec = "configs/experiments/retrieval_cpu.yaml"
+    assert main(["experiment", spec, "--output", str(locked / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--output" in err and "not writable" in err and err.count("\n") == 1, err
+    assert not (locked / "out").exists()
+
+    def denied(*args, **kwargs):  # what a write refused mid-run raises
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "out" / "x"))
+
+    monkeypatch.setattr(experiments, "run_experiment", denied)
+    assert main(["experiment", spec, "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "Permission denied" in err and str(tmp_path / "out" / "x") in err
+
+
+def test_items_that_are_not_utf8_are_one_line_naming_the_file(tmp_path, capsys):
+    items = tmp_path / "latin1.jsonl"
+    items.write_bytes('{"prompt": "caf\u00e9", "answer": "x"}\n'.encode("latin-1"))
+    code = main(["eval", "custom", "--items", str(items), "--checkpoint", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"items file '{items}' is not valid UTF-8" in err

@@ -145,7 +145,8 @@ def _plot_losses(
     if arms:
         _legend_outside(val_ax, len(arms))
     train_steps = [r["step"] for r in train]
-    train_ax.plot(train_steps, [_value(r.get("loss")) for r in train], marker=".", markersize=3)
+    train_ax.plot(train_steps, [_value(r.get("loss")) for r in train], marker=".", markersize=3,
+                  color="0.25")  # all objectives together: no objective's colour  # fmt: skip
     train_ax.set(title="training loss (mean over each log window)", ylabel=f"loss ({UNIT})")
     _step_axis(train_ax, train_steps)
     fig.suptitle(title)

@@ -398,13 +398,21 @@ class Trainer:
 
     def restore(self, step: int | None = None, *, allow_lr_change: bool = False) -> None:
         """Continue from a checkpoint of this run (the latest by default). A checkpoint of
-        another model or mixture, a ``train.steps`` below its step, or a config that moves its
-        learning rate (unless ``allow_lr_change``) is refused before anything is restored."""
-        state, meta = self.checkpointer.restore(
-            self.state, step, check=lambda meta: self._check_resumable(meta, allow_lr_change)
-        )
+        another model or mixture, a damaged one, a ``train.steps`` below its step, or a config
+        that moves its learning rate (unless ``allow_lr_change``) is refused, changing nothing."""
+        # The model is compared before any array is read: a restore into the wrong shapes would
+        # only be reported as damage.
+        state, meta = self.checkpointer.restore(self.state, step, check=self._check_compatible)
+        step, steps = int(meta["step"]), self.config.train.steps
+        if steps < step:
+            raise BirdieError(
+                f"train.steps {steps} is below step {step}, where the run's checkpoint is: a "
+                f"resumed run trains on, so give train.steps >= {step} (or continue from an "
+                "earlier checkpoint with --resume-from STEP)"
+            )
+        self._check_schedule(meta, step, allow_lr_change)
         self.state = state
-        self.step, self.tokens_seen = int(meta["step"]), int(meta["tokens_seen"])
+        self.step, self.tokens_seen = step, int(meta["tokens_seen"])
         self.nonfinite_total = int(meta.get("nonfinite_total", 0))
         self._window = list(meta.get("loss_window", []))
         zeros = [0] * len(self.arm_names)
@@ -414,18 +422,6 @@ class Trainer:
         self.run.pipeline.load_state_dict(meta["pipeline"])
         self.set_mixture(np.asarray(meta["mixture"]))
         self.metrics.truncate_after(self.step)
-
-    def _check_resumable(self, meta: dict[str, Any], allow_lr_change: bool) -> None:
-        """Refuse a checkpoint this config cannot continue, saying how it differs."""
-        self._check_compatible(meta)
-        step, steps = int(meta["step"]), self.config.train.steps
-        if steps < step:
-            raise BirdieError(
-                f"train.steps {steps} is below step {step}, where the run's checkpoint is: a "
-                f"resumed run trains on, so give train.steps >= {step} (or continue from an "
-                "earlier checkpoint with --resume-from STEP)"
-            )
-        self._check_schedule(meta, step, allow_lr_change)
 
     def _check_schedule(self, meta: dict[str, Any], step: int, allow_lr_change: bool) -> None:
         """Refuse (or, when allowed, note in ``lr_change``) a config that moves the learning rate

@@ -145,3 +145,100 @@ def test_interrupted_write_leaves_previous_checkpoint(reference, tmp_path):
     run = load_run(copy)
     assert run.step == 30
     _same_params(nnx.split(run.model)[1], ref_params)
+
+
+def _garble(checkpoint: Path) -> None:
+    """Damage a checkpoint's array data (its metadata stays readable)."""
+    for path in checkpoint.glob("state/ocdbt.process_0/d/*"):
+        path.write_bytes(b"garbage")
+
+
+def test_resume_from_a_damaged_step_removes_nothing_and_the_printed_command_works(
+    reference, tmp_path, capsys
+):
+    import shlex
+
+    from birdie_ssm.cli import main
+
+    ref_dir, _ = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_dir, copy)
+    _garble(copy / "checkpoints" / "20")
+    assert main(["train", "--run-dir", str(copy), "--resume-from", "20"]) == 2
+    out, err = capsys.readouterr()
+    assert "removed" not in out and err.count("\n") == 1, err
+    assert "checkpoint 20" in err and "damaged" in err and "checkpoint 10 is intact" in err
+    assert "<" not in err and "pybind" not in err  # no reprs of C++ objects
+    assert sorted(int(p.name) for p in (copy / "checkpoints").iterdir()) == [10, 20, 30]
+    # The suggested command, pasted as printed, continues the run from 10.
+    command = shlex.split(err.split("`")[1])
+    assert command[:2] == ["birdie-ssm", "train"] and "--run-dir" in command
+    assert main(command[1:]) == 0
+    out = capsys.readouterr().out
+    assert "removed checkpoints 20, 30 to resume from 10" in out and "trained to step 30" in out
+
+
+def test_truncated_metadata_names_the_intact_checkpoint(reference, tmp_path):
+    ref_dir, _ = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_dir, copy)
+    meta = copy / "checkpoints" / "30" / "meta" / "metadata"
+    meta.write_bytes(meta.read_bytes()[:10])
+    with pytest.raises(BirdieError, match=r"checkpoint 30 .* damaged.*checkpoint 20 is intact.*"
+                       r"--resume-from 20 --run-dir"):  # fmt: skip
+        Trainer(tiny_config("train.keep_checkpoints=3"), copy, resume=True)
+
+
+def test_orbax_reads_abandoned_by_a_failed_restore_are_not_reported(
+    reference, tmp_path, monkeypatch
+):
+    """After a damaged checkpoint, Orbax's unfinished read coroutines would each print
+    'Exception ignored in: <coroutine ...>' with a traceback when collected."""
+    import gc
+    import sys
+
+    from birdie_ssm.train import checkpoint
+
+    ref_dir, _ = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_dir, copy)
+    _garble(copy / "checkpoints" / "30")
+    reported = []
+    monkeypatch.setattr(checkpoint, "_QUIET", False)
+    monkeypatch.setattr(sys, "unraisablehook", lambda args: reported.append(args.object))
+    with pytest.raises(BirdieError, match="damaged"):
+        load_run(copy)
+    source = "async def {}():\n    try:\n        await Pending()\n    finally:\n" \
+             "        raise RuntimeError('read abandoned')\n"  # fmt: skip
+
+    class Pending:
+        def __await__(self):
+            yield
+
+    namespace = {"Pending": Pending}
+    for name, filename in (("_read_array_index_and_device_put", "/x/orbax/checkpoint/io.py"),
+                           ("mine", "/x/my_code.py")):  # fmt: skip
+        exec(compile(source.format(name), filename, "exec"), namespace)
+        coroutine = namespace[name]()
+        coroutine.send(None)  # suspended mid-read, as Orbax leaves them
+        del coroutine
+        gc.collect()
+    assert [c.__qualname__ for c in reported] == ["mine"]  # others' reports still shown
+
+
+def test_resume_cannot_shorten_or_rewarm_a_run_and_leaves_it_as_it_was(reference, tmp_path, capsys):
+    from birdie_ssm.cli import main
+
+    ref_dir, _ = reference
+    copy = tmp_path / "copy"
+    shutil.copytree(ref_dir, copy)
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in copy.rglob("*"))
+    for steps, expected in (
+        (20, "train.steps 20 is below step 30"),
+        (60, "train.steps 30 -> 60 would move the learning rate at step 30"),
+    ):
+        code = main(["train", "--run-dir", str(copy), "--resume", "--set", f"train.steps={steps}"])
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and err.count("\n") == 1, err
+    assert "--allow-lr-change" in err and "train.schedule=wsd" in err
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in copy.rglob("*")) == before
