@@ -17,14 +17,17 @@ import contextlib
 import multiprocessing as mp
 import pickle
 import queue
+import sys
 import threading
 import traceback
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.arms import Arm
 from birdie_ssm.pipeline.inprocess import Pipeline, check_mixture, check_workers
@@ -38,12 +41,37 @@ class PipelineWorkerError(BirdieError):
     """A data worker raised or died; the message carries its traceback."""
 
 
-def _worker_main(spec: dict[str, Any], commands: Any, batches: Any, errors: Any) -> None:
-    """A worker's loop: apply commands, produce a batch, hand it over (dropping it on a reset)."""
+def plugin_files() -> list[str]:
+    """The ``.py`` plug-ins this process loaded by path (their modules have made-up names that a
+    fresh process knows only once it loads the same files)."""
+    return [
+        str(Path(plugins.origin(name)).resolve())
+        for name in list(sys.modules)
+        if plugins.origin(name) != name
+    ]
+
+
+def _worker_main(
+    index: int,
+    shared: bytes,
+    spec: dict[str, Any],
+    files: list[str],
+    commands: Any,
+    batches: Any,
+    errors: Any,
+) -> None:
+    """A worker's loop: apply commands, produce a batch, hand it over (dropping it on a reset).
+
+    ``shared`` is the pickled documents, tokenizer and arms, read only once the plug-in
+    ``files`` are loaded (objectives and tasks they define are pickled by their modules' names);
+    ``spec`` the rest of this worker's ``Pipeline`` arguments."""
     batches.cancel_join_thread()  # never block exit on batches nobody will read
     parent = mp.parent_process()
     try:
-        pipe = Pipeline(**spec)
+        for path in files:
+            plugins.import_module(path, f"data worker {index}")
+        documents, tokenizer, arms = pickle.loads(shared)
+        pipe = Pipeline(documents, tokenizer, arms, **spec)
         generation = 0
         while True:
             try:
@@ -66,21 +94,27 @@ def _worker_main(spec: dict[str, Any], commands: Any, batches: Any, errors: Any)
                     if not commands.empty():
                         break  # a reset or stop makes this batch stale
     except BaseException:
-        errors.put((spec["offset"], traceback.format_exc()))
+        errors.put((index, traceback.format_exc()))
 
 
-def check_picklable(documents: Callable[[int], str], tokenizer: Tokenizer, arms: list[Arm]) -> None:
-    """Raise BirdieError naming the first piece a spawned worker could not receive (pickled)."""
+def pickled(documents: Callable[[int], str], tokenizer: Tokenizer, arms: list[Arm]) -> bytes:
+    """What every worker receives, pickled once (the corpus may be large); a piece that cannot
+    be pickled is a BirdieError naming it."""
+    try:
+        return pickle.dumps((documents, tokenizer, arms))
+    except Exception:  # PicklingError, AttributeError, TypeError: all mean "cannot"
+        pass
     pieces = [("the document source", documents), ("the tokenizer", tokenizer)]
     pieces += [(f"arm '{arm.name}'", arm) for arm in arms]
     for what, piece in pieces:
         try:
             pickle.dumps(piece)
-        except Exception as exc:  # PicklingError, AttributeError, TypeError: all mean "cannot"
+        except Exception as exc:
             raise BirdieError(
                 f"data workers receive the pipeline pickled, but {what} cannot be pickled "
                 f"({exc}); define its functions at module level, or set data.workers: 0"
             ) from None
+    raise BirdieError("data workers receive the pipeline pickled, but it cannot be pickled")
 
 
 def _pump(source: Any, target: queue.Queue, stop: threading.Event) -> None:
@@ -136,13 +170,10 @@ class WorkerPool:
         process_index: int = 0,
         process_count: int = 1,
     ) -> None:
-        check_picklable(documents, tokenizer, arms)
+        shared = pickled(documents, tokenizer, arms)
         self.arms, self.workers = arms, workers
         specs = [
             dict(
-                documents=documents,
-                tokenizer=tokenizer,
-                arms=arms,
                 seq_len=seq_len,
                 batch_size=batch_size,
                 seed=[seed, w],
@@ -155,7 +186,7 @@ class WorkerPool:
             for w in range(workers)
         ]
         # The state behind the last batch taken from each worker (initially its fresh state).
-        self.states = [Pipeline(**spec).state_dict() for spec in specs]
+        self.states = [Pipeline(documents, tokenizer, arms, **s).state_dict() for s in specs]
         self.mixture = np.asarray(mixture, dtype=np.float64)
         self.taken = 0
         self.generation = 0
@@ -163,10 +194,11 @@ class WorkerPool:
         self.errors = ctx.Queue()
         self.commands = [ctx.Queue() for _ in range(workers)]
         self.batches = [ctx.Queue(maxsize=prefetch) for _ in range(workers)]
+        files = plugin_files()
         self.processes = [
             ctx.Process(
                 target=_worker_main,
-                args=(spec, self.commands[w], self.batches[w], self.errors),
+                args=(w, shared, spec, files, self.commands[w], self.batches[w], self.errors),
                 name=f"birdie-data-{w}",
                 daemon=True,
             )

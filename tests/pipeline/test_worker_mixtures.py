@@ -79,3 +79,44 @@ def test_an_unpicklable_piece_is_one_clear_error():
     source = type("S", (), {"train": Unpicklable()})()
     with pytest.raises(BirdieError, match="data.workers: 0"):
         open_pipeline(config, source, tokenizer, arms, np.ones(1))
+
+
+PLUGIN = '''
+from dataclasses import dataclass
+
+from birdie_ssm.objectives import Objective, register_objective
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    length: int = 8
+
+
+@register_objective("test_worker_head")
+class Head(Objective):
+    """Read a passage, then generate its first token."""
+
+    Config = HeadConfig
+
+    def make(self, tokens, rng, budget):
+        n = min(self.config.length, budget - 1)
+        return (tokens[:n], tokens[:1], tokens[n:]) if len(tokens) >= n > 0 else None
+'''
+
+
+def test_an_objective_from_a_py_file_runs_in_worker_processes(tmp_path):
+    """A plug-in loaded by path has a made-up module name: workers load the same file first."""
+    path = tmp_path / "head_objective.py"
+    path.write_text(PLUGIN)
+    config = Config.model_validate(
+        {"data": {"seq_len": 64, "batch_size": 2, "workers": 2, "prefetch": 1}}
+    )
+    tokenizer, source = make_tokenizer(config.data), make_source(config.data)
+    entries = [ObjectiveEntry(name="test_worker_head"), ObjectiveEntry(name="next_token")]
+    arms = expand_arms(entries, tokenizer.specials, [str(path)])
+    pool = open_pipeline(config, source, tokenizer, arms, np.array([0.5, 0.5]))
+    try:
+        batches = [pool.next_batch() for _ in range(2)]
+    finally:
+        pool.close()
+    assert 0 in np.concatenate([b.arm_ids.ravel() for b in batches])
