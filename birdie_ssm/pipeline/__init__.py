@@ -62,7 +62,9 @@ def resolve_workers(
     ``platform`` (the JAX backend) and ``cpus`` default to this process's. The one place the
     count is decided: ``open_pipeline`` uses it, and the trainer stores the result in the run's
     config.yaml (``with_workers_resolved``), so a resumed run keeps its count on any machine.
-    Call it after ``jax.distributed.initialize`` (it reads the default backend).
+    CPUs are this process's share (its affinity: a job scheduler's binding counts); with several
+    training processes sharing one host's cores unbound, set a number. Call it after
+    ``jax.distributed.initialize`` (it reads the default backend).
     """
     if workers != "auto":
         return int(workers)

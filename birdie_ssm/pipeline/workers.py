@@ -7,8 +7,10 @@ batch; the pool's checkpoint state is the state behind the last batch the traine
 change (or a restore) rewinds every worker to that state under a new generation number, and
 batches from older generations are dropped: a resumed run sees exactly the batches the
 uninterrupted run would have seen. Each worker keeps its own per-arm target-token counts (in its
-state), so every worker's share, and so the pool's, tracks the requested mixture. Processes are spawned (the parent holds JAX threads, so no
-fork) and stopped by ``close()``, by a finaliser, or at interpreter exit.
+state), so every worker's share, and so the pool's, tracks the requested mixture. Processes are
+spawned (the parent holds JAX threads, so no fork), receive the documents, tokenizer and arms
+pickled (``.py`` plug-in files are loaded first, as their modules' names exist only where they
+were loaded), and are stopped by ``close()``, by a finaliser, or at interpreter exit.
 """
 
 from __future__ import annotations
