@@ -375,6 +375,13 @@ def _section_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def error_text(error: Any) -> str:
+    """A pydantic error's message in our words: a check's own ValueError message as raised
+    (without pydantic's 'Value error, ' prefix), else pydantic's message."""
+    cause = (error.get("ctx") or {}).get("error") if error["type"] == "value_error" else None
+    return str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
+
+
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
     key = ".".join(str(p) for p in loc)
@@ -387,9 +394,7 @@ def _describe(error: dict[str, Any]) -> str:
     if not loc:
         return f"invalid config: {error['msg']}"
     if error["type"] == "value_error":
-        # One of our checks: its own message says what is accepted (without pydantic's prefix).
-        cause = (error.get("ctx") or {}).get("error")
-        text = str(cause) if cause is not None else error["msg"].removeprefix("Value error, ")
+        text = error_text(error)  # one of our checks: it says what is accepted
         return text if text.startswith((key, f"{loc[0]}.")) else f"{key}: {text}"
     value = error.get("input")
     return f"invalid value {value!r} for config key '{key}': {error['msg']}"

@@ -8,6 +8,7 @@ import pytest
 
 from birdie_ssm.config import load_config
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.experiments import load_spec
 from birdie_ssm.objectives import describe_objectives
 from birdie_ssm.objectives.base import _REGISTRY as OBJECTIVES
 from birdie_ssm.plugins import import_module
@@ -25,6 +26,7 @@ from birdie_ssm.train.build import build_controller
         ("model.mixers.gated.state_expansion=0", "model.mixers.gated: parameter 'state_expansion'"),
         ("data.corpus=files", "data.corpus is 'files' but data.files is empty"),
         ("model.block_pattern=RXA", "model.block_pattern holds one letter per block"),
+        ("eval.tasks.mqar.pairs=[0]", "eval.tasks.mqar: invalid task settings: pairs must be"),
     ],
 )
 def test_checks_speak_in_our_words(override, expected):
@@ -34,6 +36,15 @@ def test_checks_speak_in_our_words(override, expected):
     assert message.startswith(expected)
     assert "Value error" not in message and "invalid value {" not in message
     assert "\n" not in message
+
+
+def test_experiment_file_checks_speak_in_our_words(tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_text("name: x\nseeds: [1, 1]\nruns: [{name: a}]\n")
+    with pytest.raises(BirdieError) as info:
+        load_spec(path)
+    assert str(info.value).endswith("seeds must be distinct non-negative integers, got [1, 1]")
+    assert "Value error" not in str(info.value)
 
 
 def _arms(n: int = 2) -> list:

@@ -19,7 +19,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from birdie_ssm.config import Config, apply_override, load_raw, validate
+from birdie_ssm.config import Config, apply_override, error_text, load_raw, validate
 from birdie_ssm.errors import BirdieError, not_a_file
 from birdie_ssm.tasks import TASKS
 
@@ -120,7 +120,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         raise BirdieError(f"experiment file '{path}' is not valid YAML: {exc}") from None
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"'{'.'.join(str(p) for p in e['loc']) or 'file'}': {e['msg']}" for e in exc.errors()
+            f"'{'.'.join(str(p) for p in e['loc']) or 'file'}': {error_text(e)}"
+            for e in exc.errors()
         )
         raise BirdieError(f"experiment file '{path}': {problems}") from None
 

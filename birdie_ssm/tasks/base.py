@@ -24,6 +24,7 @@ import pydantic
 import yaml
 
 from birdie_ssm import plugins
+from birdie_ssm.config import error_text
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.text.tokenizer import SpecialTokens, Tokenizer
 
@@ -114,8 +115,9 @@ def parse_settings(cls: type[TaskSettings], values: dict[str, Any] | Sequence[st
         return pydantic.TypeAdapter(cls).validate_python(dict(values))
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
-        key = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise BirdieError(f"invalid task setting '{key}': {first['msg']}") from None
+        key = ".".join(str(p) for p in first["loc"])
+        where = f"invalid task setting '{key}'" if key else "invalid task settings"
+        raise BirdieError(f"{where}: {error_text(first)}") from None
     except ValueError as exc:
         raise BirdieError(f"invalid task settings: {exc}") from None
 
