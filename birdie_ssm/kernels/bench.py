@@ -153,12 +153,21 @@ def bench_gpu(repeats: int) -> dict[str, float]:
     }
 
 
-# (block_t, block_d, num_warps) tried by --sweep; the first is pallas.py's default.
-SWEEP = ((32, 64, 4), (32, 64, 2), (32, 64, 1), (16, 64, 4), (64, 64, 4), (32, 32, 2))
+# (block_t, block_d, num_warps, prefetch) tried by --sweep; the first is pallas.py's default.
+SWEEP = (
+    (32, 64, 4, False),
+    (32, 64, 4, True),
+    (32, 64, 2, False),
+    (32, 64, 1, False),
+    (16, 64, 4, True),
+    (64, 64, 4, False),
+    (32, 32, 2, False),
+    (32, 32, 2, True),
+)
 
 
 def sweep_gpu(repeats: int) -> None:
-    """Our kernel at GPU_SHAPE bfloat16 per (block_t, block_d, num_warps), against a*b+b.
+    """Our kernel at GPU_SHAPE bfloat16 per setting in SWEEP, against a*b+b.
 
     Prints forward and forward+backward ratios to the elementwise pass, so that one run on a GPU
     shows which block sizes to make the default; a setting that fails to compile says why.
@@ -168,11 +177,12 @@ def sweep_gpu(repeats: int) -> None:
     a, b, w = _inputs(GPU_SHAPE, jnp.bfloat16)
     h0 = jnp.zeros((GPU_SHAPE[0], GPU_SHAPE[2]), jnp.float32)
     forward = {ELEMENTWISE: _elementwise}
-    for block_t, block_d, warps in SWEEP:
-        scan = pallas.make_scan(block_t=block_t, block_d=block_d, num_warps=warps, interpret=False)
-        forward[f"block_t={block_t} block_d={block_d} warps={warps}"] = lambda a, b, scan=scan: (
-            scan(a, b, h0, False)
+    for block_t, block_d, warps, prefetch in SWEEP:
+        scan = pallas.make_scan(
+            block_t=block_t, block_d=block_d, num_warps=warps, prefetch=prefetch, interpret=False
         )
+        name = f"t={block_t} d={block_d} warps={warps}" + (" prefetch" if prefetch else "")
+        forward[name] = lambda a, b, scan=scan: scan(a, b, h0, False)
     both = {name: _value_and_grads(f) for name, f in forward.items()}
     for name in list(forward):
         try:  # compile both once here, so that one failing setting leaves the others' figures

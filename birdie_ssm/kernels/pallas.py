@@ -40,6 +40,8 @@ BLOCK_T = 32  # time steps per unrolled loop iteration
 # CPU tests fast (the kernel's result does not depend on the block sizes).
 INTERPRET_BLOCK_T = 4
 NUM_WARPS = 4
+# Load the next tiles before the current ones' work (see _walk); off until measured on a GPU.
+PREFETCH = False
 
 
 def _pow2_at_most(n: int, cap: int) -> int:
@@ -63,9 +65,9 @@ def _compiler_params(num_warps: int) -> object:
     return params(num_warps=num_warps, num_stages=1)
 
 
-def _rows(ref, start: jax.Array, block_t: int) -> list[jax.Array]:
-    """The [block_t, block_d] tile at ``start``, loaded at once, as float32 [1, block_d] rows."""
-    tile = ref[pl.ds(start, block_t), :].astype(jnp.float32)
+def _split(tile: jax.Array, block_t: int) -> list[jax.Array]:
+    """A loaded [block_t, block_d] tile as float32 [1, block_d] rows."""
+    tile = tile.astype(jnp.float32)
     return jnp.split(tile, block_t, axis=0) if block_t > 1 else [tile]
 
 
@@ -73,19 +75,46 @@ def _store_row(ref, t: jax.Array, row: jax.Array) -> None:
     ref[pl.ds(t, 1), :] = row.astype(ref.dtype)
 
 
-def _forward_kernel(a_ref, b_ref, h0_ref, h_ref, *, block_t: int, reverse: bool) -> None:
-    chunks = h_ref.shape[0] // block_t
+def _walk(refs, block_t: int, backwards: bool, prefetch: bool, body: Callable, init):
+    """Loop over the [block_t, block_d] tiles of ``refs`` in time order (or ``backwards``);
+    ``body(start, tiles, carry) -> carry`` gets each tile loaded whole, in the refs' dtype.
 
-    def chunk(i, h):
-        k = chunks - 1 - i if reverse else i
-        start = pl.multiple_of(k * block_t, block_t)
-        a_rows, b_rows = _rows(a_ref, start, block_t), _rows(b_ref, start, block_t)
+    ``prefetch`` loads the next tiles before the current ones' work, so that their loads are in
+    flight meanwhile (the last iteration reloads its own, unused).
+    """
+    chunks = refs[0].shape[0] // block_t
+
+    def start_of(i):
+        k = chunks - 1 - i if backwards else i
+        # A traced start gets the alignment hint; the prefetch's first (a Python int) needs none.
+        return k * block_t if isinstance(k, int) else pl.multiple_of(k * block_t, block_t)
+
+    def load(i):
+        start = start_of(i)
+        return tuple(ref[pl.ds(start, block_t), :] for ref in refs)
+
+    if not prefetch:
+        return jax.lax.fori_loop(0, chunks, lambda i, c: body(start_of(i), load(i), c), init)
+
+    def step(i, state):
+        carry, tiles = state
+        upcoming = load(jnp.minimum(i + 1, chunks - 1))
+        return body(start_of(i), tiles, carry), upcoming
+
+    return jax.lax.fori_loop(0, chunks, step, (init, load(0)))[0]
+
+
+def _forward_kernel(
+    a_ref, b_ref, h0_ref, h_ref, *, block_t: int, reverse: bool, prefetch: bool
+) -> None:
+    def chunk(start, tiles, h):
+        a_rows, b_rows = (_split(tile, block_t) for tile in tiles)
         for r in reversed(range(block_t)) if reverse else range(block_t):
             h = a_rows[r] * h + b_rows[r]
             _store_row(h_ref, start + r, h)
         return h
 
-    jax.lax.fori_loop(0, chunks, chunk, h0_ref[...].astype(jnp.float32))
+    _walk((a_ref, b_ref), block_t, reverse, prefetch, chunk, h0_ref[...].astype(jnp.float32))
 
 
 def _backward_kernel(
@@ -99,20 +128,18 @@ def _backward_kernel(
     *,
     block_t: int,
     reverse: bool,
+    prefetch: bool,
     first: int,
 ) -> None:
     """g_t = dh_t + a_{t+1} g_{t+1} against the scan's direction; da_t = g_t h_{t-1}, db_t = g_t.
 
     ``first`` is the scan's first step (0, or length - 1 for a reverse scan): its h_{t-1} is h0.
     """
-    chunks = a_ref.shape[0] // block_t
     last_row = a_ref.shape[0] - 1
     h0 = h0_ref[...].astype(jnp.float32)
 
-    def chunk(i, flow):
-        k = i if reverse else chunks - 1 - i
-        start = pl.multiple_of(k * block_t, block_t)
-        a_rows, h_rows, dh_rows = (_rows(ref, start, block_t) for ref in (a_ref, h_ref, dh_ref))
+    def chunk(start, tiles, flow):
+        a_rows, h_rows, dh_rows = (_split(tile, block_t) for tile in tiles)
         # The state before the tile's first step in scan order is the neighbouring tile's edge
         # row (clamped in range; where it would be out of range, `first` selects h0 instead).
         if reverse:
@@ -129,7 +156,8 @@ def _backward_kernel(
             flow = a_rows[r] * g
         return flow
 
-    dh0_ref[...] = jax.lax.fori_loop(0, chunks, chunk, jnp.zeros_like(h0))
+    refs = (a_ref, h_ref, dh_ref)
+    dh0_ref[...] = _walk(refs, block_t, not reverse, prefetch, chunk, jnp.zeros_like(h0))
 
 
 def _layout(
@@ -157,31 +185,24 @@ def _call(kernel: Callable, grid, in_specs, out_specs, out_shape, interpret: boo
     )
 
 
-def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret, num_warps):
+def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret, num_warps, prefetch):
     bt, bd, pad, whole, edge, grid = _layout(a.shape, block_t, block_d)
     a_p, b_p = jnp.pad(a, pad, constant_values=1), jnp.pad(b, pad)
     h0_p = jnp.pad(h0, (pad[0], pad[2]))[:, None, :]
-    call = _call(
-        partial(_forward_kernel, block_t=bt, reverse=reverse),
-        grid,
-        [whole, whole, edge],
-        whole,
-        jax.ShapeDtypeStruct(b_p.shape, b.dtype),
-        interpret,
-        num_warps,
-    )
+    kernel = partial(_forward_kernel, block_t=bt, reverse=reverse, prefetch=prefetch)
+    out_shape = jax.ShapeDtypeStruct(b_p.shape, b.dtype)
+    call = _call(kernel, grid, [whole, whole, edge], whole, out_shape, interpret, num_warps)
     _, length, dim = a.shape
     return call(a_p, b_p, h0_p)[:, :length, :dim]
 
 
-def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret, num_warps):
+def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret, num_warps, prefetch):
     bt, bd, pad, whole, edge, grid = _layout(a.shape, block_t, block_d)
     _, length, dim = a.shape
     a_p, h_p, dh_p = jnp.pad(a, pad, constant_values=1), jnp.pad(h, pad), jnp.pad(dh, pad)
     h0_p = jnp.pad(h0, (pad[0], pad[2]))[:, None, :]
-    kernel = partial(
-        _backward_kernel, block_t=bt, reverse=reverse, first=length - 1 if reverse else 0
-    )
+    first = length - 1 if reverse else 0
+    kernel = partial(_backward_kernel, block_t=bt, reverse=reverse, prefetch=prefetch, first=first)
     out_shape = (
         jax.ShapeDtypeStruct(a_p.shape, a.dtype),
         jax.ShapeDtypeStruct(h_p.shape, h.dtype),
@@ -193,7 +214,9 @@ def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret, num_w
     return da[:, :length, :dim], db[:, :length, :dim], dh0[:, 0, :dim]
 
 
-def _settings(block_d: int, block_t: int | None, interpret: bool | None, num_warps: int) -> dict:
+def _settings(
+    block_d: int, block_t: int | None, interpret: bool | None, num_warps: int, prefetch: bool
+) -> dict:
     if interpret is None:
         interpret = jax.default_backend() != "gpu"
     if block_t is None:
@@ -201,7 +224,13 @@ def _settings(block_d: int, block_t: int | None, interpret: bool | None, num_war
     for name, size in (("block_t", block_t), ("block_d", block_d)):
         if size < 1 or size & (size - 1):
             raise ValueError(f"{name} must be a power of two (Triton tiles are); got {size}")
-    return {"block_d": block_d, "block_t": block_t, "interpret": interpret, "num_warps": num_warps}
+    return {
+        "block_d": block_d,
+        "block_t": block_t,
+        "interpret": interpret,
+        "num_warps": num_warps,
+        "prefetch": prefetch,
+    }
 
 
 def _per_batch_shard(run: Callable, *arrays: jax.Array):
@@ -231,16 +260,15 @@ def forward(
     block_t: int | None = None,
     interpret: bool | None = None,
     num_warps: int = NUM_WARPS,
+    prefetch: bool = PREFETCH,
 ) -> jax.Array:
     """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 carry.
 
     ``interpret=None`` compiles on GPU and interprets elsewhere; ``block_t=None`` takes BLOCK_T
     compiled and INTERPRET_BLOCK_T interpreted; ``num_warps`` is Triton's, per program.
     """
-    run = partial(
-        _local_forward, reverse=reverse, **_settings(block_d, block_t, interpret, num_warps)
-    )
-    return _per_batch_shard(run, a, b, h0)
+    settings = _settings(block_d, block_t, interpret, num_warps, prefetch)
+    return _per_batch_shard(partial(_local_forward, reverse=reverse, **settings), a, b, h0)
 
 
 def backward(
@@ -254,12 +282,11 @@ def backward(
     block_t: int | None = None,
     interpret: bool | None = None,
     num_warps: int = NUM_WARPS,
+    prefetch: bool = PREFETCH,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Cotangents (da, db, dh0) of ``forward``: one fused kernel walking the other way."""
-    run = partial(
-        _local_backward, reverse=reverse, **_settings(block_d, block_t, interpret, num_warps)
-    )
-    return _per_batch_shard(run, a, h, h0, dh)
+    settings = _settings(block_d, block_t, interpret, num_warps, prefetch)
+    return _per_batch_shard(partial(_local_backward, reverse=reverse, **settings), a, h, h0, dh)
 
 
 def make_scan(**kwargs) -> Callable[..., jax.Array]:

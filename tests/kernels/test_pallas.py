@@ -50,11 +50,13 @@ def _check_against_loop(scan, shape, dtype, reverse):
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_blocks_carry_state_and_pad_in_length_and_width(dtype, reverse):
+@pytest.mark.parametrize(
+    ("dtype", "prefetch"), [(jnp.float32, False), (jnp.bfloat16, False), (jnp.float32, True)]
+)
+def test_blocks_carry_state_and_pad_in_length_and_width(dtype, prefetch, reverse):
     # 8-step tiles: 37 steps are 5 tiles, the last padded; 100 channels are two 64-channel blocks,
     # the second padded. Interpreted on CPU.
-    scan = pallas.make_scan(block_t=8, interpret=not ON_GPU)
+    scan = pallas.make_scan(block_t=8, prefetch=prefetch, interpret=not ON_GPU)
     _check_against_loop(scan, (2, 37, 100), dtype, reverse)
 
 
@@ -122,11 +124,12 @@ def _target_gpu():
     )
 
 
+@pytest.mark.parametrize("prefetch", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_kernels_lower_through_triton_without_a_gpu(reverse):
+def test_kernels_lower_through_triton_without_a_gpu(reverse, prefetch):
     # Lowering runs the Pallas Triton front end (every op of both kernel bodies) on the host;
     # only compiling to the device needs a GPU. Checked this way on JAX 0.7.0, 0.10.2, 0.11.2.
-    scan = pallas.make_scan(interpret=False)
+    scan = pallas.make_scan(prefetch=prefetch, interpret=False)
 
     def loss(a, b, h0):
         return jnp.sum(scan(a, b, h0, reverse).astype(jnp.float32) ** 2)
@@ -148,10 +151,13 @@ def test_kernels_lower_through_triton_without_a_gpu(reverse):
 @pytest.mark.gpu
 @needs_gpu
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-def test_compiled_kernels_match_the_loop_on_gpu(dtype, reverse):
+@pytest.mark.parametrize(
+    ("dtype", "prefetch"), [(jnp.float32, False), (jnp.bfloat16, False), (jnp.bfloat16, True)]
+)
+def test_compiled_kernels_match_the_loop_on_gpu(dtype, prefetch, reverse):
     # Odd length and a width that is not a multiple of 64: both padded.
-    _check_against_loop(pallas.make_scan(interpret=False), (3, 301, 200), dtype, reverse)
+    scan = pallas.make_scan(prefetch=prefetch, interpret=False)
+    _check_against_loop(scan, (3, 301, 200), dtype, reverse)
 
 
 @pytest.mark.gpu
