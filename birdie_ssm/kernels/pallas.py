@@ -2,9 +2,11 @@
 
 The grid is (batch, channel block). Each program walks the whole length with a float32 carry,
 ``block_t`` steps per loop iteration, unrolled, taking its rows from one loaded
-[block_t, block_d] tile per input. Loading the tile at once keeps many loads in flight; a load per
-row would wait behind the previous row's store, which the compiler cannot prove does not alias
-it. The Triton lowering has no ``lax.slice`` of a register tile and no SMEM scratch, but splits a
+[block_t, block_d] tile per input: the design an outside prototype ran at 1.33x a fused
+elementwise pass on an H200 (issue 18). A whole tile's loads are in flight at once, where a load
+per row could not be moved ahead of the previous row's store (the compiler cannot tell the
+buffers apart); ``prefetch`` also loads the next tiles during the current ones' work. The Triton
+lowering has no ``lax.slice`` of a register tile and no SMEM scratch, but splits a
 tile into a power-of-two count of equal parts (``jnp.split``); each row's result is stored as its
 own [1, block_d] row, as Triton concatenates only pairs along the last axis.
 
@@ -59,7 +61,7 @@ def _compiler_params(num_warps: int) -> object:
             "this jax has no Pallas Triton lowering (jax.experimental.pallas.triton); "
             "use linear_scan(impl='associative') on this GPU"
         )
-    # Named TritonCompilerParams before jax 0.7.
+    # Older JAX names it TritonCompilerParams.
     params = getattr(_triton, "CompilerParams", None) or _triton.TritonCompilerParams
     # One stage: no loop here feeds a dot, so software pipelining has nothing to overlap.
     return params(num_warps=num_warps, num_stages=1)

@@ -1,4 +1,4 @@
-"""linear_scan's contract beyond values: dispatch, errors, jit, vmap, Pallas blocks, sharding."""
+"""linear_scan's contract beyond values: dispatch and its probe, errors, jit, vmap, sharding."""
 
 from __future__ import annotations
 
