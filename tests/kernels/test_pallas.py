@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from birdie_ssm.kernels import auto_impl, dispatch, linear_scan, pallas
-from tests.kernels.oracle import numpy_scan, numpy_scan_vjp
+from tests.kernels.oracle import finite_difference_grads, numpy_scan, numpy_scan_vjp
 
 ON_GPU = jax.default_backend() == "gpu"
 needs_gpu = pytest.mark.skipif(not ON_GPU, reason="needs a GPU")
@@ -47,6 +47,19 @@ def _check_against_loop(scan, shape, dtype, reverse):
     tol = TOLERANCE[dtype]
     for x, y in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(x, np.float64), y, rtol=tol, atol=tol * 4)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_float64_vjp_loop_matches_finite_differences(reverse):
+    # The loop every kernel's gradients are checked against (and the GPU probe) checked in turn.
+    a, b, h0, dh = _inputs((2, 6, 3), jnp.float32)
+    a[0, 2] = 0.0  # a sequence boundary
+    for got, want in zip(
+        numpy_scan_vjp(a, b, h0, dh, reverse),
+        finite_difference_grads(a, b, h0, dh, reverse),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
