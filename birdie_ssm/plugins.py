@@ -45,9 +45,8 @@ def declare_config_modules(*modules: str) -> None:
 
 def config_check(key: str) -> Callable[..., Any]:
     """The check registered for config key ``key``, after importing the declared modules."""
-    while _config_modules:
-        importlib.import_module(_config_modules[0])
-        _config_modules.pop(0)
+    while _config_modules:  # taken off the list first: a nested call never imports one twice
+        importlib.import_module(_config_modules.pop(0))
     try:
         return _config_checks[key]
     except KeyError:
