@@ -2,8 +2,8 @@
 
 Every section is a strict pydantic model, so an unknown key, a wrong type or an out-of-range
 value fails at load time with a message that names the dotted key and what is accepted.
-``Config()`` with no arguments *is* the quickstart configuration (configs/quickstart.yaml
-spells it out).
+``Config()`` with no arguments *is* the quickstart configuration, the one source of its values
+(configs/quickstart.yaml is generated from it by ``quickstart_yaml``).
 
 This is the foundation: it imports no component. What a component defines (the mixers behind
 ``model.mixer``/``model.mixers``, the tasks behind ``eval.tasks``, the loggers behind
@@ -308,7 +308,7 @@ class TrainConfig(Section):
 
 
 # What the quickstart's `birdie-ssm eval` asks: held-out items in the layouts it trained, sized
-# within what it trained on (configs/quickstart.yaml spells them out).
+# within what it trained on (configs/quickstart.yaml shows them).
 QUICKSTART_TASKS: dict[str, dict[str, Any]] = {
     "mqar": {"pairs": [2, 4, 8], "key_length": 1, "value_length": 1, "samples": 64},
     "copying": {"lengths": [6, 12], "samples": 32},
