@@ -274,6 +274,9 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
                     "per sweep point)")  # fmt: skip
     ev.add_argument("--show", type=int, default=0, metavar="N",
                     help="also print the first N stored predictions of each result")  # fmt: skip
+    ev.add_argument("--step", type=int, metavar="N",
+                    help="evaluate checkpoint N (default: the latest); results under other "
+                    "settings or steps are kept apart, as eval/TASK@<what differs>.json")  # fmt: skip
     ev.set_defaults(run=_eval)
 
     gen = verbs.add_parser("generate", help="continue a prompt with a trained model")
@@ -354,12 +357,12 @@ def _eval(args: argparse.Namespace) -> None:
         tasks = list(settings)
     eval_dir = Path(args.checkpoint) / "eval"
     check_writable(eval_dir, "evaluation folder")
-    ctx = EvalContext.load(args.checkpoint)
+    ctx = EvalContext.load(args.checkpoint, args.step)
     if custom:
         _eval_items(ctx, items, options, tasks[0], args)
         return
-    from birdie_ssm.evaluation.results import write_result
-    from birdie_ssm.evaluation.runner import evaluate_task
+    from birdie_ssm.evaluation.results import save_result
+    from birdie_ssm.evaluation.runner import evaluate_task, result_file
     from birdie_ssm.tasks import get_task
 
     for task in tasks:
@@ -369,7 +372,7 @@ def _eval(args: argparse.Namespace) -> None:
         print(result.table(), flush=True)  # printed before the write: a failed write loses nothing
         if args.show:
             print(result.show_predictions(args.show), flush=True)
-        path = write_result(result, args.checkpoint)
+        path = save_result(result, result_file(ctx, task, settings[task]))
         print(f"written to {path}\n", flush=True)
 
 

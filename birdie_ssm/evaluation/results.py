@@ -1,5 +1,6 @@
 """A task's result: per-sweep-point metrics and a sample of per-item predictions, printed as a
-table and stored as JSON (``run_dir/eval/<task>.json``)."""
+table and stored as JSON (``run_dir/eval/<task>.json``, or ``<task>@<key>.json`` for results
+under other settings or an earlier checkpoint)."""
 
 from __future__ import annotations
 
@@ -76,15 +77,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def result_path(run_dir: str | Path, task: str) -> Path:
-    """Where a task's result of a run lives: ``run_dir/eval/<task>.json``."""
-    return Path(run_dir) / "eval" / f"{task}.json"
-
-
-def write_result(result: TaskResult, run_dir: str | Path) -> Path:
-    """Write ``result`` into the run directory; returns the path. A failed write raises one
-    BirdieError naming the file."""
-    return save_result(result, result_path(run_dir, result.task))
+def result_path(run_dir: str | Path, task: str, key: str | None = None) -> Path:
+    """Where a task's result of a run lives: ``run_dir/eval/<task>.json`` under the run's own
+    settings at its latest checkpoint, ``run_dir/eval/<task>@<key>.json`` under others (see
+    ``runner.result_key``)."""
+    return Path(run_dir) / "eval" / (f"{task}@{key}.json" if key else f"{task}.json")
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
@@ -105,7 +102,7 @@ def save_result(result: TaskResult, path: str | Path) -> Path:
 
 
 def read_result(path: str | Path) -> TaskResult:
-    """A result written by ``write_result``."""
+    """A result written by ``save_result``."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     data.pop("headline", None)
     return TaskResult(**data)

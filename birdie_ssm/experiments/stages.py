@@ -16,14 +16,8 @@ from typing import Any
 
 from birdie_ssm.config import Config, load_config
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.evaluation.results import (
-    TaskResult,
-    read_result,
-    result_path,
-    save_result,
-    write_result,
-)
-from birdie_ssm.evaluation.runner import EvalContext, evaluate_task
+from birdie_ssm.evaluation.results import TaskResult, read_result, result_path, save_result
+from birdie_ssm.evaluation.runner import EvalContext, evaluate_task, own_settings, result_key
 from birdie_ssm.pipeline import with_recorded_workers
 from birdie_ssm.tasks import TaskSettings, settings_dict
 
@@ -93,18 +87,27 @@ def _current(path: Path, settings: TaskSettings, step: int) -> TaskResult | None
 def evaluate_run(
     run_dir: Path, tasks: dict[str, TaskSettings], log: Callable[[str], None] = print
 ) -> dict[str, TaskResult]:
-    """Evaluate a run's last checkpoint on every task, reusing result files still current."""
+    """Evaluate a run's last checkpoint on every task, reusing result files still current.
+    Results are kept where ``birdie-ssm eval`` keeps them (``runner.result_file``), so that an
+    evaluation under other settings never replaces the experiment's."""
     step = json.loads((run_dir / DONE).read_text(encoding="utf-8"))["steps"]
+    config = _config(run_dir)
     ctx: EvalContext | None = None
     results = {}
     for name, settings in tasks.items():
-        old = _current(result_path(run_dir, name), settings, step)
-        if old is not None:
-            results[name] = old
+        key = result_key(own_settings(config, name), settings_dict(settings), step, step)
+        path = result_path(run_dir, name, key)
+        # Results written before results were keyed by their settings sit in <task>.json.
+        for candidate in (path, result_path(run_dir, name)):
+            old = _current(candidate, settings, step)
+            if old is not None:
+                results[name] = old
+                break
+        if name in results:
             continue
         ctx = ctx or _load(run_dir, None)
         results[name] = evaluate_task(ctx, name, settings)
-        write_result(results[name], run_dir)
+        save_result(results[name], path)
         log(f"  {name}: {results[name].metric} {results[name].headline:.3f} "
             f"({results[name].format} format, {results[name].seconds:.0f} s)")  # fmt: skip
     return results

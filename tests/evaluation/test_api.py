@@ -3,6 +3,7 @@ stored predictions, batch size 1, read-only run directories, native generation."
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -48,24 +49,38 @@ def test_complete_works_at_batch_size_one():
         np.testing.assert_array_equal(a, b)
 
 
-def test_evaluate_returns_every_prediction_and_the_mean(run):
+def test_evaluate_returns_every_prediction_and_the_mean(run, monkeypatch):
+    # The real model: the same predictions at any batch size.
     result = ev.evaluate(run, ITEMS, "exact", batch_size=1)
     assert isinstance(result, ev.EvalResult) and result.step == 4 and result.format == "prefix"
-    assert [p.prompt for p in result.predictions] == [i["prompt"] for i in ITEMS]
-    assert [p.answer for p in result.predictions] == ["12", "7"]
-    assert all(isinstance(p.prediction, str) for p in result.predictions)
-    assert result.score == np.mean([p.score for p in result.predictions])
-    # The same predictions at any batch size; every scorer is the same function of them.
     again = ev.evaluate(run, [(i["prompt"], i["answer"]) for i in ITEMS], "contains", batch_size=4)
     assert [p.prediction for p in again.predictions] == [p.prediction for p in result.predictions]
-    for p in again.predictions:
-        assert p.score == float(p.answer in p.prediction)
-    custom = ev.evaluate(run, ITEMS, lambda prediction, answer: 0.25)
-    assert custom.score == 0.25 and custom.scorer == "<lambda>"
-    tokens = ev.evaluate(run, ITEMS, "token_accuracy")
-    assert all(0.0 <= p.score <= 1.0 for p in tokens.predictions)
-    data = result.to_dict()
-    assert data["n"] == 2 and data["predictions"][0]["prompt"] == ITEMS[0]["prompt"]
+    # Decoding that answers "12" then stops, and "9 and more" (cut at its 3-token limit): every
+    # scorer and the mean, computed here from those answers.
+    tok = run.tokenizer
+    seen = []
+
+    def complete(model, prompts, *, max_new, stop, **kwargs):
+        seen.append(([p.tolist() for p in prompts], list(max_new)))
+        said = [tok.encode("12"), tok.encode("9 and more")]
+        return [ids[:n] for ids, n in zip(said, max_new, strict=True)]
+
+    monkeypatch.setattr(ev.api, "complete", complete)
+    paradigm, sep = tok.specials.paradigm(1), tok.specials.sep  # prefix_lm's layout
+    exact = ev.evaluate(run, ITEMS, "exact")
+    assert seen[0] == (
+        [[paradigm, *tok.encode(i["prompt"]).tolist(), sep] for i in ITEMS],
+        [4, 3],  # each answer's tokens and 2
+    )
+    assert [p.prompt for p in exact.predictions] == [i["prompt"] for i in ITEMS]
+    assert [(p.answer, p.prediction) for p in exact.predictions] == [("12", "12"), ("7", "9 a")]
+    assert [p.score for p in exact.predictions] == [1.0, 0.0] and exact.score == 0.5
+    assert ev.evaluate(run, ITEMS, "contains").score == 0.5
+    assert ev.evaluate(run, ITEMS, "token_accuracy").score == 0.5
+    custom = ev.evaluate(run, ITEMS, lambda prediction, answer: len(prediction) / 4)
+    assert custom.score == (2 / 4 + 3 / 4) / 2 and custom.scorer == "<lambda>"
+    data = exact.to_dict()
+    assert data["n"] == 2 and data["predictions"][1]["prediction"] == "9 a"
 
 
 @pytest.mark.parametrize(
@@ -131,14 +146,15 @@ def test_task_results_store_a_sample_of_predictions(run_dir, capsys):
     argv = ["eval", "phonebook", "--checkpoint", str(run_dir), "--set", "book_sizes=[3,4]",
             "--set", "samples=10", "--set", "batch_size=8"]  # fmt: skip
     assert main(argv) == 0
-    data = json.loads((run_dir / "eval" / "phonebook.json").read_text())
+    written = Path(re.findall(r"^written to (.+)$", capsys.readouterr().out, re.M)[-1])
+    data = json.loads(written.read_text())
     assert len(data["predictions"]) == 16  # 8 per sweep point
     record = data["predictions"][0]
     assert set(record) == {"point", "prompt", "answer", "prediction", "scores"}
     assert record["prompt"].endswith(": ") and set(record["scores"]) == {"exact", "digit_acc"}
     assert main([*argv, "--all-predictions"]) == 0
-    assert len(json.loads((run_dir / "eval" / "phonebook.json").read_text())["predictions"]) == 20
-    assert ev.read_result(run_dir / "eval" / "phonebook.json").predictions[0] == record
+    assert len(json.loads(written.read_text())["predictions"]) == 20
+    assert ev.read_result(written).predictions[0] == record
 
 
 def test_unwritable_eval_folder_fails_before_any_work(run_dir, tmp_path, monkeypatch, capsys):

@@ -1,6 +1,8 @@
 """Fine-tuning on a task's own format (objective task_format), then evaluating it natively."""
 
 import json
+import re
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -59,7 +61,8 @@ def test_fine_tune_from_a_checkpoint_then_evaluate_natively(tmp_path, capsys):
     argv = ["eval", "copying", "--checkpoint", str(tuned)]
     settings = ["lengths=[8]", "samples=2", "batch_size=4"]
     assert main([*argv, *[arg for s in settings for arg in ("--set", s)]]) == 0
-    assert "format native" in capsys.readouterr().out
-    result = json.loads((tuned / "eval" / "copying.json").read_text())
+    out = capsys.readouterr().out
+    assert "format native" in out
+    result = json.loads(Path(re.findall(r"^written to (.+)$", out, re.M)[-1]).read_text())
     assert result["format"] == "native" and result["step"] == 2
     assert [p["length"] for p in result["points"]] == [8]

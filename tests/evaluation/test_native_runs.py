@@ -1,10 +1,15 @@
 """Runs trained on one synthetic objective alone are evaluated in that objective's layout."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from birdie_ssm.cli import main
+from birdie_ssm.evaluation import runner
+from birdie_ssm.tasks import get_task
+from birdie_ssm.text.tokenizer import ByteTokenizer
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 
@@ -39,10 +44,16 @@ def _eval(run, task, *settings):
     return main([*argv, *[arg for s in settings for arg in ("--set", s)]])
 
 
+def _written(out: str) -> Path:
+    """The result file the CLI says it wrote."""
+    return Path(re.findall(r"^written to (.+)$", out, re.M)[-1])
+
+
 def test_associative_recall_run_is_evaluated_on_mqar_natively(recall_run, capsys):
     assert _eval(recall_run, "mqar", "pairs=[4]") == 0
-    assert "format native" in capsys.readouterr().out
-    result = json.loads((recall_run / "eval" / "mqar.json").read_text())
+    out = capsys.readouterr().out
+    assert "format native" in out
+    result = json.loads(_written(out).read_text())
     assert result["format"] == "native" and [p["pairs"] for p in result["points"]] == [4]
 
 
@@ -59,16 +70,36 @@ def test_a_task_registered_outside_the_package_is_evaluated_from_the_cli(recall_
 
     try:
         assert _eval(recall_run, toy_task.NAME, "pairs=[3]") == 0
-        assert "format native" in capsys.readouterr().out
-        result = json.loads((recall_run / "eval" / f"{toy_task.NAME}.json").read_text())
+        out = capsys.readouterr().out
+        assert "format native" in out
+        result = json.loads(_written(out).read_text())
         assert result["metric"] == "exact" and result["points"][0]["n"] == 2
     finally:
         unregister_task(toy_task.NAME)
 
 
-def test_selective_copying_run_is_evaluated_on_selective_copying_natively(tmp_path, capsys):
+def test_selective_copying_run_is_evaluated_on_selective_copying_natively(
+    tmp_path, capsys, monkeypatch
+):
     run = _train(tmp_path / "selective", SELECTIVE)
+    settings = ["lengths=[24]", "tokens=4", "samples=2", "batch_size=4"]
+    task = get_task("selective-copying")
+    items = task.items(task.parse(settings), ByteTokenizer())
+    # Decoding answers the native form: item 0 right, item 1 with its last found token wrong.
+    answers = [item.native_answer.copy() for item in items]
+    answers[1][-2] = ByteTokenizer().encode("~")[0]  # the last token before the done token
+    by_input = {tuple(item.native_input): a for item, a in zip(items, answers, strict=True)}
+
+    def complete(model, prompts, **kwargs):
+        return [by_input[tuple(p[1:-1])] for p in prompts]  # [paradigm, input..., sep]
+
+    monkeypatch.setattr(runner, "complete", complete)
     assert _eval(run, "selective-copying", "lengths=[24]", "tokens=4") == 0
-    assert "format native" in capsys.readouterr().out
-    result = json.loads((run / "eval" / "selective-copying.json").read_text())
-    assert result["format"] == "native" and 0.0 <= result["headline"] <= 1.0
+    out = capsys.readouterr().out
+    assert "format native" in out
+    result = json.loads(_written(out).read_text())
+    # Per-token accuracy of the native target, computed here: 1 for item 0, and for item 1
+    # every token but one of its target.
+    wrong = 1 / len(items[1].native_answer)
+    assert result["format"] == "native"
+    assert result["headline"] == pytest.approx((1.0 + (1 - wrong)) / 2)

@@ -1,10 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from flax import nnx
 
 from birdie_ssm.evaluation import runner
 from birdie_ssm.evaluation.prompts import PromptFormat
-from birdie_ssm.evaluation.results import TaskResult, read_result, write_result
+from birdie_ssm.evaluation.results import TaskResult, read_result, result_path, save_result
 from birdie_ssm.evaluation.runner import bucket, complete
 from birdie_ssm.models import build_model
 from birdie_ssm.tasks import Item
@@ -80,10 +82,24 @@ def test_result_round_trips_through_json(tmp_path):
         points=[{"pairs": 4, "accuracy": 0.5, "n": 2}, {"pairs": 8, "accuracy": 0.25, "n": 2}],
         settings={"samples": 2}, step=7, chance=0.01,
     )  # fmt: skip
-    path = write_result(result, tmp_path)
+    path = save_result(result, result_path(tmp_path, "mqar"))
     assert path == tmp_path / "eval" / "mqar.json"
     assert read_result(path) == result and result.headline == 0.375
     assert "pairs  accuracy  n" in result.table()
+
+
+def test_a_result_is_keyed_by_what_sets_it_apart_from_the_runs_own():
+    own = {"pairs": [4, 8], "samples": 32, "seed": 0, "format": "auto"}
+    assert runner.result_key(own, dict(own), 100, 100) is None  # eval/<task>.json
+    assert runner.result_key(own, own | {"samples": 8}, 100, 100) == "samples=8"
+    assert runner.result_key(own, own | {"pairs": [4], "seed": 3}, 50, 100) == (
+        "step=50,pairs=[4],seed=3"
+    )
+    # Not filename-safe (a '/' or '#'), or too long: a hash of the settings and the step.
+    hashed = runner.result_key(own, own | {"format": "a/b"}, 100, 100)
+    assert hashed.startswith("h") and len(hashed) == 13
+    assert hashed != runner.result_key(own, own | {"format": "a/b"}, 50, 100)
+    assert result_path("run", "mqar", "samples=8") == Path("run/eval/mqar@samples=8.json")
 
 
 def _infilling_prompts(monkeypatch, **settings):
