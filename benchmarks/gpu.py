@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -113,23 +114,27 @@ def _run(title: str, command: list[str], seconds: float) -> str | None:
     print(f"\n== {title} (limit {seconds:.0f} s)", flush=True)
     start = time.perf_counter()
     env = {**os.environ, **NO_PREALLOCATION}
+    # A session of its own, so that a timeout ends the part's data workers with it.
+    part = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+        start_new_session=True,
+    )  # fmt: skip
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=seconds, env=env, cwd=ROOT
-        )
-    except subprocess.TimeoutExpired as expired:
-        partial = expired.stdout or ""
-        print(partial.decode() if isinstance(partial, bytes) else partial, end="")
+        stdout, stderr = part.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(part.pid, signal.SIGKILL)
+        stdout, _ = part.communicate()
+        print(stdout, end="")
         print(f"-- timed out after {seconds:.0f} s")
         return None
-    print(done.stdout, end="")
+    print(stdout, end="")
     wall = time.perf_counter() - start
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-8:])
-        print(f"-- failed (exit {done.returncode}, {wall:.0f} s):\n{tail}")
+    if part.returncode != 0:
+        tail = "\n".join(stderr.strip().splitlines()[-8:])
+        print(f"-- failed (exit {part.returncode}, {wall:.0f} s):\n{tail}")
         return None
     print(f"-- {wall:.0f} s")
-    return done.stdout
+    return stdout
 
 
 def pipeline_ratio(output: str) -> float | None:
