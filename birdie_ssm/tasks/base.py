@@ -90,8 +90,11 @@ def sweep_rngs(
             yield point, index, np.random.default_rng([settings.seed, point, index])
 
 
-def parse_settings(cls: type[TaskSettings], values: dict[str, Any] | Sequence[str]) -> TaskSettings:
-    """Task settings from a mapping or ``key=value`` strings (values read as YAML)."""
+def parse_settings(
+    cls: type[TaskSettings], values: dict[str, Any] | Sequence[str], task: str | None = None
+) -> TaskSettings:
+    """Task settings from a mapping or ``key=value`` strings (values read as YAML); ``task``
+    names the task in errors."""
     if not isinstance(values, dict):
         pairs = {}
         for text in values:
@@ -109,7 +112,8 @@ def parse_settings(cls: type[TaskSettings], values: dict[str, Any] | Sequence[st
     unknown = [k for k in values if k not in names]
     if unknown:
         raise BirdieError(
-            f"unknown setting '{unknown[0]}' for this task (accepted: {', '.join(names)})"
+            f"unknown setting '{unknown[0]}' for "
+            f"{f'task {task!r}' if task else 'this task'} (accepted: {', '.join(names)})"
         )
     try:
         return pydantic.TypeAdapter(cls).validate_python(dict(values))
@@ -253,7 +257,7 @@ class Task:
 
     def parse(self, values: dict[str, Any] | Sequence[str]) -> TaskSettings:
         """Validated settings from a mapping or ``key=value`` strings."""
-        return parse_settings(self.settings, values)
+        return parse_settings(self.settings, values, self.name)
 
     def items(
         self, settings: TaskSettings, tokenizer: Tokenizer, documents: Documents | None = None

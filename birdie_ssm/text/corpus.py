@@ -8,6 +8,7 @@ another), split into a training stream and a disjoint held-out validation stream
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -205,6 +206,10 @@ def read_files(files: list[str], text_field: str) -> list[str]:
 
     datasets.disable_progress_bars()
     kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
+    # datasets logs a failed parse before raising it: the error below says it in one line.
+    library_logger = logging.getLogger("datasets")
+    level = library_logger.level
+    library_logger.setLevel(logging.CRITICAL)
     try:
         ds = datasets.load_dataset(
             builder, data_files=[str(p) for p in paths], split="train", **kwargs
@@ -213,7 +218,10 @@ def read_files(files: list[str], text_field: str) -> list[str]:
         cause = exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__ or exc
         if isinstance(cause, UnicodeDecodeError):
             raise BirdieError(_not_utf8(paths, cause)) from None
-        raise BirdieError(f"could not read data files: {type(cause).__name__}: {cause}") from None
+        where = f"data file '{paths[0]}'" if len(paths) == 1 else "data files"
+        raise BirdieError(f"could not read {where}: {type(cause).__name__}: {cause}") from None
+    finally:
+        library_logger.setLevel(level)
     if builder == "text":
         text_field = "text"
     if text_field not in ds.column_names:

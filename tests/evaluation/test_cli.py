@@ -21,7 +21,7 @@ def _one_line_error(capsys, argv, expected):
         (["eval", "phone-book", "--checkpoint", "{empty}"], "unknown task 'phone-book'"),
         (
             ["eval", "mqar", "--checkpoint", "{empty}", "--set", "pair=[4]"],
-            "unknown setting 'pair'",
+            "unknown setting 'pair' for task 'mqar'",
         ),
         (["eval", "mqar", "--checkpoint", "{empty}", "--set", "samples"], "key=value"),
         (["generate", "--checkpoint", "{missing}", "--prompt", "hi"], "does not exist"),
@@ -44,7 +44,10 @@ def test_bad_requests_are_one_clear_line(argv, expected, tmp_path, capsys):
             "name: x\nruns: [{name: a}, {name: b, set: {data.seq_len: 128}}]\n",
             "differ in 'data'",
         ),
-        ("name: x\nruns: [{name: a}]\ntasks: {phonebook: {sizes: [4]}}\n", "unknown setting"),
+        (
+            "name: x\nruns: [{name: a}]\ntasks: {phonebook: {sizes: [4]}}\n",
+            "unknown setting 'sizes' for task 'phonebook'",
+        ),
         ("name: x\nruns: [{name: a}]\ntasks: {trivia: {}}\n", "unknown task 'trivia'"),
         ("name: x\nruns: [{name: a, init_from: b}, {name: b}]\n", "name an earlier run"),
     ],

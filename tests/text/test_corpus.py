@@ -42,3 +42,16 @@ def test_passages_are_disjoint_stretches_of_n_tokens_round_robin_over_texts():
     stretches = [" ".join(words[k : k + 5]) for k in range(0, 60, 5)]
     joined = "tiny one\nother short text\nand a last one"
     assert pieces == [stretches[0], "x" * 40, joined, *stretches[1:]]
+
+
+def test_a_malformed_data_file_is_one_line_and_datasets_logs_nothing(tmp_path, capfd):
+    from birdie_ssm.text.corpus import read_files
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "a"}\n{"text": \n')
+    with pytest.raises(BirdieError) as info:
+        read_files([str(path)], "text")
+    assert f"could not read data file '{path}'" in str(info.value)
+    assert "\n" not in str(info.value)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""  # datasets' own "Failed to load JSON ..."
