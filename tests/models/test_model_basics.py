@@ -127,25 +127,37 @@ def test_count_params_matches_closed_form():
 
 
 def test_bfloat16_activations_keep_float32_weights():
-    config = ModelConfig(mixer="rglru", bidirectional="all", width=16, depth=2, dtype="bfloat16")
-    model = BirdieLM(config, 32, rngs=nnx.Rngs(0))
-    graphdef, state = nnx.split(model)
-    assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state))
+    """bf16 activations: float32 master weights and gradients, logits close to float32's."""
     ids = jnp.arange(24, dtype=jnp.int32).reshape(2, 12) % 32
     prefix = jnp.arange(12)[None] < 5
+    results = {}
+    for dtype in ("float32", "bfloat16"):
+        config = ModelConfig(
+            mixer="rglru", block_pattern="RRA", bidirectional="all", width=16, depth=3,
+            dtype=dtype, mixers={"attention": {"num_heads": 2}},
+        )  # fmt: skip
+        graphdef, state = nnx.split(BirdieLM(config, 32, rngs=nnx.Rngs(0)))
+        assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(state))
 
-    @jax.jit
-    def loss_and_grad(state):
-        def loss(state):
-            return nnx.merge(graphdef, state)(ids, prefix).mean()
+        @jax.jit
+        def loss_and_grad(state, graphdef=graphdef):
+            def loss(state):
+                logits = nnx.merge(graphdef, state)(ids, prefix)
+                return logits.mean(), logits
 
-        return jax.value_and_grad(loss)(state)
+            return jax.value_and_grad(loss, has_aux=True)(state)
 
-    loss, grads = loss_and_grad(state)
-    assert np.isfinite(float(loss))
-    assert all(
-        g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads)
-    )
+        results[dtype] = loss_and_grad(state)
+    (_, logits32), grads32 = results["float32"]
+    (_, logits16), grads16 = results["bfloat16"]
+    assert logits16.dtype == jnp.float32
+    # Same weights, activations rounded to bf16 (8 bits of mantissa) in every block.
+    scale = float(jnp.max(jnp.abs(logits32)))
+    assert float(jnp.max(jnp.abs(logits16 - logits32))) < 0.02 * scale
+    assert float(jnp.max(jnp.abs(logits16 - logits32))) > 0.0  # bf16 really ran
+    for g16, g32 in zip(jax.tree.leaves(grads16), jax.tree.leaves(grads32), strict=True):
+        assert g16.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g16)))
+        assert float(jnp.max(jnp.abs(g16 - g32))) <= 0.1 * float(jnp.max(jnp.abs(g32))) + 1e-6
 
 
 @pytest.mark.parametrize("name", sorted(PRESET_SIZES))
