@@ -177,7 +177,7 @@ def report(bench: TrainBench) -> str:
             f"  trainer (both)    {rate(bench.trainer_tps)}   pipeline ratio "
             f"{bench.pipeline_ratio:.2f} of the step alone",
             f"  model {bench.model_flops / 1e12:,.3f} TFLOP/s ({bench.flops_per_token:,.0f} "
-            f"FLOPs/token) | MFU {spec} | {bench.mfu_matmul:.2f} of a {bench.matmul_dtype} "
+            f"FLOPs/token) | MFU {spec}, {bench.mfu_matmul:.2f} of a {bench.matmul_dtype} "
             f"matmul measured now ({bench.matmul_peak / 1e12:,.2f} TFLOP/s)",
         ]
     )
