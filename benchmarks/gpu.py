@@ -3,9 +3,10 @@
     python benchmarks/gpu.py        (same as ``birdie-ssm bench gpu``)
 
 (a) the compiled scan kernel against the float64 NumPy loop; (b) the scan table at
-[8, 4096, 2560] bfloat16 (benchmarks/scan.py's); (c) train tokens/s and MFU of the four 125M
-presets at batch 16 x 2048, bfloat16, vocabulary 32,768 (benchmarks/train.py, one run each);
-(d) the data-pipeline ratio, trainer with the pipeline / step alone, read from those runs.
+[8, 4096, 2560] bfloat16 (benchmarks/scan.py's) and a sweep of the kernel's settings; (c) train
+tokens/s and MFU of the four 125M presets (``benchmarks/train.py --preset NAME``: on a GPU batch
+16 x 2048, bfloat16, vocabulary 32,768); (d) the data-pipeline ratio, trainer with the pipeline
+/ step alone, read from those runs' tokens/s lines.
 Each part runs in its own process under its own time limit, so one that hangs or crashes costs
 only its own lines. Needs a GPU: elsewhere it says so in one line and exits non-zero.
 """
@@ -13,7 +14,6 @@ only its own lines. Needs a GPU: elsewhere it says so in one line and exits non-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
@@ -24,13 +24,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("gated-125m", "hawk-125m", "griffin-125m", "transformer-125m")
-# The issue's set-up: batch 16 x 2048 tokens, bfloat16, a 32k vocabulary.
-TRAIN_SETTINGS = (
-    "data.batch_size=16",
-    "data.seq_len=2048",
-    "model.dtype=bfloat16",
-    "model.vocab_size=32768",
-)
 CHECK_SHAPE = (4, 1001, 300)  # odd length, a width that is not a multiple of 64
 # The parent process never starts JAX's GPU client, so each part may take the memory it needs.
 NO_PREALLOCATION = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
@@ -95,18 +88,10 @@ def scan_table() -> None:
     main(["--gpu-only", "--sweep", "--repeats", "5"])
 
 
-def preset_overrides(preset: str) -> list[str]:
-    """A preset's model section as ``--set`` overrides of the quickstart (benchmarks/train.py's
-    command line), plus the issue's batch, length, dtype and vocabulary."""
-    import yaml
-
-    raw = yaml.safe_load((ROOT / "configs" / "models" / f"{preset}.yaml").read_text())
-    sets = [
-        f"{section}.{key}={json.dumps(value)}"
-        for section, values in raw.items()
-        for key, value in values.items()
-    ]
-    return [*sets, *TRAIN_SETTINGS]
+def train_command(preset: str, steps: int) -> list[str]:
+    """benchmarks/train.py's command line for one preset (it picks the GPU sizes itself)."""
+    script = ROOT / "benchmarks" / "train.py"
+    return [sys.executable, str(script), "--preset", preset, "--steps", str(steps)]
 
 
 def _run(title: str, command: list[str], seconds: float) -> str | None:
@@ -148,6 +133,12 @@ def pipeline_ratio(output: str) -> float | None:
     return rates["trainer (both)"] / rates["train step alone"]
 
 
+def model_line(output: str) -> str | None:
+    """benchmarks/train.py's line with the model FLOP rate and MFU, without its label."""
+    match = re.search(r"^\s*model (.*MFU.*)$", output, re.MULTILINE)
+    return match.group(1).strip() if match else None
+
+
 def has_gpu() -> bool:
     """Whether JAX finds a GPU, asked in a child process (the parent keeps off the device)."""
     code = "import jax; print(jax.default_backend())"
@@ -183,13 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     table = _run("(b) scan table", [*me, "--part", "scan"], 85)
     trains = {}
     for preset in PRESETS:
-        command = [
-            sys.executable,
-            str(ROOT / "benchmarks" / "train.py"),
-            "--steps",
-            str(args.steps),
-        ]
-        command += [arg for entry in preset_overrides(preset) for arg in ("--set", entry)]
+        command = train_command(preset, args.steps)
         trains[preset] = _run(f"(c) train step, {preset}", command, args.train_seconds)
 
     print("\n== summary")
@@ -198,8 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         for line in table.split("headline ratios", 1)[-1].strip().splitlines():
             print(f"  (b) {line.strip()}")
     for preset, output in trains.items():
-        mfu = re.findall(r"MFU[^|\n]*", output or "")
-        print(f"  (c) {preset:<17} " + ("; ".join(mfu) if mfu else "no MFU figure (see above)"))
+        print(f"  (c) {preset:<17} {model_line(output or '') or 'no model FLOP line (see above)'}")
     for preset, output in trains.items():
         ratio = pipeline_ratio(output or "")
         shown = f"{ratio:.2f}" if ratio is not None else "not measured"
