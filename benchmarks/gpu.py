@@ -36,7 +36,7 @@ def kernel_check() -> bool:
     import numpy as np
 
     from birdie_ssm.kernels import linear_scan
-    from birdie_ssm.kernels.numpy_loop import numpy_scan, numpy_scan_vjp
+    from birdie_ssm.kernels.numpy_loop import numpy_scan, numpy_scan_vjp, scan_case
 
     rng = np.random.default_rng(0)
     print(f"shape {list(CHECK_SHAPE)}, h0 given; error = max |ours - loop| / (1 + max |loop|)")
@@ -45,15 +45,7 @@ def kernel_check() -> bool:
     for impl in ("pallas", "associative"):
         for dtype, tol in ((jnp.float32, 1e-4), (jnp.bfloat16, 2e-2)):
             for reverse in (False, True):
-                a, b, dh = (
-                    np.asarray(jnp.asarray(x, dtype), np.float64)
-                    for x in (
-                        rng.uniform(0.5, 0.999, CHECK_SHAPE),
-                        rng.normal(size=CHECK_SHAPE),
-                        rng.normal(size=CHECK_SHAPE),
-                    )
-                )
-                h0 = rng.normal(size=(CHECK_SHAPE[0], CHECK_SHAPE[2])).astype(np.float32)
+                a, b, dh, h0 = scan_case(rng, CHECK_SHAPE, dtype, a_high=0.999)
 
                 @jax.jit
                 def run(a, b, h0, dh, impl=impl, reverse=reverse):

@@ -45,3 +45,18 @@ def numpy_scan_vjp(
         da[:, t] = g * h_prev
         flow = a[:, t] * g
     return da, db, flow
+
+
+def scan_case(
+    rng: np.random.Generator, shape: tuple[int, int, int], dtype, a_high: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Random (a, b, dh, h0) for a scan check, a, b and dh rounded to ``dtype`` first (returned as
+    float64), so the loop sees exactly what a kernel fed ``dtype`` sees."""
+    import jax.numpy as jnp  # numpy-only callers never pay for JAX
+
+    a, b, dh = (
+        np.asarray(jnp.asarray(x, dtype), np.float64)
+        for x in (rng.uniform(0.5, a_high, shape), rng.normal(size=shape), rng.normal(size=shape))
+    )
+    h0 = rng.normal(size=(shape[0], shape[2])).astype(np.float32)
+    return a, b, dh, h0

@@ -28,7 +28,7 @@ import numpy as np
 from jax.experimental import pallas as pl
 from jax.sharding import PartitionSpec
 
-from birdie_ssm.kernels.numpy_loop import numpy_scan, numpy_scan_vjp
+from birdie_ssm.kernels.numpy_loop import numpy_scan, numpy_scan_vjp, scan_case
 from birdie_ssm.kernels.vjp import with_scan_vjp
 
 try:  # Pallas' Triton lowering; a jaxlib without GPU support may lack it.
@@ -313,16 +313,7 @@ def probe(backend: str, **blocks: int) -> None:
     run_scan = make_scan(interpret=backend != "gpu", **blocks)
     rng = np.random.default_rng(0)
     for dtype, reverse, tol in PROBE_CASES:
-        # Round the inputs to dtype first, so the loop sees what the kernel sees.
-        a, b, dh = (
-            np.asarray(jnp.asarray(x, dtype), np.float64)
-            for x in (
-                rng.uniform(0.5, 0.95, PROBE_SHAPE),
-                rng.normal(size=PROBE_SHAPE),
-                rng.normal(size=PROBE_SHAPE),
-            )
-        )
-        h0 = rng.normal(size=(PROBE_SHAPE[0], PROBE_SHAPE[2])).astype(np.float32)
+        a, b, dh, h0 = scan_case(rng, PROBE_SHAPE, dtype)
 
         def value_and_grads(a, b, h0, dh, reverse=reverse):
             h, pullback = jax.vjp(lambda a, b, h0: run_scan(a, b, h0, reverse), a, b, h0)
