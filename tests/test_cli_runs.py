@@ -38,9 +38,11 @@ def test_run_is_named_after_its_dir_and_stores_resolved_paths(files_run):
 
 
 def test_resume_without_config_continues_the_run_as_configured(files_run, capsys):
-    code = main(["train", "--run-dir", str(files_run), "--resume", "--set", "train.steps=5"])
+    # A cosine run's schedule is fitted to its length: extending it needs --allow-lr-change.
+    code = main(["train", "--run-dir", str(files_run), "--resume", "--set", "train.steps=5",
+                 "--allow-lr-change"])  # fmt: skip
     out = capsys.readouterr().out
-    assert code == 0 and "from step 3" in out
+    assert code == 0 and "from step 3" in out and "(--allow-lr-change)" in out
     saved = yaml.safe_load((files_run / "config.yaml").read_text())
     assert saved["train"]["steps"] == 5 and saved["data"]["corpus"] == "files"
 
