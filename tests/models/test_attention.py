@@ -117,3 +117,27 @@ def test_probe_runs_eagerly_while_a_step_is_traced():
 
     traced(1.0)
     assert seen == [None]
+
+
+def test_cudnn_branch_gets_the_whole_row_and_its_mask(monkeypatch):
+    """Off a GPU, the cuDNN branch's wiring: one call over the whole row (no query blocks, even
+    past QUERY_BLOCK) with the full prefix-LM mask; here served by the xla path."""
+    calls = []
+
+    def recording_sdpa(q, k, v, mask, impl):
+        calls.append((impl, q.shape, mask.shape))
+        return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation="xla")
+
+    config = ModelConfig(
+        arch="transformer", width=16, depth=1, mixers={"attention": {"num_heads": 2}}
+    )
+    model = build_model(config, 32, nnx.Rngs(0))
+    ids = jax.random.randint(jax.random.key(1), SEGMENTS.shape, 0, 32)
+    segs, prefix = jnp.asarray(SEGMENTS), jnp.asarray(PREFIX)
+    monkeypatch.setattr(attention, "QUERY_BLOCK", 8)
+    blocked = model(ids, prefix, segs)
+    monkeypatch.setattr(attention, "choose_impl", lambda *args: "cudnn")
+    monkeypatch.setattr(attention, "_sdpa", recording_sdpa)
+    whole = model(ids, prefix, segs)
+    assert calls == [("cudnn", (2, 32, 2, 8), (2, 1, 32, 32))]
+    np.testing.assert_allclose(whole, blocked, rtol=1e-5, atol=1e-5)
