@@ -20,9 +20,10 @@ class BirdieController(ControllerBase):
     and the steps since the last one. At each evaluation a discounted Bayesian linear model of
     each arm's log-loss change per step given the mixture, with cross-arm terms (see
     ``reward_model``), is refit to the last ``max_transitions`` transitions and one model is drawn
-    from its posterior (Thompson sampling: the draw is the exploration). Under that draw each of
-    ``candidates`` mixtures (uniform simplex samples, plus a ``sparse_fraction`` on at most
-    ``max_support`` arms) gets the predicted new losses over an interval as long as the last,
+    from its posterior with its spread scaled by ``draw_width`` (tempered Thompson sampling: the
+    draw is the exploration; a full-width draw explored too often where reward comes early). Under
+    that draw each of ``candidates`` mixtures (uniform simplex samples, plus a ``sparse_fraction``
+    on at most ``max_support`` arms, plus every single arm) gets the predicted new losses over an interval as long as the last,
     their per-arm reward by the configured formula, and the class-aggregated total (arm rewards
     averaged within a class, class rewards summed). The ``top_k`` best are averaged, given a
     floor of ``floor`` per arm, and the mixture moves toward that target by at most ``max_move``
@@ -36,16 +37,19 @@ class BirdieController(ControllerBase):
         classes: list[str],
         reward: str = "birdie",
         *,
-        gamma: float = 0.97,
-        prior_own: float = 1.5,
+        gamma: float = 0.93,
+        prior_own: float = 1.0,
         prior_cross: float = 0.2,
+        prior_shared: float = 0.1,
+        draw_width: float = 0.5,
         prior_concave: float = 1.0,
+        prior_trend: float = 2.0,
         prior_noise: float = 0.1,
         candidates: int = 2048,
         sparse_fraction: float = 0.5,
         max_support: int = 3,
         top_k: int = 8,
-        floor: float = 0.01,
+        floor: float = 0.005,
         max_move: float = 0.6,
         warmup_steps: int = 50,
         max_transitions: int = 64,
@@ -61,13 +65,20 @@ class BirdieController(ControllerBase):
                 f"birdie controller needs top_k <= candidates, got {top_k} > {candidates}"
             )
         for name, value in [("prior_own", prior_own), ("prior_cross", prior_cross),
-                            ("prior_noise", prior_noise)]:  # fmt: skip
+                            ("prior_shared", prior_shared), ("prior_noise", prior_noise)]:  # fmt: skip
             if not value > 0:
                 raise BirdieError(f"birdie controller parameter '{name}' must be > 0, got {value}")
         self.gamma = check_probability("gamma", gamma)
         self.prior_own, self.prior_cross = float(prior_own), float(prior_cross)
         self.prior_noise = float(prior_noise)
+        self.prior_shared = float(prior_shared)
+        if draw_width < 0:
+            raise BirdieError(
+                f"birdie controller parameter 'draw_width' must be >= 0, got {draw_width}"
+            )
+        self.draw_width = float(draw_width)
         self.prior_concave = float(prior_concave)
+        self.prior_trend = float(prior_trend)
         self.candidates, self.top_k = int(candidates), int(top_k)
         self.max_support, self.max_transitions = int(max_support), int(max_transitions)
         self.sparse_fraction = check_probability("sparse_fraction", sparse_fraction)
@@ -97,7 +108,8 @@ class BirdieController(ControllerBase):
         support = self.rng.integers(1, min(self.max_support, n) + 1, sparse)
         ranks = self.rng.random((sparse, n)).argsort(axis=1).argsort(axis=1)
         weights = self.rng.standard_gamma(1.0, (sparse, n)) * (ranks < support[:, None])
-        return np.concatenate([dense, weights / weights.sum(axis=1, keepdims=True)])
+        # The corners too: a sampled simplex point rarely puts nearly all weight on one arm.
+        return np.concatenate([dense, weights / weights.sum(axis=1, keepdims=True), np.eye(n)])
 
     def _transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The last ``max_transitions`` (mixture, log-loss change, valid, steps) transitions."""
@@ -122,11 +134,13 @@ class BirdieController(ControllerBase):
             gamma=self.gamma,
             prior_own=self.prior_own,
             prior_cross=self.prior_cross,
+            prior_shared=self.prior_shared,
             prior_concave=self.prior_concave,
+            prior_trend=self.prior_trend,
             prior_noise=self.prior_noise,
         )
         # One draw per decision: Thompson sampling, so an arm the model is unsure of gets tried.
-        effects = posterior.sample(self.rng, 1)
+        effects = posterior.sample(self.rng, 1, self.draw_width)
         pool = self._candidates()
         horizon = lengths[-1] / np.mean(lengths)
         level = np.where(np.isfinite(losses) & (losses > 0), losses, 1.0)

@@ -7,7 +7,14 @@ from birdie_ssm.errors import BirdieError
 from tests.curriculum.common import ARMS, CLASSES, TINY_BIRDIE
 
 N = len(ARMS)
-PRIORS = {"gamma": 1.0, "prior_own": 1.5, "prior_cross": 0.2, "prior_concave": 1.0}
+PRIORS = {
+    "gamma": 1.0,
+    "prior_own": 1.5,
+    "prior_cross": 0.2,
+    "prior_shared": 0.1,
+    "prior_concave": 1.0,
+    "prior_trend": 1e-6,
+}
 
 
 def _data(rows: int, effect: np.ndarray, seed: int = 0, noise: float = 1e-4):
@@ -57,6 +64,56 @@ def test_discounting_forgets_old_evidence():
     assert own[1] > own[0] + 0.01  # the discounted model sees arm 0 no longer learns
 
 
+def test_gains_seen_under_uniform_are_credited_to_the_arm_itself():
+    # Issue 19: with the cross-arm terms as wide as the own effect, a loss drop seen under the
+    # uniform mixture was read as "arm 1 improves whatever is trained", so nothing favoured arm 1.
+    # A tight shared cross-arm prior makes the model bandit-like until the data say otherwise.
+    mixtures = np.full((3, N), 1.0 / N)
+    changes = np.full((3, N), -0.001)
+    changes[:, 1] = -0.05
+    data = (mixtures, changes, np.ones((3, N), bool), np.full(3, 50.0))
+    tight = fit_posterior(*data, prior_noise=0.1, **PRIORS)
+    wide = fit_posterior(*data, prior_noise=0.1, **{**PRIORS, "prior_shared": 1.0})
+    arm1 = [predict_changes((p.mean * p.scale)[None], np.eye(N))[0][:, 1] for p in (tight, wide)]
+    # Training arm 1 alone lowers its loss more than training anything else does.
+    assert arm1[0][1] < np.delete(arm1[0], 1).max() - 0.05
+    assert not arm1[1][1] < np.delete(arm1[1], 1).max() - 0.05
+
+
+def test_trend_term_follows_drifting_learnability():
+    # Arm 0 learns less and less (its learnability drifts to zero): the trend term extrapolates
+    # its own effect to now instead of averaging over the discounted history.
+    rows = 30
+    mixtures = np.random.default_rng(0).dirichlet(np.ones(N), rows)
+    changes = -0.01 * np.sqrt(mixtures)
+    changes[:, 0] = np.linspace(-0.06, 0.0, rows) * np.sqrt(mixtures[:, 0])
+    data = (mixtures, changes, np.ones((rows, N), bool), np.full(rows, 50.0))
+    own = []
+    for trend in (1e-6, 2.0):
+        post = fit_posterior(
+            *data, prior_noise=0.1, **{**PRIORS, "gamma": 0.93, "prior_trend": trend}
+        )
+        own.append(predict_changes((post.mean * post.scale)[None], np.eye(N))[0][0, 0])
+    assert own[0] < -0.015 and abs(own[1]) < 0.006, own
+
+
+def test_draw_width_scales_exploration():
+    post = fit_posterior(*_data(10, -0.01 * np.eye(N)), prior_noise=0.1, **PRIORS)
+    mean = post.scale * post.mean
+    np.testing.assert_allclose(post.sample(np.random.default_rng(0), 1, 0.0)[0], mean)
+    spread = [post.sample(np.random.default_rng(0), 400, w).std(axis=0).mean() for w in (0.5, 1)]
+    assert spread[0] == pytest.approx(0.5 * spread[1])
+
+
+def test_candidates_include_every_single_arm():
+    controller = make_controller("birdie", ARMS, CLASSES, **TINY_BIRDIE)
+    pool = controller._candidates()
+    assert pool.shape == (256 + N, N)
+    np.testing.assert_allclose(pool.sum(axis=1), 1.0)
+    for arm in range(N):
+        assert np.any(np.all(pool == np.eye(N)[arm], axis=1))
+
+
 def test_controller_moves_to_the_arm_that_improves():
     controller = make_controller("birdie", ARMS, CLASSES, **TINY_BIRDIE, warmup_steps=0)
     losses = np.full(N, 4.0)
@@ -90,6 +147,10 @@ def test_unmeasured_losses_are_not_read_as_no_change():
 def test_bad_parameters_are_user_errors():
     with pytest.raises(BirdieError, match="prior_own"):
         make_controller("birdie", ARMS, CLASSES, prior_own=0.0)
+    with pytest.raises(BirdieError, match="prior_shared"):
+        make_controller("birdie", ARMS, CLASSES, prior_shared=-1.0)
+    with pytest.raises(BirdieError, match="draw_width"):
+        make_controller("birdie", ARMS, CLASSES, draw_width=-0.5)
     with pytest.raises(BirdieError, match="top_k <= candidates"):
         make_controller("birdie", ARMS, CLASSES, candidates=4, top_k=8)
     with pytest.raises(BirdieError, match="max_move"):

@@ -100,10 +100,14 @@ def test_birdie_credits_the_helper_where_a_per_arm_bandit_cannot():
     # Training the helper lowers the best arm's loss too: birdie's cross-arm terms see it.
     shares = {}
     for name in ("birdie", "ucb"):
-        sim = InteractionBandit(seed=1)
-        controller = make_controller(name, sim.arm_names, sim.arm_classes)
-        shares[name] = play(controller, sim, 30)[-10:, sim.helper].mean()
-    assert shares["birdie"] > 0.7 and shares["ucb"] < 0.5, shares
+        runs = []
+        for seed in range(4):
+            sim = InteractionBandit(seed=seed)
+            params = {"seed": seed} if name == "birdie" else {}
+            controller = make_controller(name, sim.arm_names, sim.arm_classes, **params)
+            runs.append(play(controller, sim, 30)[-10:, sim.helper].mean())
+        shares[name] = np.mean(runs)
+    assert shares["birdie"] > 0.5 and shares["ucb"] < 0.2, shares
 
 
 def test_bandit_best_arm_can_be_chosen():
