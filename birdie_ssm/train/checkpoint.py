@@ -8,6 +8,7 @@ crash mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 import sys
@@ -42,13 +43,31 @@ def _first_words(cause: Exception) -> str:
 _QUIET = False
 
 
+def _from_orbax(exc: BaseException | None) -> bool:
+    """Whether ``exc`` was raised inside Orbax (its traceback passes through an Orbax file)."""
+    tb = getattr(exc, "__traceback__", None)
+    while tb is not None:
+        if "orbax" in tb.tb_frame.f_code.co_filename:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+class _AbandonedReads(logging.Filter):
+    """Drops asyncio's "exception was never retrieved" reports of Orbax's failed reads."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and _from_orbax(record.exc_info[1]))
+
+
 def _quiet_abandoned_reads() -> None:
     """Silence Orbax's abandoned array reads (once per process, after a failed restore).
 
-    Orbax reads a checkpoint's arrays in concurrent coroutines; when one read fails, the others
-    are dropped unfinished and Python reports each one ("Exception ignored in: <coroutine ...>",
-    with a traceback) whenever it is collected, after the one-line error. Reports about other
-    objects still go to the previous hook.
+    Orbax reads a checkpoint's arrays in concurrent coroutines and tasks; when one read fails,
+    the others are dropped unfinished and each is reported whenever it is collected, after the
+    one-line error: by Python ("Exception ignored in: <coroutine ...>") or by asyncio's logger
+    ("Task exception was never retrieved"), each with a traceback. Reports of anything else
+    still go through.
     """
     global _QUIET
     if _QUIET:
@@ -62,6 +81,7 @@ def _quiet_abandoned_reads() -> None:
         previous(args)
 
     sys.unraisablehook, _QUIET = hook, True
+    logging.getLogger("asyncio").addFilter(_AbandonedReads())
 
 
 class Damaged(BirdieError):
