@@ -148,18 +148,19 @@ def test_objectives_lists_builtins(capsys):
         assert name in out
 
 
-def test_out_of_memory_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("where", ["train_one", "validate"])  # the first step, or step 0's eval
+def test_out_of_memory_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypatch, where):
     import jax
 
     from birdie_ssm.train.trainer import Trainer
     from tests.conftest import TINY
 
-    def exhausted(self):
+    def exhausted(self, *args):
         raise jax.errors.JaxRuntimeError(
             "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 68719476736 bytes."
         )
 
-    monkeypatch.setattr(Trainer, "train_one", exhausted)  # the first step runs out of memory
+    monkeypatch.setattr(Trainer, where, exhausted)
     run_dir = tmp_path / "run"
     args = ["train", "--run-dir", str(run_dir), *(a for s in TINY for a in ("--set", s))]
     assert main(args) == 2

@@ -190,7 +190,17 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------------
 
     def fit(self) -> dict[str, float]:
-        """Train to ``train.steps``; returns the final validation loss per arm."""
+        """Train to ``train.steps``; returns the final validation loss per arm. Running out of
+        device memory (in a step or a validation) is a one-line BirdieError naming the knobs."""
+        try:
+            return self._fit()
+        except Exception as exc:
+            oom = out_of_memory(exc, self.config, f"at step {self.step + 1}")
+            if oom is None:
+                raise
+            raise oom from None
+
+    def _fit(self) -> dict[str, float]:
         cfg, ev = self.config.train, self.config.eval
         evals = set(eval_steps(cfg.steps, ev.schedule, ev.every, ev.scale))
         losses = self.evaluate_and_adapt() if self.step == 0 else None
@@ -215,11 +225,6 @@ class Trainer:
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save()
             self._check_finite()
-        except Exception as exc:
-            oom = out_of_memory(exc, self.config, f"at step {self.step + 1}")
-            if oom is None:
-                raise
-            raise oom from None
         finally:
             self._bar.close()
             self._restore_signals(previous)
