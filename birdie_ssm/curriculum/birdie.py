@@ -37,7 +37,7 @@ class BirdieController(ControllerBase):
         classes: list[str],
         reward: str = "birdie",
         *,
-        gamma: float = 0.93,
+        gamma: float = 0.9,
         prior_own: float = 0.4,
         prior_cross: float = 0.2,
         prior_shared: float = 0.1,
