@@ -101,7 +101,7 @@ class BirdieController(ControllerBase):
         return super().update(step, val_losses, played)
 
     def _candidates(self) -> np.ndarray:
-        """Uniform samples of the simplex, then sparse ones on 1..max_support random arms."""
+        """Uniform samples of the simplex, sparse ones on 1..max_support random arms, every single arm."""
         n = len(self.arms)
         sparse = int(round(self.candidates * self.sparse_fraction))
         dense = self.rng.dirichlet(np.ones(n), self.candidates - sparse)
