@@ -309,7 +309,7 @@ def probe(backend: str, **blocks: int) -> None:
     Raises if lowering, compiling or running fails, or if any output misses the float64 NumPy
     loop. Interprets the kernels off GPU; ``blocks`` (block_t, block_d) go to ``make_scan``.
     """
-    device = jax.devices(backend)[0]
+    device = jax.local_devices(backend=backend)[0]
     run_scan = make_scan(interpret=backend != "gpu", **blocks)
     rng = np.random.default_rng(0)
     for dtype, reverse, tol in PROBE_CASES:

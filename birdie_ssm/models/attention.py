@@ -161,7 +161,7 @@ def choose_impl(impl: str, dtype: jnp.dtype, head_dim: int, length: int) -> str:
 
 @functools.cache
 def _hopper_or_later() -> bool:
-    device = jax.devices()[0]
+    device = jax.local_devices()[0]
     capability = getattr(device, "compute_capability", None)
     try:
         return tuple(int(x) for x in str(capability).split(".")) >= (9, 0)

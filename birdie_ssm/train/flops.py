@@ -103,7 +103,7 @@ def matmul_flops(
 ) -> float:
     """FLOP/s of a jitted ``size``-square matmul in ``dtype`` on ``device``: the best of about
     ``seconds`` of back-to-back calls (what the hardware's matmul units really deliver now)."""
-    device = device or jax.devices()[0]
+    device = device or jax.local_devices()[0]
     x = jax.device_put(jax.random.normal(jax.random.key(0), (size, size), jnp.dtype(dtype)), device)
     reps = MATMULS_PER_CALL
 
@@ -130,7 +130,7 @@ def cpu_matmul_flops(size: int = 512, seconds: float = 0.2) -> float:
 
     The CPU has no spec sheet peak jax could know, so its peak is measured.
     """
-    return matmul_flops("float32", size, seconds, jax.devices("cpu")[0])
+    return matmul_flops("float32", size, seconds, jax.local_devices(backend="cpu")[0])
 
 
 def _gpu_dtype_key(dtype: str) -> str:
