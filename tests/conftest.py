@@ -42,3 +42,16 @@ def tiny_config(*overrides: str) -> Config:
 @pytest.fixture
 def tiny() -> Config:
     return tiny_config()
+
+
+@pytest.fixture
+def locked_dir(tmp_path, monkeypatch):
+    """An existing folder the code under test must treat as read-only (``os.access`` says so:
+    as root, permission bits alone would not stop a write)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, m: False if str(p) == str(locked) else real_access(p, m)
+    )
+    return locked

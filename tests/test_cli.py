@@ -186,19 +186,14 @@ def test_a_failing_benchmark_is_one_line(tmp_path, capsys, monkeypatch):
     assert "--steps 0" in err
 
 
-def test_experiment_output_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+def test_experiment_output_that_cannot_be_written_is_one_line(
+    tmp_path, capsys, monkeypatch, locked_dir
+):
     import errno
-    import os
 
     from birdie_ssm import experiments
 
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    real_access = os.access
-    # Root ignores permission bits, so the test makes the folder read-only for the check.
-    monkeypatch.setattr(
-        os, "access", lambda p, m: False if str(p) == str(locked) else real_access(p, m)
-    )
+    locked = locked_dir
     spec = "configs/experiments/retrieval_cpu.yaml"
     assert main(["experiment", spec, "--output", str(locked / "out")]) == 2
     err = capsys.readouterr().err

@@ -69,14 +69,8 @@ def test_run_is_named_after_its_config_file(tmp_path, monkeypatch, capsys):
     assert str(_train_config(args)[1]) == os.path.join("runs", "my_experiment")
 
 
-def test_unwritable_run_dir_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, capsys):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    real_access = os.access
-    # Root ignores permission bits, so the test makes the folder read-only for the check.
-    monkeypatch.setattr(
-        os, "access", lambda p, m: False if str(p) == str(locked) else real_access(p, m)
-    )
+def test_unwritable_run_dir_is_one_line_and_nothing_is_written(tmp_path, capsys, locked_dir):
+    locked = locked_dir
     code = main(["train", "--run-dir", str(locked / "run"), *TINY_ARGS])
     err = capsys.readouterr().err
     assert code == 2 and "not writable" in err and err.count("\n") == 1
