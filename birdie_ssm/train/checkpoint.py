@@ -66,8 +66,8 @@ def _quiet_abandoned_reads() -> None:
     Orbax reads a checkpoint's arrays in concurrent coroutines and tasks; when one read fails,
     the others are dropped unfinished and each is reported whenever it is collected, after the
     one-line error: by Python ("Exception ignored in: <coroutine ...>") or by asyncio's logger
-    ("Task exception was never retrieved"), each with a traceback. Reports of anything else
-    still go through.
+    ("Task exception was never retrieved"), each with a traceback, and its reader threads may
+    find the loop closed. Reports of anything else still go through.
     """
     global _QUIET
     if _QUIET:
@@ -77,6 +77,13 @@ def _quiet_abandoned_reads() -> None:
     def hook(args: Any) -> None:
         code = getattr(args.object, "cr_code", None)
         if code is not None and "orbax" in code.co_filename:
+            return
+        # Orbax's reader threads finishing after its event loop closed ("Exception ignored in:
+        # None ... RuntimeError: Event loop is closed"): the same abandoned reads, no owner.
+        closed = isinstance(args.exc_value, RuntimeError) and "Event loop is closed" in str(
+            args.exc_value
+        )
+        if args.object is None and closed:
             return
         previous(args)
 
