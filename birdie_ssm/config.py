@@ -80,6 +80,9 @@ class ModelConfig(Section):
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="activation dtype")
     scan_impl: Literal["auto", "reference", "sequential", "associative", "pallas"] = "auto"
     remat: bool = Field(False, description="recompute each block's activations in backward")
+    scan_layers: bool = Field(
+        False, description="trace one period of blocks and scan it over depth (flat compile time)"
+    )
     mixers: dict[str, dict[str, Any]] = Field(
         default_factory=dict, validate_default=True, description="per-mixer parameters"
     )

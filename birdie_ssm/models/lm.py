@@ -8,6 +8,7 @@ the prefix in both directions where ``ModelConfig.layer_bidirectional`` says so.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any
 
 import jax
@@ -66,6 +67,56 @@ def _run_block(block: ResidualBlock, x: jax.Array, ctx: SeqContext) -> tuple[jax
 _run_block_remat = nnx.remat(_run_block)
 
 
+def scan_period(signatures: list[tuple[str, bool]]) -> int:
+    """The shortest period p with signatures[i] == signatures[i + p] for every layer."""
+    depth = len(signatures)
+    return next(
+        p
+        for p in range(1, depth + 1)
+        if all(signatures[i] == signatures[i + p] for i in range(depth - p))
+    )
+
+
+def _stacked_block(
+    config: ModelConfig, kind: str, bidirectional: bool, groups: int, rngs: nnx.Rngs
+) -> ResidualBlock:
+    """``groups`` blocks of one kind as one module whose every variable has a leading axis."""
+
+    @nnx.split_rngs(splits=groups)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def create(rngs: nnx.Rngs) -> ResidualBlock:
+        return ResidualBlock(config, kind, bidirectional, rngs=rngs)
+
+    return create(rngs)
+
+
+def _run_scanned(
+    stacked: list[ResidualBlock], x: jax.Array, ctx: SeqContext, remat: bool
+) -> tuple[jax.Array, list[Any]]:
+    """Run the stacked period over depth with ``lax.scan``: one traced body whatever the depth.
+
+    Returns the output and, per period position, its layers' states stacked on a leading axis.
+    """
+    splits = [nnx.split(block) for block in stacked]
+
+    def apply(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array) -> tuple[jax.Array, Any]:
+        return nnx.merge(graphdef, state)(x, ctx)
+
+    appliers = [
+        jax.checkpoint(partial(apply, graphdef)) if remat else partial(apply, graphdef)
+        for graphdef, _ in splits
+    ]
+
+    def body(x: jax.Array, params: list[nnx.State]) -> tuple[jax.Array, list[Any]]:
+        states = []
+        for applier, state in zip(appliers, params, strict=True):
+            x, layer_state = applier(state, x)
+            states.append(layer_state)
+        return x, states
+
+    return jax.lax.scan(body, x, [state for _, state in splits])
+
+
 class BirdieLM(nnx.Module):
     """Bidirectional-to-causal language model over a pattern of recurrent and attention blocks."""
 
@@ -73,11 +124,24 @@ class BirdieLM(nnx.Module):
         # Only hashable attributes are kept so nnx.split's GraphDef can be a static jit argument.
         self.vocab_size = resolve_vocab(config, vocab_size)
         self.remat = config.remat
+        kinds = config.layer_kinds()
+        signatures = [(kind, config.layer_bidirectional(i)) for i, kind in enumerate(kinds)]
+        period = scan_period(signatures)
+        # Scanning pays only with two or more whole periods sharing one traced body.
+        groups = len(kinds) // period if config.scan_layers and len(kinds) >= 2 * period else 0
+        self.scan_groups = groups
         self.embedder = Embedder(self.vocab_size, config.width, jnp.dtype(config.dtype), rngs)
+        # scan_layers: the first groups * period layers live stacked, one module per position
+        # in the period; ``blocks`` holds the rest (every layer when not scanning).
+        self.scanned = nnx.List(
+            [_stacked_block(config, *signatures[j], groups, rngs) for j in range(period)]
+            if groups
+            else []
+        )
         self.blocks = nnx.List(
             [
-                ResidualBlock(config, kind, config.layer_bidirectional(i), rngs=rngs)
-                for i, kind in enumerate(config.layer_kinds())
+                ResidualBlock(config, kind, bidirectional, rngs=rngs)
+                for kind, bidirectional in signatures[groups * len(self.scanned) :]
             ]
         )
         self.final_norm = RMSNorm(config.width)
@@ -90,12 +154,33 @@ class BirdieLM(nnx.Module):
         self, x: jax.Array, prefix_mask: jax.Array | None, segment_ids: jax.Array | None
     ) -> tuple[jax.Array, list[Any], SeqContext]:
         ctx = make_context(x.shape[:2], prefix_mask, segment_ids)
-        run = _run_block_remat if self.remat else _run_block
         states = []
+        if self.scan_groups:
+            x, stacked = _run_scanned(list(self.scanned), x, ctx, self.remat)
+            states = [
+                jax.tree.map(lambda leaf, g=g: leaf[g], position)
+                for g in range(self.scan_groups)
+                for position in stacked
+            ]
+        run = _run_block_remat if self.remat else _run_block
         for block in self.blocks:
             x, state = run(block, x, ctx)
             states.append(state)
         return self.final_norm(x), states, ctx
+
+    def layers(self) -> list[ResidualBlock]:
+        """Every layer's block in order; a scanned layer as a view of its slice of the stack."""
+        views = []
+        for g in range(self.scan_groups):
+            for block in self.scanned:
+                graphdef, state = nnx.split(block)
+                views.append(nnx.merge(graphdef, jax.tree.map(lambda leaf, g=g: leaf[g], state)))
+        return views + list(self.blocks)
+
+    def temporal_mixers(self) -> list[Mixer]:
+        """Every layer's temporal mixer in order, for static attributes (works under eval_shape)."""
+        scanned = [block.temporal for _ in range(self.scan_groups) for block in self.scanned]
+        return scanned + [block.temporal for block in self.blocks]
 
     def forward_embeddings(
         self,
@@ -132,8 +217,8 @@ class BirdieLM(nnx.Module):
         hidden, states, ctx = self._hidden(self.embed(input_ids), prefix_mask, segment_ids)
         cache = {
             "layers": [
-                block.temporal.to_cache(state, max_len)
-                for block, state in zip(self.blocks, states, strict=True)
+                mixer.to_cache(state, max_len)
+                for mixer, state in zip(self.temporal_mixers(), states, strict=True)
             ],
             # Empty slots get segment -1 so they are never attended to.
             "segments": jnp.pad(
@@ -154,7 +239,7 @@ class BirdieLM(nnx.Module):
         ctx = StepContext(index, cache["position"], segments == cache["segment"][:, None])
         x = self.embed(token)
         layers = []
-        for block, layer in zip(self.blocks, cache["layers"], strict=True):
+        for block, layer in zip(self.layers(), cache["layers"], strict=True):
             x, layer = block.step(x, layer, ctx)
             layers.append(layer)
         new_cache = {

@@ -73,8 +73,7 @@ def train_flops_per_token(model: nnx.Module, seq_len: int) -> FlopCount:
     vocab, table_width = model.embedder.table.shape
     params = sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.state(model, nnx.Param)))
     recurrence = attention = 0
-    for block in model.blocks:
-        mixer = block.temporal
+    for mixer in model.temporal_mixers():
         if isinstance(mixer, Attention):
             attention += 12 * mixer.heads * mixer.head_dim * seq_len
         elif hasattr(mixer, "dim"):  # the recurrent mixers (gated, rglru) keep their channels

@@ -56,8 +56,13 @@ def learning_rate(config: TrainConfig) -> optax.Schedule:
 
 
 def _decay_mask(params):
-    # Norm scales and biases (1-D) are not decayed: decaying them only fights the normalisation.
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
+    # Norm scales and biases (1-D per layer) are not decayed: decaying them only fights the
+    # normalisation. Layers stacked for the scan over depth carry one more (leading) axis.
+    def per_layer_ndim(path, p) -> int:
+        stacked = any(getattr(key, "key", None) == "scanned" for key in path)
+        return p.ndim - 1 if stacked else p.ndim
+
+    return jax.tree_util.tree_map_with_path(lambda path, p: per_layer_ndim(path, p) >= 2, params)
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
