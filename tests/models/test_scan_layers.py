@@ -70,7 +70,8 @@ def test_logits_and_gradients_match(pair):
     for j in range(period):
         rows = [grads_l["blocks"][g * period + j] for g in range(groups)]
         expected = jax.tree.map(lambda *leaves: jnp.stack(leaves), *rows)
-        for a, b in zip(jax.tree.leaves(grads_s["scanned"][j]), jax.tree.leaves(expected)):
+        stacked = jax.tree.leaves(grads_s["scanned"][j])
+        for a, b in zip(stacked, jax.tree.leaves(expected), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     for a, b in zip(
         jax.tree.leaves(grads_s["blocks"][0]), jax.tree.leaves(grads_l["blocks"][4]), strict=True
@@ -101,7 +102,8 @@ def test_weight_decay_reaches_the_same_parameters(pair):
     def decayed(model) -> int:
         params = nnx.state(model, nnx.Param)
         mask = _decay_mask(params)
-        return sum(p.size for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask)) if m)
+        leaves = zip(jax.tree.leaves(params), jax.tree.leaves(mask), strict=True)
+        return sum(p.size for p, m in leaves if m)
 
     assert decayed(scanned) == decayed(looped) > 0
     assert [type(m) for m in scanned.temporal_mixers()] == [
