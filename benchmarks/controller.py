@@ -26,6 +26,8 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -147,13 +149,25 @@ def timing_report(seconds_per_step: float) -> None:
         )
 
 
-def train_once(name: str, seed: int, steps: int) -> tuple[float, float, float]:
-    """Train the quickstart under controller ``name`` (``fixed``: uniform) for ``steps`` steps.
+@dataclass(frozen=True)
+class TrainedRun:
+    """One training under one controller: final validation loss per arm, and where time went."""
 
-    Returns the mean final validation loss over arms, the training wall time and the time spent
-    in controller updates (seconds).
-    """
+    arm_losses: dict[str, float]
+    mixture: dict[str, float]  # the realised mixture, averaged over the run's logged steps
+    wall_s: float
+    update_s: float  # in controller updates
+
+    @property
+    def loss(self) -> float:
+        """The mean final validation loss over arms."""
+        return float(np.mean(list(self.arm_losses.values())))
+
+
+def train_once(name: str, seed: int, steps: int) -> TrainedRun:
+    """Train the quickstart under controller ``name`` (``fixed``: uniform) for ``steps`` steps."""
     from birdie_ssm.config import load_config
+    from birdie_ssm.train.metrics import read_metrics
     from birdie_ssm.train.trainer import Trainer
 
     overrides = [
@@ -183,29 +197,44 @@ def train_once(name: str, seed: int, steps: int) -> tuple[float, float, float]:
         finally:
             trainer.close()
         wall = time.perf_counter() - start
-    return float(np.mean(list(losses.values()))), wall, float(sum(spent))
+        logged = [
+            r["realised_mixture"]
+            for r in read_metrics(Path(run_dir) / "metrics.jsonl")
+            if r.get("realised_mixture")
+        ]
+    mixture = {arm: float(np.mean([m[arm] for m in logged])) for arm in logged[0]}
+    return TrainedRun(dict(losses), mixture, wall, float(sum(spent)))
 
 
 def training_report(names: list[str], seeds: int, steps: int) -> None:
-    """Print (4): final mean validation loss per controller, side by side, and update share."""
+    """Print (4): final mean validation loss per controller, side by side, and update share;
+    then, per controller, each arm's final loss and mean realised mixture (means over seeds)."""
     print(f"\nquickstart training, {steps} steps, seeds {list(range(seeds))} (same token budget)")
-    rows = {}
+    runs = {}
     for name in names:
-        runs = [train_once(name, seed, steps) for seed in range(seeds)]
-        rows[name] = np.asarray(runs)
-        loss, wall, spent = rows[name].mean(axis=0)
+        runs[name] = [train_once(name, seed, steps) for seed in range(seeds)]
+        wall = sum(r.wall_s for r in runs[name])
         print(
-            f"  {name:9s} mean val loss over arms {loss:.4f} (per seed "
-            f"{', '.join(f'{v:.4f}' for v in rows[name][:, 0])})  controller "
-            f"{100 * spent / wall:.3f}% of {wall:.0f} s",
+            f"  {name:9s} mean val loss over arms {np.mean([r.loss for r in runs[name]]):.4f} "
+            f"(per seed {', '.join(f'{r.loss:.4f}' for r in runs[name])})  controller "
+            f"{100 * sum(r.update_s for r in runs[name]) / wall:.3f}% of {wall / seeds:.0f} s",
             flush=True,
         )
-    if "fixed" in rows:
-        fixed = rows["fixed"][:, 0].mean()
+    means = {n: np.mean([r.loss for r in rs]) for n, rs in runs.items()}
+    if "fixed" in runs:
         print(
             "  vs fixed uniform: "
-            + ", ".join(f"{n} {rows[n][:, 0].mean() - fixed:+.4f}" for n in rows if n != "fixed")
+            + ", ".join(f"{n} {means[n] - means['fixed']:+.4f}" for n in runs if n != "fixed")
         )
+    arms = list(next(iter(runs.values()))[0].arm_losses)
+    print("\nper arm, mean over seeds: final val loss / mean realised mixture share")
+    print(f"  {'':9s}" + "".join(f"{arm[:16]:>18s}" for arm in arms))
+    for name, rs in runs.items():
+        cells = [
+            f"{np.mean([r.arm_losses[a] for r in rs]):8.3f} /{np.mean([r.mixture[a] for r in rs]):5.2f}"
+            for a in arms
+        ]
+        print(f"  {name:9s}" + "".join(f"{c:>18s}" for c in cells))
 
 
 def main() -> None:
