@@ -29,11 +29,14 @@ MODELS = {
     "rglru": dict(mixer="rglru", bidirectional="alternate"),
     "attention": dict(arch="transformer", mixers=HEADS),
     "hybrid-RRA": dict(mixer="rglru", block_pattern="RRA", bidirectional="alternate", mixers=HEADS),
+    # The Triton scan kernel inside the lax.scan over stacked layers (two periods of two).
+    "gated-scanned": dict(mixer="gated", bidirectional="alternate", scan_layers=True, depth=4),
 }
 
 
 def _config(keys: dict, width: int = 32, depth: int = 3) -> ModelConfig:
-    return ModelConfig(**keys, width=width, depth=depth, dtype="bfloat16", scan_impl="auto")
+    keys = {"width": width, "depth": depth, **keys}
+    return ModelConfig(**keys, dtype="bfloat16", scan_impl="auto")
 
 
 def test_cudnn_is_chosen_and_matches_the_explicit_softmax():
