@@ -75,9 +75,10 @@ def main() -> None:
     if not (PRESETS_DIR / f"{args.preset}.yaml").is_file() or args.steps < 1 or min(depths) < 1:
         known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
         parser.error(f"--preset is one of {known}; --steps and every depth must be >= 1")
+    sizes = [s for s in default_sizes() + args.overrides if not s.startswith("model.depth=")]
     print(
-        f"{args.preset} on {jax.default_backend()} ({', '.join(default_sizes())}): train step "
-        "compile seconds and ms per step, blocks looped vs scanned"
+        f"{args.preset} on {jax.default_backend()} ({', '.join(sizes)}): train step compile "
+        "seconds and ms per step, blocks looped vs scanned"
     )
     print(
         f"{'depth':>5s} {'compile loop':>13s} {'compile scan':>13s} {'scan/loop':>10s} "
