@@ -19,7 +19,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from birdie_ssm.config import Config
+from birdie_ssm.config import Config, ModelConfig
 from birdie_ssm.curriculum import Controller, make_controller
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
@@ -129,15 +129,20 @@ def build_controller(config: Config, arms: list[Arm]) -> Controller:
     )
 
 
-def _initial_params(params: Any, other: TrainedRun) -> Any:
+def _initial_params(params: Any, other: TrainedRun, model: ModelConfig) -> Any:
     """The parameters of another run (fine-tuning); its architecture must match ``params``."""
     _, theirs = nnx.split(other.model)
     shapes = lambda tree: [x.shape for x in jax.tree.leaves(tree)]  # noqa: E731
     if jax.tree.structure(params) != jax.tree.structure(theirs) or shapes(params) != shapes(theirs):
-        model = other.config.model
+        mine, its = model.model_dump(), other.config.model.model_dump()
+        differ = "; ".join(
+            f"model.{key}: {its[key]!r} there, {mine[key]!r} here"
+            for key in mine
+            if mine[key] != its.get(key)
+        )
         raise BirdieError(
-            f"--init-from '{other.run_dir}': its model ({model.width} wide, {model.depth} deep, "
-            f"{model.arch}) does not match this config's model; use the same model section"
+            f"--init-from '{other.run_dir}': its model does not match this config's "
+            f"({differ or 'the model settings agree; the vocabularies differ'}); use the same model section"
         )
     return theirs
 
@@ -160,7 +165,7 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     num_params = count_params(model)
     graphdef, params = nnx.split(model)
     if init_from is not None:
-        params = _initial_params(params, init_from)
+        params = _initial_params(params, init_from, config.model)
     optimizer = make_optimizer(config.train)
     param_shardings = state_shardings(params, mesh)
     opt_shardings = state_shardings(jax.eval_shape(optimizer.init, params), mesh)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 
 from birdie_ssm.cli import main
+from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.prompts import choose_format
 from birdie_ssm.tasks import Item
 from birdie_ssm.text.tokenizer import ByteTokenizer
@@ -66,3 +68,14 @@ def test_fine_tune_from_a_checkpoint_then_evaluate_natively(tmp_path, capsys):
     result = json.loads(Path(re.findall(r"^written to (.+)$", out, re.M)[-1]).read_text())
     assert result["format"] == "native" and result["step"] == 2
     assert [p["length"] for p in result["points"]] == [8]
+
+
+def test_init_from_a_different_model_names_the_settings_that_differ(tmp_path):
+    first = tmp_path / "first"
+    trainer = Trainer(tiny_config(FIXED), first, progress=False)
+    trainer.save()
+    trainer.close()
+    with pytest.raises(BirdieError) as err:
+        Trainer(tiny_config(FIXED, "model.scan_layers=true"), tmp_path / "b", init_from=first)
+    assert "model.scan_layers: False there, True here" in str(err.value)
+    assert not (tmp_path / "b").exists()
