@@ -12,8 +12,9 @@
     wall time at an assumed s/step.
 (4) ``--measure-training``: the quickstart model and objective family trained under each
     controller (``fixed`` = uniform), ``--train-seeds`` seeds each, ``--train-steps`` steps (the
-    same token budget for all): mean validation loss over arms at the end, and the measured share
-    of wall time spent in controller updates.
+    same token budget for all): mean validation loss over arms at the end, the measured share
+    of wall time spent in controller updates, and per arm its final loss and mean realised
+    mixture share.
 
 Run: python benchmarks/controller.py [--seeds 10] [--horizon 40] [--seed-offset 0]
      python benchmarks/controller.py --measure-training [--train-steps 600] [--train-seeds 3]
@@ -230,10 +231,9 @@ def training_report(names: list[str], seeds: int, steps: int) -> None:
     print("\nper arm, mean over seeds: final val loss / mean realised mixture share")
     print(f"  {'':9s}" + "".join(f"{arm[:16]:>18s}" for arm in arms))
     for name, rs in runs.items():
-        cells = [
-            f"{np.mean([r.arm_losses[a] for r in rs]):8.3f} /{np.mean([r.mixture[a] for r in rs]):5.2f}"
-            for a in arms
-        ]
+        losses = [np.mean([r.arm_losses[a] for r in rs]) for a in arms]
+        shares = [np.mean([r.mixture[a] for r in rs]) for a in arms]
+        cells = [f"{loss:8.3f} /{share:5.2f}" for loss, share in zip(losses, shares, strict=True)]
         print(f"  {name:9s}" + "".join(f"{c:>18s}" for c in cells))
 
 

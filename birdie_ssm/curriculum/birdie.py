@@ -23,8 +23,8 @@ class BirdieController(ControllerBase):
     from its posterior with its spread scaled by ``draw_width`` (tempered Thompson sampling: the
     draw is the exploration; a full-width draw explored too often where reward comes early). Under
     that draw each of ``candidates`` mixtures (uniform simplex samples, plus a ``sparse_fraction``
-    on at most ``max_support`` arms, plus every single arm) gets the predicted new losses over an interval as long as the last,
-    their per-arm reward by the configured formula, and the class-aggregated total (arm rewards
+    on at most ``max_support`` arms, plus every single arm) gets the predicted new losses over an
+    interval as long as the last, their per-arm reward by the configured formula, and the class-aggregated total (arm rewards
     averaged within a class, class rewards summed). The ``top_k`` best are averaged, given a
     floor of ``floor`` per arm, and the mixture moves toward that target by at most ``max_move``
     (total variation) from the mixture it returned last. Until step ``warmup_steps`` the mixture
@@ -101,7 +101,7 @@ class BirdieController(ControllerBase):
         return super().update(step, val_losses, played)
 
     def _candidates(self) -> np.ndarray:
-        """Uniform samples of the simplex, sparse ones on 1..max_support random arms, every single arm."""
+        """Uniform simplex samples, sparse ones on 1..max_support random arms, and each single arm."""
         n = len(self.arms)
         sparse = int(round(self.candidates * self.sparse_fraction))
         dense = self.rng.dirichlet(np.ones(n), self.candidates - sparse)

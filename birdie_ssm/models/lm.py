@@ -8,7 +8,6 @@ the prefix in both directions where ``ModelConfig.layer_bidirectional`` says so.
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import Any
 
 import jax
@@ -90,6 +89,11 @@ def _stacked_block(
     return create(rngs)
 
 
+def _row(tree: Any, index: int) -> Any:
+    """Layer ``index`` of a tree whose leaves are stacked over layers on their leading axis."""
+    return jax.tree.map(lambda leaf: leaf[index], tree)
+
+
 def _run_scanned(
     stacked: list[ResidualBlock], x: jax.Array, ctx: SeqContext, remat: bool
 ) -> tuple[jax.Array, list[Any]]:
@@ -97,24 +101,17 @@ def _run_scanned(
 
     Returns the output and, per period position, its layers' states stacked on a leading axis.
     """
-    splits = [nnx.split(block) for block in stacked]
+    graphdefs, params = zip(*(nnx.split(block) for block in stacked), strict=True)
+    run = _run_block_remat if remat else _run_block
 
-    def apply(graphdef: nnx.GraphDef, state: nnx.State, x: jax.Array) -> tuple[jax.Array, Any]:
-        return nnx.merge(graphdef, state)(x, ctx)
-
-    appliers = [
-        jax.checkpoint(partial(apply, graphdef)) if remat else partial(apply, graphdef)
-        for graphdef, _ in splits
-    ]
-
-    def body(x: jax.Array, params: list[nnx.State]) -> tuple[jax.Array, list[Any]]:
+    def body(x: jax.Array, period: list[nnx.State]) -> tuple[jax.Array, list[Any]]:
         states = []
-        for applier, state in zip(appliers, params, strict=True):
-            x, layer_state = applier(state, x)
+        for graphdef, state in zip(graphdefs, period, strict=True):
+            x, layer_state = run(nnx.merge(graphdef, state), x, ctx)
             states.append(layer_state)
         return x, states
 
-    return jax.lax.scan(body, x, [state for _, state in splits])
+    return jax.lax.scan(body, x, list(params))
 
 
 class BirdieLM(nnx.Module):
@@ -157,11 +154,7 @@ class BirdieLM(nnx.Module):
         states = []
         if self.scan_groups:
             x, stacked = _run_scanned(list(self.scanned), x, ctx, self.remat)
-            states = [
-                jax.tree.map(lambda leaf, g=g: leaf[g], position)
-                for g in range(self.scan_groups)
-                for position in stacked
-            ]
+            states = [_row(position, g) for g in range(self.scan_groups) for position in stacked]
         run = _run_block_remat if self.remat else _run_block
         for block in self.blocks:
             x, state = run(block, x, ctx)
@@ -170,11 +163,12 @@ class BirdieLM(nnx.Module):
 
     def layers(self) -> list[ResidualBlock]:
         """Every layer's block in order; a scanned layer as a view of its slice of the stack."""
-        views = []
-        for g in range(self.scan_groups):
-            for block in self.scanned:
-                graphdef, state = nnx.split(block)
-                views.append(nnx.merge(graphdef, jax.tree.map(lambda leaf, g=g: leaf[g], state)))
+        splits = [nnx.split(block) for block in self.scanned]
+        views = [
+            nnx.merge(graphdef, _row(state, g))
+            for g in range(self.scan_groups)
+            for graphdef, state in splits
+        ]
         return views + list(self.blocks)
 
     def temporal_mixers(self) -> list[Mixer]:

@@ -140,9 +140,10 @@ def _initial_params(params: Any, other: TrainedRun, model: ModelConfig) -> Any:
             for key in mine
             if mine[key] != its.get(key)
         )
+        differ = differ or "the model settings agree; the vocabularies differ"
         raise BirdieError(
-            f"--init-from '{other.run_dir}': its model does not match this config's "
-            f"({differ or 'the model settings agree; the vocabularies differ'}); use the same model section"
+            f"--init-from '{other.run_dir}': its model does not match this config's ({differ}); "
+            "use the same model section"
         )
     return theirs
 
