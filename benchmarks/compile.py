@@ -14,51 +14,35 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import PRESETS_DIR, default_sizes  # noqa: E402
+from train import (  # noqa: E402
+    PRESETS_DIR,
+    default_sizes,
+    draw_batches,
+    known_presets,
+    on_devices,
+    preset_trainer,
+    run_steps,
+)
 
 
 def compile_and_step(preset: str, depth: int, scan: bool, steps: int, overrides: list[str]):
     """(compile seconds, seconds per step) of ``preset`` at ``depth`` with scan_layers ``scan``."""
-    from birdie_ssm.config import load_config
-    from birdie_ssm.train.sharding import global_batch
-    from birdie_ssm.train.trainer import Trainer
-
-    sizes = [s for s in default_sizes() if not s.startswith("model.depth=")]
-    config = load_config(
-        PRESETS_DIR / f"{preset}.yaml",
-        [
-            "train.progress=false",
-            *sizes,
-            f"model.depth={depth}",
-            f"model.scan_layers={str(scan).lower()}",
-            *overrides,
-        ],
-    )
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(config, run_dir)
-        run = trainer.run
-        try:
-            batch = global_batch(run.pipeline.next_batch().model_inputs(), run.batch_sharding)
-            start = time.perf_counter()
-            compiled = run.train_step.lower(trainer.params, trainer.opt_state, batch).compile()
-            compile_s = time.perf_counter() - start
-            params, opt_state, _ = compiled(trainer.params, trainer.opt_state, batch)
-            jax.block_until_ready(params)
-            start = time.perf_counter()
-            for _ in range(steps):
-                params, opt_state, _ = compiled(params, opt_state, batch)
-            jax.block_until_ready(params)
-            step_s = (time.perf_counter() - start) / steps
-        finally:
-            trainer.close()
-    return compile_s, step_s
+    settings = [*overrides, f"model.depth={depth}", f"model.scan_layers={str(scan).lower()}"]
+    with preset_trainer(preset, settings) as trainer:
+        (batch,) = on_devices(trainer, draw_batches(trainer, 1))
+        start = time.perf_counter()
+        compiled = trainer.run.train_step.lower(trainer.params, trainer.opt_state, batch).compile()
+        compile_s = time.perf_counter() - start
+        state = run_steps(compiled, trainer.params, trainer.opt_state, [batch])
+        start = time.perf_counter()
+        run_steps(compiled, *state, [batch] * steps)
+        return compile_s, (time.perf_counter() - start) / steps
 
 
 def main() -> None:
@@ -73,8 +57,7 @@ def main() -> None:
     except ValueError:
         parser.error("--depths is a comma list of integers, e.g. 3,6,12,24")
     if not (PRESETS_DIR / f"{args.preset}.yaml").is_file() or args.steps < 1 or min(depths) < 1:
-        known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        parser.error(f"--preset is one of {known}; --steps and every depth must be >= 1")
+        parser.error(f"--preset is one of {known_presets()}; --steps and every depth must be >= 1")
     sizes = [s for s in default_sizes() + args.overrides if not s.startswith("model.depth=")]
     print(
         f"{args.preset} on {jax.default_backend()} ({', '.join(sizes)}): train step compile "

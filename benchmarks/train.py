@@ -21,10 +21,16 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jax
+
+if TYPE_CHECKING:
+    from birdie_ssm.train.trainer import Trainer
 
 PRESETS_DIR = Path(__file__).resolve().parents[1] / "configs" / "models"
 PRESETS = ("gated-125m", "hawk-125m", "griffin-125m", "transformer-125m")
@@ -87,52 +93,81 @@ def default_sizes() -> list[str]:
     return GPU_SIZES if jax.default_backend() == "gpu" else CPU_SIZES
 
 
+def known_presets() -> str:
+    """The configs/models preset names, for error messages."""
+    return ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+
+
+@contextmanager
+def preset_trainer(preset: str | None, overrides: list[str] | None = None) -> Iterator[Trainer]:
+    """A Trainer of ``preset`` (None: the quickstart) at this backend's sizes plus ``overrides``,
+    in a temporary run directory, closed on exit."""
+    from birdie_ssm.config import load_config
+    from birdie_ssm.train.trainer import Trainer
+
+    path = None if preset is None else PRESETS_DIR / f"{preset}.yaml"
+    if path is not None and not path.is_file():
+        raise ValueError(f"unknown preset '{preset}' (known: {known_presets()})")
+    sizes = default_sizes() if preset is not None else []
+    config = load_config(path, ["train.progress=false", *sizes, *(overrides or [])])
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(config, run_dir)
+        try:
+            yield trainer
+        finally:
+            trainer.close()
+
+
+def draw_batches(trainer: Trainer, steps: int) -> list[Any]:
+    """``steps`` batches from the trainer's pipeline, as the train step takes them."""
+    return [trainer.run.pipeline.next_batch() for _ in range(steps)]
+
+
+def on_devices(trainer: Trainer, batches: list[Any]) -> list[Any]:
+    """Drawn batches' model inputs sharded onto the devices, waited for."""
+    from birdie_ssm.train.sharding import global_batch
+
+    sharding = trainer.run.batch_sharding
+    return jax.block_until_ready([global_batch(b.model_inputs(), sharding) for b in batches])
+
+
+def run_steps(step: Any, params: Any, opt_state: Any, batches: list[Any]) -> tuple[Any, Any]:
+    """The train step alone (jitted or compiled) over ``batches``, waited for; new state."""
+    for batch in batches:
+        params, opt_state, _ = step(params, opt_state, batch)
+    return jax.block_until_ready((params, opt_state))
+
+
 def measure(preset: str | None, steps: int = 30, overrides: list[str] | None = None) -> TrainBench:
     """Time ``steps`` train steps of ``preset`` (a configs/models name; None: the quickstart)
     at this backend's sizes plus ``overrides``; return the figures."""
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
-    from birdie_ssm.config import load_config
     from birdie_ssm.train import flops
-    from birdie_ssm.train.sharding import global_batch
-    from birdie_ssm.train.trainer import Trainer
 
-    path = None if preset is None else PRESETS_DIR / f"{preset}.yaml"
-    if path is not None and not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        raise ValueError(f"unknown preset '{preset}' (known: {known})")
-    sizes = default_sizes() if preset is not None else []
-    config = load_config(path, ["train.progress=false", *sizes, *(overrides or [])])
-    tokens = steps * config.data.batch_size * config.data.seq_len
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(config, run_dir)
-        run = trainer.run  # what build_run assembled: pipeline, sharding, jitted step
-        try:
-            for _ in range(3):  # compile and warm up
-                trainer.train_one()
-            jax.block_until_ready(trainer.params)
+    with preset_trainer(preset, overrides) as trainer:
+        config = trainer.config
+        tokens = steps * config.data.batch_size * config.data.seq_len
+        for _ in range(3):  # compile and warm up
+            trainer.train_one()
+        jax.block_until_ready(trainer.params)
 
-            start = time.perf_counter()
-            batches = [run.pipeline.next_batch() for _ in range(steps)]
-            data_s = time.perf_counter() - start
+        start = time.perf_counter()
+        batches = draw_batches(trainer, steps)
+        data_s = time.perf_counter() - start
 
-            arrays = [global_batch(b.model_inputs(), run.batch_sharding) for b in batches]
-            jax.block_until_ready(arrays)
-            start = time.perf_counter()
-            for batch in arrays:
-                trainer.params, trainer.opt_state, _ = run.train_step(
-                    trainer.params, trainer.opt_state, batch
-                )
-            jax.block_until_ready(trainer.params)
-            step_s = time.perf_counter() - start
+        arrays = on_devices(trainer, batches)
+        start = time.perf_counter()
+        trainer.params, trainer.opt_state = run_steps(
+            trainer.run.train_step, trainer.params, trainer.opt_state, arrays
+        )
+        step_s = time.perf_counter() - start
 
-            start = time.perf_counter()
-            for _ in range(steps):
-                trainer.train_one()
-            jax.block_until_ready(trainer.params)
-            both_s = time.perf_counter() - start
-        finally:
-            trainer.close()
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_one()
+        jax.block_until_ready(trainer.params)
+        both_s = time.perf_counter() - start
     # The peaks beside it, now, under the same load as the steps.
     on_gpu = jax.default_backend() == "gpu"
     matmul_dtype = config.model.dtype if on_gpu else "float32"
@@ -140,7 +175,7 @@ def measure(preset: str | None, steps: int = 30, overrides: list[str] | None = N
     spec, source = flops.peak_flops(config.model.dtype)
     return TrainBench(
         name=preset or "quickstart",
-        params=run.num_params,
+        params=trainer.run.num_params,
         batch=config.data.batch_size,
         seq_len=config.data.seq_len,
         dtype=config.model.dtype,

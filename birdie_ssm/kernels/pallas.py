@@ -175,9 +175,13 @@ def _layout(
     return bt, bd, pad, whole, edge, (batch, padded_d // bd)
 
 
-def _call(kernel: Callable, grid, in_specs, out_specs, out_shape, interpret: bool, num_warps: int):
+def _call(
+    name: str, kernel: Callable, grid, in_specs, out_specs, out_shape, interpret, num_warps
+) -> Callable:
+    # The name is the kernel's in profiles and HLO (benchmarks/step_profile.py looks for it).
     return pl.pallas_call(
         kernel,
+        name=name,
         out_shape=out_shape,
         grid=grid,
         in_specs=in_specs,
@@ -193,7 +197,16 @@ def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret, num_warps,
     h0_p = jnp.pad(h0, (pad[0], pad[2]))[:, None, :]
     kernel = partial(_forward_kernel, block_t=bt, reverse=reverse, prefetch=prefetch)
     out_shape = jax.ShapeDtypeStruct(b_p.shape, b.dtype)
-    call = _call(kernel, grid, [whole, whole, edge], whole, out_shape, interpret, num_warps)
+    call = _call(
+        "linear_scan_forward",
+        kernel,
+        grid,
+        [whole, whole, edge],
+        whole,
+        out_shape,
+        interpret,
+        num_warps,
+    )
     _, length, dim = a.shape
     return call(a_p, b_p, h0_p)[:, :length, :dim]
 
@@ -211,7 +224,7 @@ def _local_backward(a, h, h0, dh, reverse, *, block_d, block_t, interpret, num_w
         jax.ShapeDtypeStruct(h0_p.shape, jnp.float32),
     )
     specs = ([whole, whole, whole, edge], (whole, whole, edge))
-    call = _call(kernel, grid, *specs, out_shape, interpret, num_warps)
+    call = _call("linear_scan_backward", kernel, grid, *specs, out_shape, interpret, num_warps)
     da, db, dh0 = call(a_p, h_p, dh_p, h0_p)
     return da[:, :length, :dim], db[:, :length, :dim], dh0[:, 0, :dim]
 

@@ -145,6 +145,11 @@ def test_kernels_lower_through_triton_without_a_gpu(reverse, prefetch):
     calls = re.findall(r"custom_call @(\S+)\(.*grid_x = (\d+) : i32, grid_y = (\d+)", text)
     assert calls == [(TRITON_CALL, "2", "4")] * 2, calls
     assert "mosaic" not in text
+    # Named, so a profile (benchmarks/step_profile.py) tells the scan's time from the rest.
+    assert re.findall(r'name = "(linear_scan_\w+)"', text) == [
+        "linear_scan_forward",
+        "linear_scan_backward",
+    ]
 
 
 # Compiled on the GPU (`pytest -m gpu`): a few seconds each.
