@@ -69,7 +69,8 @@ def main() -> None:
     per_k = (last[1] - warm[1]) / max(last[0] - warm[0], 1) * 1000
     print(
         f"\nRSS after warm-up (step {warm[0]}): {warm[1]:.1f} MiB; at step {last[0]}: "
-        f"{last[1]:.1f} MiB; growth {last[1] - warm[1]:+.1f} MiB ({per_k:+.2f} MiB per 1000 steps); "
+        f"{last[1]:.1f} MiB; growth {last[1] - warm[1]:+.1f} MiB "
+        f"({per_k:+.2f} MiB per 1000 steps); "
         f"{args.steps} steps in {elapsed:.0f} s"
     )
 

@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     train.add_argument("--resume-from", type=int, metavar="STEP",
                        help="continue from checkpoint STEP (e.g. the intact one before a damaged "
-                       "checkpoint); once it has restored, later checkpoints are removed")  # fmt: skip
+                       "checkpoint); once it has restored, later checkpoints are "
+                       "removed")  # fmt: skip
     train.add_argument("--allow-lr-change", action="store_true",
                        help="resume even where --set train.steps moves the learning rate of the "
                        "steps to come (see train.schedule)")  # fmt: skip
@@ -98,7 +99,8 @@ def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
         unsafe = [k for k in diff_keys(old, config) if k not in RESUME_SAFE]
         if unsafe:
             raise BirdieError(f"--resume cannot change '{unsafe[0]}' (it would change what the "
-                              f"run learns); on resume --set may change: {', '.join(RESUME_SAFE)}")  # fmt: skip
+                              f"run learns); on resume --set may change: "
+                              f"{', '.join(RESUME_SAFE)}")  # fmt: skip
         return config, run_dir
     raw_name = load_raw(args.config).get("name") if args.config else None
     config = resolve_paths(load_config(args.config, args.set))  # validate before the disk
@@ -132,7 +134,8 @@ def _train(args: argparse.Namespace) -> None:
         shutil.rmtree(run_dir)
     try:
         trainer = Trainer(config, run_dir, resume=args.resume, resume_step=args.resume_from,
-                          init_from=args.init_from, allow_lr_change=args.allow_lr_change)  # fmt: skip
+                          init_from=args.init_from,
+                          allow_lr_change=args.allow_lr_change)  # fmt: skip
     except BaseException:
         if not args.resume:
             _remove_new_run(run_dir, created)
@@ -237,7 +240,8 @@ def _bench(args: argparse.Namespace) -> None:
     except Exception as exc:  # a benchmark is a script: report its failure, not its traceback
         where = _innermost(exc, script)
         raise BirdieError(f"benchmark '{args.which}' failed{where}: {type(exc).__name__}: "
-                          f"{exc} (arguments: {' '.join(args.args) or 'none'})") from None  # fmt: skip
+                          f"{exc} (arguments: {' '.join(args.args) or 'none'})"
+                          ) from None  # fmt: skip
 
 
 def _innermost(exc: BaseException, script: Path) -> str:
@@ -276,7 +280,8 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
                     help="also print the first N stored predictions of each result")  # fmt: skip
     ev.add_argument("--step", type=int, metavar="N",
                     help="evaluate checkpoint N (default: the latest); results under other "
-                    "settings or steps are kept apart, as eval/TASK@<what differs>.json")  # fmt: skip
+                    "settings or steps are kept apart, as eval/TASK@<what "
+                    "differs>.json")  # fmt: skip
     ev.set_defaults(run=_eval)
 
     gen = verbs.add_parser("generate", help="continue a prompt with a trained model")
@@ -295,7 +300,8 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     exp = verbs.add_parser("experiment", help="train several runs, evaluate them, write results.md")
     exp.add_argument("file", metavar="FILE", help="experiment YAML (see configs/experiments/)")
     exp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="a config override applied to every run, e.g. train.steps=20")  # fmt: skip
+                     help="a config override applied to every run, "
+                     "e.g. train.steps=20")  # fmt: skip
     exp.add_argument(
         "--output", metavar="DIR", help="where runs and results go (default: the file's)"
     )
@@ -385,7 +391,8 @@ def _configured_tasks(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     tasks = load_config(run_dir / "config.yaml").eval.tasks
     if not tasks:
         raise BirdieError(f"the run in '{run_dir}' names no eval.tasks; name the tasks to "
-                          "evaluate (e.g. `birdie-ssm eval mqar --checkpoint DIR`) or 'all'")  # fmt: skip
+                          "evaluate (e.g. `birdie-ssm eval mqar --checkpoint DIR`) "
+                          "or 'all'")  # fmt: skip
     out = {}
     for name, values in tasks.items():
         pairs = [f"{k}={json.dumps(v)}" for k, v in (values or {}).items()]

@@ -415,7 +415,8 @@ def validate(raw: dict[str, Any]) -> Config:
 
 
 def apply_override(raw: dict[str, Any], assignment: str) -> None:
-    """Apply ``a.b.c=value`` to a raw config dict; the value is parsed as YAML (``1``, ``[1, 2]``)."""
+    """Apply ``a.b.c=value`` to a raw config dict; the value is parsed as YAML
+    (``1``, ``[1, 2]``)."""
     key, sep, text = assignment.partition("=")
     key = key.strip()
     if not sep or not key:

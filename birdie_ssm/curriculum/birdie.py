@@ -1,4 +1,5 @@
-"""The ``birdie`` controller: candidate mixtures scored by a sampled reward model; the best k averaged."""
+"""The ``birdie`` controller: candidate mixtures scored by a sampled reward model; the best k
+averaged."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from birdie_ssm.errors import BirdieError
 
 @register_controller("birdie")
 class BirdieController(ControllerBase):
-    """Birdie's controller (Blouir et al. 2024) with a reward model that knows what it does not know.
+    """Birdie's controller (Blouir et al. 2024) with a reward model that knows what it does
+    not know.
 
     The history holds, for each evaluation, the per-arm losses, the mixture trained before it
     and the steps since the last one. At each evaluation a discounted Bayesian linear model of
@@ -24,8 +26,9 @@ class BirdieController(ControllerBase):
     draw is the exploration; a full-width draw explored too often where reward comes early). Under
     that draw each of ``candidates`` mixtures (uniform simplex samples, plus a ``sparse_fraction``
     on at most ``max_support`` arms, plus every single arm) gets the predicted new losses over an
-    interval as long as the last, their per-arm reward by the configured formula, and the class-aggregated total (arm rewards
-    averaged within a class, class rewards summed). The ``top_k`` best are averaged, given a
+    interval as long as the last, their per-arm reward by the configured formula, and the
+    class-aggregated total (arm rewards averaged within a class, class rewards summed). The
+    ``top_k`` best are averaged, given a
     floor of ``floor`` per arm, and the mixture moves toward that target by at most ``max_move``
     (total variation) from the mixture it returned last. Until step ``warmup_steps`` the mixture
     stays uniform.
@@ -65,7 +68,8 @@ class BirdieController(ControllerBase):
                 f"birdie controller needs top_k <= candidates, got {top_k} > {candidates}"
             )
         for name, value in [("prior_own", prior_own), ("prior_cross", prior_cross),
-                            ("prior_shared", prior_shared), ("prior_noise", prior_noise)]:  # fmt: skip
+                            ("prior_shared", prior_shared),
+                            ("prior_noise", prior_noise)]:  # fmt: skip
             if not value > 0:
                 raise BirdieError(f"birdie controller parameter '{name}' must be > 0, got {value}")
         self.gamma = check_probability("gamma", gamma)
@@ -101,7 +105,8 @@ class BirdieController(ControllerBase):
         return super().update(step, val_losses, played)
 
     def _candidates(self) -> np.ndarray:
-        """Uniform simplex samples, sparse ones on 1..max_support random arms, and each single arm."""
+        """Uniform simplex samples, sparse ones on 1..max_support random arms, and each single
+        arm."""
         n = len(self.arms)
         sparse = int(round(self.candidates * self.sparse_fraction))
         dense = self.rng.dirichlet(np.ones(n), self.candidates - sparse)

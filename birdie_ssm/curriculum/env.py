@@ -1,4 +1,5 @@
-"""``MixtureEnv``: the curriculum as a gymnasium environment (action = mixture, reward = val gain)."""
+"""``MixtureEnv``: the curriculum as a gymnasium environment (action = mixture, reward = val
+gain)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from birdie_ssm.curriculum.controller import register_controller
 
 @register_controller("exp3s")
 class Exp3SController(ControllerBase):
-    """p = (1 - epsilon) softmax(w) + epsilon / N; w follows rescaled per-arm reward with fixed share.
+    """p = (1 - epsilon) softmax(w) + epsilon / N; w follows rescaled per-arm reward with fixed
+    share.
 
     Each arm's credited reward is scaled into [-1, 1] by the 80th percentile of the last
     ``history`` reward magnitudes (signs kept, see ``RewardScaler``); every arm is observed at

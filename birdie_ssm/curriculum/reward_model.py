@@ -1,4 +1,5 @@
-"""The Birdie controller's reward model: a discounted Bayesian linear model of each arm's loss change.
+"""The Birdie controller's reward model: a discounted Bayesian linear model of each arm's loss
+change.
 
 Aioli's mixing law, L_{t+1} = L_t - A p, in log space and per step, with diminishing returns:
 arm i's log-loss change over an interval of ``u`` (relative) steps trained with mixture p is
@@ -32,7 +33,8 @@ class Posterior:
     scale: float  # the log-loss change that 1.0 stands for
 
     def sample(self, rng: np.random.Generator, draws: int, width: float = 1.0) -> np.ndarray:
-        """``draws`` draws of (A | B | D), [draws, N, N + 2], in log-loss units per relative step."""
+        """``draws`` draws of (A | B | D), [draws, N, N + 2], in log-loss units per relative
+        step."""
         z = width * rng.standard_normal((draws, *self.mean.shape))
         return self.scale * (self.mean + np.einsum("ijk,dik->dij", self.chol, z))
 

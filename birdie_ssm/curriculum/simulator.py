@@ -1,4 +1,5 @@
-"""A synthetic stand-in for training: per-objective learning curves with a known, drifting best mixture."""
+"""A synthetic stand-in for training: per-objective learning curves with a known, drifting
+best mixture."""
 
 from __future__ import annotations
 

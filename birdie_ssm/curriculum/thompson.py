@@ -36,7 +36,8 @@ class ThompsonController(DiscountedController):
         super().__init__(arms, classes, reward)
         if samples < 1 or noise <= 0 or prior <= 0:
             raise BirdieError(
-                f"thompson needs samples >= 1, noise > 0 and prior > 0, got {samples}, {noise}, {prior}"
+                f"thompson needs samples >= 1, noise > 0 and prior > 0, "
+                f"got {samples}, {noise}, {prior}"
             )
         self.samples, self.noise, self.prior = int(samples), float(noise), float(prior)
         self._init_evidence(gamma, epsilon, history)

@@ -31,7 +31,8 @@ def _shift(x: jax.Array, fill: jax.Array, toward_end: bool) -> jax.Array:
 
 
 def shifted_backward(forward: ScanForward) -> ScanBackward:
-    """Build the backward pass of ``forward`` from ``forward`` itself, run in the other direction."""
+    """Build the backward pass of ``forward`` from ``forward`` itself, run in the other
+    direction."""
 
     def backward(a, h, h0, dh, reverse):
         zeros = jnp.zeros_like(h0)

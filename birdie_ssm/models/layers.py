@@ -1,4 +1,5 @@
-"""Blocks shared by the SSM and Transformer: dense, RMSNorm, gated MLP, short conv, tied embedding."""
+"""Blocks shared by the SSM and Transformer: dense, RMSNorm, gated MLP, short conv, tied
+embedding."""
 
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ class ShortConv(nnx.Module):
         self.bias = nnx.Param(jnp.zeros((dim,), jnp.float32))
 
     def __call__(self, x: jax.Array, segment_ids: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """Return the output [B, L, D] and the decode cache (last width-1 inputs of the last segment)."""
+        """Return the output [B, L, D] and the decode cache (last width-1 inputs of the last
+        segment)."""
         k = self.width
         kernel = self.kernel[...].astype(x.dtype)
         xp = jnp.pad(x, ((0, 0), (k - 1, 0), (0, 0)))

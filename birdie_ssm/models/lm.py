@@ -191,7 +191,8 @@ class BirdieLM(nnx.Module):
         prefix_mask: jax.Array | None = None,
         segment_ids: jax.Array | None = None,
     ) -> jax.Array:
-        """[B, L] int ids -> [B, L, vocab] float32 logits; prefix_mask True = read bidirectionally."""
+        """[B, L] int ids -> [B, L, vocab] float32 logits; prefix_mask True = read
+        bidirectionally."""
         return self.forward_embeddings(self.embed(input_ids), prefix_mask, segment_ids)
 
     def prefill(

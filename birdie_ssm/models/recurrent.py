@@ -29,7 +29,8 @@ def keep_mask(ctx: SeqContext, dim: int, bidirectional: bool) -> jax.Array:
 
 
 def step_keep(batch: int, dim: int, bidirectional: bool) -> jax.Array:
-    """Decode-time keep mask: a generated token is a target, so the reverse half sees only itself."""
+    """Decode-time keep mask: a generated token is a target, so the reverse half sees only
+    itself."""
     keep = np.ones((batch, dim), bool)
     if bidirectional:
         keep[:, dim // 2 :] = False

@@ -52,7 +52,8 @@ class Mixer(nnx.Module):
         raise NotImplementedError
 
     def to_cache(self, state: Any, max_len: int) -> Any:
-        """Decode cache after a prefill of the prompt (``max_len`` slots for prompt + new tokens)."""
+        """Decode cache after a prefill of the prompt (``max_len`` slots for prompt + new
+        tokens)."""
         del max_len
         return state
 

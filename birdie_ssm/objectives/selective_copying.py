@@ -4,8 +4,8 @@ The query lists, per span, ``<start> delimiter <end> delimiter``. Span i begins 
 first occurrence of its start delimiter at or after the end of span i-1's end delimiter (the
 context's start for the first span), and ends right before the first occurrence of its end
 delimiter from there. Spans are placed where that reading gives exactly the drawn
-``span_length`` (a start whose end delimiter occurs inside the span is redrawn). The target is the spans
-separated by a marker, then the done token. The layout is
+``span_length`` (a start whose end delimiter occurs inside the span is redrawn). The target is
+the spans separated by a marker, then the done token. The layout is
 ``tasks.copying.selective_copying_layout``, shared with the selective-copying task's native form.
 """
 

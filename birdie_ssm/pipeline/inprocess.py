@@ -81,7 +81,8 @@ def host_rows(batch_size: int, process_index: int, process_count: int) -> slice:
 
 
 def check_workers(state: dict[str, Any], workers: int) -> None:
-    """Refuse pipeline state saved with another number of data workers (it would not resume exactly)."""
+    """Refuse pipeline state saved with another number of data workers (it would not resume
+    exactly)."""
     saved = state.get("workers", 0)
     if saved != workers:
         raise BirdieError(

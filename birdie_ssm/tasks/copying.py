@@ -220,7 +220,10 @@ COPYING = register_task(
         tuned_form=copying_native_form,
         score=score_copy,
         metric="token_acc",
-        meaning="fraction of a random letter string's tokens the model copies back in place (chance 1/26)",
+        meaning=(
+            "fraction of a random letter string's tokens the model copies back in place "
+            "(chance 1/26)"
+        ),
         chance=copying_chance,
         native=("copying",),
         tune_native=True,
@@ -237,7 +240,10 @@ SELECTIVE_COPYING = register_task(
         tuned_form=selective_copying_text_form,
         score=score_copy,
         metric="token_acc",
-        meaning="fraction of the hidden tokens the model copies out of a noisy context, in place (chance: one in the alphabet)",
+        meaning=(
+            "fraction of the hidden tokens the model copies out of a noisy context, in place "
+            "(chance: one in the alphabet)"
+        ),
         chance=selective_copying_chance,
         native=("selective_copying",),
     )

@@ -119,7 +119,10 @@ INFILLING = register_task(
         passage=passage_length,
         score=score_infilling,
         metric="token_acc",
-        meaning="fraction of a masked span's tokens of held-out text the model restores in place (chance: the most common token)",
+        meaning=(
+            "fraction of a masked span's tokens of held-out text the model restores in place "
+            "(chance: the most common token)"
+        ),
         chance=infilling_chance,
         native=("infilling",),
         tune_native=True,

@@ -188,7 +188,10 @@ MQAR = register_task(
         tuned_form=mqar_text_form,
         score=score_mqar,
         metric="accuracy",
-        meaning="fraction of held-out queries whose value the model recalls exactly from the key-value pairs in its prompt (chance: guessing a value)",
+        meaning=(
+            "fraction of held-out queries whose value the model recalls exactly from the "
+            "key-value pairs in its prompt (chance: guessing a value)"
+        ),
         chance=mqar_chance,
         native=("associative_recall",),
     )

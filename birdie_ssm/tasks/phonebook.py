@@ -295,7 +295,10 @@ PHONEBOOK = register_task(
         item=phonebook_item,
         score=score_phonebook,
         metric="exact",
-        meaning="fraction of held-out lookups whose whole number the model writes back exactly (the book and the asked name are in the prompt; chance: guessing the digits)",
+        meaning=(
+            "fraction of held-out lookups whose whole number the model writes back exactly "
+            "(the book and the asked name are in the prompt; chance: guessing the digits)"
+        ),
         chance=phonebook_chance,
     )
 )
@@ -309,7 +312,11 @@ MULTI_PHONEBOOK = register_task(
         item=multi_phonebook_item,
         score=score_multi_phonebook,
         metric="digit_acc",
-        meaning="fraction of the asked numbers' digits right, the i-th answer scored against the i-th name asked (chance: the best guess of each digit without the book, 0.115 for the default numbers)",
+        meaning=(
+            "fraction of the asked numbers' digits right, the i-th answer scored against the "
+            "i-th name asked (chance: the best guess of each digit without the book, 0.115 "
+            "for the default numbers)"
+        ),
         chance=multi_phonebook_chance,
     )
 )

@@ -193,7 +193,8 @@ def _not_utf8(paths: list[Path], cause: UnicodeDecodeError) -> str:
 
 
 def read_files(files: list[str], text_field: str) -> list[str]:
-    """Read documents from local files with ``datasets`` (text files: one document per paragraph)."""
+    """Read documents from local files with ``datasets`` (text files: one document per
+    paragraph)."""
     paths = [Path(f).expanduser() for f in files]
     for path in paths:
         if not path.is_file():

@@ -105,12 +105,14 @@ class Damaged(BirdieError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        text = (f"checkpoint {self.step} in '{self.directory}' is damaged or incomplete and cannot "
-                f"be restored ({self.kind}{': ' + self.detail if self.detail else ''})")  # fmt: skip
+        text = (f"checkpoint {self.step} in '{self.directory}' is damaged or incomplete and "
+                f"cannot be restored "
+                f"({self.kind}{': ' + self.detail if self.detail else ''})")  # fmt: skip
         if self.intact is not None:
             run_dir = shlex.quote(str(self.directory.parent))
             return text + (f"; checkpoint {self.intact} is intact: continue from it with "
-                           f"`birdie-ssm train --resume-from {self.intact} --run-dir {run_dir}`")  # fmt: skip
+                           f"`birdie-ssm train --resume-from {self.intact} "
+                           f"--run-dir {run_dir}`")  # fmt: skip
         return text + ("; no earlier checkpoint is intact" if self.probed else "")
 
 

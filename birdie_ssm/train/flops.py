@@ -88,7 +88,8 @@ def train_flops_per_token(model: nnx.Module, seq_len: int) -> FlopCount:
 
 
 def config_flops_per_token(model_config: ModelConfig, vocab_size: int, seq_len: int) -> FlopCount:
-    """``train_flops_per_token`` of the model ``model_config`` describes (built abstractly, no memory)."""
+    """``train_flops_per_token`` of the model ``model_config`` describes (built abstractly, no
+    memory)."""
     model = nnx.eval_shape(lambda: build_model(model_config, vocab_size, nnx.Rngs(0)))
     return train_flops_per_token(model, seq_len)
 
@@ -166,7 +167,8 @@ def peak_flops(dtype: str = "float32") -> tuple[float | None, str]:
 
 @dataclass(frozen=True)
 class MFU:
-    """Turns a token rate into model FLOPs utilisation (a fraction; None when the peak is unknown)."""
+    """Turns a token rate into model FLOPs utilisation (a fraction; None when the peak is
+    unknown)."""
 
     flops_per_token: float
     peak: float | None  # FLOP/s of all devices together

@@ -85,7 +85,8 @@ def open_logger(name: str, context: LoggerContext) -> Logger:
 
 
 def clean(value: Any) -> Any:
-    """``value`` with NaN/inf floats as None: JSON has no such numbers, so every reader parses it."""
+    """``value`` with NaN/inf floats as None: JSON has no such numbers, so every reader parses
+    it."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):

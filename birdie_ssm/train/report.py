@@ -238,7 +238,8 @@ def _plot_rewards(evals: list[dict[str, Any]], title: str, path: Path) -> None:
 
 
 def make_report(run_dir: Path) -> list[Path]:
-    """Draw losses per objective, the mixture over time and controller rewards as PNGs in ``run_dir``."""
+    """Draw losses per objective, the mixture over time and controller rewards as PNGs in
+    ``run_dir``."""
     run_dir = Path(run_dir)
     metrics = run_dir / "metrics.jsonl"
     if not metrics.is_file():

@@ -59,7 +59,9 @@ def make_train_step(
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
+        keep = lambda new, old: jax.tree.map(  # noqa: E731
+            lambda n, o: jnp.where(finite, n, o), new, old
+        )
         params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
         sums, counts = arm_sums(jax.lax.stop_gradient(nll), batch, num_arms)
         metrics = {

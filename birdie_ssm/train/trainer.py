@@ -449,7 +449,8 @@ class Trainer:
         )
         if old.schedule == "wsd" and step > decay_start(old):
             how = (f"step {step} is in the decay of this wsd schedule (from step "
-                   f"{decay_start(old)}): extend from a checkpoint before it with --resume-from")  # fmt: skip
+                   f"{decay_start(old)}): extend from a checkpoint before it with "
+                   f"--resume-from")  # fmt: skip
         elif new.schedule == "cosine":
             how = ("the cosine schedule is fitted to train.steps; train with "
                    "train.schedule=wsd to extend runs (its stable phase lengthens)")  # fmt: skip

@@ -26,7 +26,8 @@ def _data(rows: int, effect: np.ndarray, seed: int = 0, noise: float = 1e-4):
 
 
 def test_posterior_recovers_own_and_cross_arm_effects():
-    # Arm 0 learns fast; training arm 3 also lowers arm 4's loss (as copying helps selective copying).
+    # Arm 0 learns fast; training arm 3 also lowers arm 4's loss (as copying helps selective
+    # copying).
     effect = np.full((N, N), 0.002)
     np.fill_diagonal(effect, -0.01)
     effect[0, 0], effect[4, 3] = -0.05, -0.03

@@ -148,7 +148,8 @@ def test_task_format_writes_text_tasks_with_any_tokenizer(tmp_path):
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    trainer = trainers.BpeTrainer(vocab_size=300,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)  # fmt: skip
     bpe.train_from_iterator(["Ada Lovelace: 6123\n", "the quick brown fox"] * 20, trainer)
     path = tmp_path / "tokenizer.json"
@@ -189,7 +190,8 @@ def test_mqar_task_format_trains_its_text_form_under_a_bpe_vocabulary(tmp_path):
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    trainer = trainers.BpeTrainer(vocab_size=300,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)  # fmt: skip
     words = [f"a{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
     bpe.train_from_iterator(words * 50, trainer)  # 'ab' is one token, 'xq' two

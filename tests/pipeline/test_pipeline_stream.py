@@ -223,7 +223,8 @@ def test_hosts_get_their_rows_of_the_same_global_batches(workers):
                 np.concatenate([halves[0][b][key], halves[1][b][key]]), value
             )
     val = validation_batches(OddDocuments(), tok, arms, seq_len=128, batch_size=4,
-                             batches_per_arm=1, seed=1, process_index=1, process_count=2)  # fmt: skip
+                             batches_per_arm=1, seed=1, process_index=1,
+                             process_count=2)  # fmt: skip
     full = validation_batches(OddDocuments(), tok, arms, seq_len=128, batch_size=4,
                               batches_per_arm=1, seed=1)  # fmt: skip
     np.testing.assert_array_equal(val[0][0].input_ids, full[0][0].input_ids[2:])

@@ -17,14 +17,17 @@ def _write(path, records):
 def test_report_draws_pngs(tmp_path):
     uniform, shifted = {"ntp": 0.5, "copy": 0.5}, {"ntp": 0.8, "copy": 0.2}
     records = [
-        {"kind": "train", "step": 1, "loss": 5.0, "lr": 1e-3, "tokens_per_s": 9.0, "mixture": uniform},
+        {"kind": "train", "step": 1, "loss": 5.0, "lr": 1e-3, "tokens_per_s": 9.0,
+         "mixture": uniform},
         {"kind": "eval", "step": 2, "val_loss": {"ntp": 4.9, "copy": 5.1}, "mixture": uniform,
          "controller": {"step": 2}},
-        {"kind": "train", "step": 5, "loss": 4.5, "lr": 1e-3, "tokens_per_s": 9.0, "mixture": uniform},
+        {"kind": "train", "step": 5, "loss": 4.5, "lr": 1e-3, "tokens_per_s": 9.0,
+         "mixture": uniform},
         {"kind": "eval", "step": 10, "val_loss": {"ntp": 4.2, "copy": 4.6}, "mixture": shifted,
          "controller": {"step": 10, "reward": 0.9, "class_rewards": {"ntp": 0.9, "copy": 0.0}}},
         {"kind": "eval", "step": 12, "val_loss": {"ntp": 4.1, "copy": None}, "mixture": shifted},
-        {"kind": "train", "step": 15, "loss": 4.0, "lr": 1e-3, "tokens_per_s": 9.0, "mixture": shifted},
+        {"kind": "train", "step": 15, "loss": 4.0, "lr": 1e-3, "tokens_per_s": 9.0,
+         "mixture": shifted},
     ]  # fmt: skip
     _write(tmp_path / "metrics.jsonl", records)
     paths = make_report(tmp_path)
@@ -66,7 +69,8 @@ def test_plots_carry_unit_run_name_steps_and_clipped_rewards(tmp_path, monkeypat
     records = [
         {"kind": "eval", "step": s, "val_loss": {"a": 3.0 - i, "b": 3.1 - i}, "mixture": mix[i],
          "realised_mixture": None if i == 0 else {"a": 0.6, "b": 0.4},
-         "controller": {"step": s, "class_rewards": {"a": [0, 1.0, 0.3][i], "b": [0, -1.0, 0.2][i]}}}
+         "controller": {"step": s,
+                        "class_rewards": {"a": [0, 1.0, 0.3][i], "b": [0, -1.0, 0.2][i]}}}
         for i, s in enumerate([0, 2, 10])
     ] + [{"kind": "train", "step": 20, "loss": 1.0, "mixture": mix[2]}]  # fmt: skip
     _write(tmp_path / "metrics.jsonl", records)
