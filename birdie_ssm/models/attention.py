@@ -213,14 +213,15 @@ class Attention(Mixer):
         self, q: jax.Array, k: jax.Array, v: jax.Array, segment_ids: jax.Array, runs: jax.Array
     ) -> jax.Array:
         batch, length = q.shape[:2]
-        impl = choose_impl(requested_impl(), q.dtype, self.head_dim, length)
+        requested = requested_impl()
+        impl = choose_impl(requested, q.dtype, self.head_dim, length)
+        if impl != "cudnn" and requested == "auto":  # asked for xla: no probe, no warning
+            _warn_fallback(jnp.dtype(q.dtype).name)
         if impl == "cudnn":
             y = _sdpa(q, k, v, prefix_lm_mask(segment_ids, runs), "cudnn")
         elif length <= QUERY_BLOCK:
-            _warn_fallback(jnp.dtype(q.dtype).name)
             y = _sdpa(q, k, v, prefix_lm_mask(segment_ids, runs), "xla")
         else:
-            _warn_fallback(jnp.dtype(q.dtype).name)
             blocks = -(-length // QUERY_BLOCK)
             qb = jnp.pad(q, ((0, 0), (0, blocks * QUERY_BLOCK - length), (0, 0), (0, 0)))
             qb = jnp.swapaxes(qb.reshape(batch, blocks, QUERY_BLOCK, *q.shape[2:]), 0, 1)
