@@ -1,7 +1,7 @@
 """Where the train step's time goes: a profiler trace of a few steps, summed by kind of work.
 
-    python benchmarks/step_profile.py [--preset gated-125m] [--steps 5] [--top 15] [--set key=value]
-                                 [--keep DIR]
+    python benchmarks/step_profile.py [--preset gated-125m] [--steps 5] [--top 15]
+                                      [--set key=value ...] [--keep DIR]
 
 Runs ``--steps`` jitted train steps of a preset (benchmarks/train.py's sizes for this backend)
 under ``jax.profiler.trace`` and reads the trace back with ``jax.profiler.ProfileData``. On a

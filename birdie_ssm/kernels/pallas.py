@@ -197,16 +197,8 @@ def _local_forward(a, b, h0, reverse, *, block_d, block_t, interpret, num_warps,
     h0_p = jnp.pad(h0, (pad[0], pad[2]))[:, None, :]
     kernel = partial(_forward_kernel, block_t=bt, reverse=reverse, prefetch=prefetch)
     out_shape = jax.ShapeDtypeStruct(b_p.shape, b.dtype)
-    call = _call(
-        "linear_scan_forward",
-        kernel,
-        grid,
-        [whole, whole, edge],
-        whole,
-        out_shape,
-        interpret,
-        num_warps,
-    )
+    specs = ([whole, whole, edge], whole)
+    call = _call("linear_scan_forward", kernel, grid, *specs, out_shape, interpret, num_warps)
     _, length, dim = a.shape
     return call(a_p, b_p, h0_p)[:, :length, :dim]
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -278,9 +279,6 @@ def test_resume_cannot_shorten_or_rewarm_a_run_and_leaves_it_as_it_was(reference
 def test_a_reader_thread_finding_orbax_loop_closed_is_not_reported(monkeypatch):
     """After a failed restore, Orbax's reader threads may report 'Event loop is closed' with no
     owner; that is dropped, other ownerless reports are not."""
-    import sys
-    from types import SimpleNamespace
-
     from birdie_ssm.train import checkpoint
 
     seen = []
