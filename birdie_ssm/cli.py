@@ -255,8 +255,8 @@ def _innermost(exc: BaseException, script: Path) -> str:
 def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     """The verbs that read trained runs: ``eval``, ``generate`` and ``experiment``; each sets
     ``run`` to the function that carries it out."""
-    from birdie_ssm.evaluation.prompts import FORMATS
     from birdie_ssm.tasks import registered_tasks
+    from birdie_ssm.tasks.base import FORMATS
 
     tasks = registered_tasks()
 
