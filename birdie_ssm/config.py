@@ -49,9 +49,6 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-# Flat keys of configs written before mixers had their own parameters: (mixer they belong to,
-# None = the recurrent mixer model.mixer names). Still accepted, moved into model.mixers.
-LEGACY_MIXER_KEYS = {"state_expansion": None, "conv_width": None, "num_heads": "attention"}
 # Letters of model.block_pattern: R = the recurrent mixer named by model.mixer, A = attention.
 PATTERN_LETTERS = {"R": None, "A": "attention"}
 
@@ -86,30 +83,6 @@ class ModelConfig(Section):
     mixers: dict[str, dict[str, Any]] = Field(
         default_factory=dict, validate_default=True, description="per-mixer parameters"
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not LEGACY_MIXER_KEYS.keys() & data.keys():
-            return data
-        data = dict(data)
-        mixers = {
-            k: dict(v) if isinstance(v, dict) else v for k, v in data.get("mixers", {}).items()
-        }
-        for key, owner in LEGACY_MIXER_KEYS.items():
-            if key not in data:
-                continue
-            value = data.pop(key)
-            owner = owner or data.get("mixer", cls.model_fields["mixer"].default)
-            try:
-                fields = dataclasses.fields(_component_check("model.mixer", owner).Config)
-            except (ValueError, TypeError):
-                continue  # an unknown mixer is reported by its own field
-            # A key the mixer does not have never had an effect on it (e.g. conv_width: gated).
-            if key in {f.name for f in fields} and isinstance(mixers.get(owner, {}), dict):
-                mixers.setdefault(owner, {})[key] = value
-        data["mixers"] = mixers
-        return data
 
     @field_validator("mixer")
     @classmethod

@@ -79,13 +79,11 @@ def test_hybrid_model_from_overrides():
     assert load_config(None, ["model.arch=transformer"]).model.layer_kinds() == ["attention"] * 4
 
 
-def test_legacy_flat_model_keys_still_load(tmp_path):
-    """A run directory's config.yaml from before per-mixer sections still loads."""
+def test_mixer_parameters_live_under_mixers_only(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(
-        "model:\n  mixer: rglru\n  state_expansion: 2\n  conv_width: 4\n  num_heads: 4\n"
-    )
-    assert load_config(path).model.mixers == {"rglru": {"state_expansion": 2, "conv_width": 4}}
+    path.write_text("model:\n  mixer: rglru\n  conv_width: 4\n")
+    with pytest.raises(BirdieError, match="unknown config key 'model.conv_width'"):
+        load_config(path)
 
 
 def test_override_into_mixture_list():

@@ -25,7 +25,6 @@ import functools
 import logging
 import os
 from dataclasses import dataclass
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -191,8 +190,6 @@ class Attention(Mixer):
     """Multi-head self-attention with RoPE on queries and keys."""
 
     Config = AttentionConfig
-    # The Transformer's historical names: its checkpoints keep restoring, its leaves keep order.
-    slots: ClassVar[tuple[str, str]] = ("attn_norm", "attn")
 
     def __init__(
         self, config: ModelConfig, params: AttentionConfig, bidirectional: bool, *, rngs: nnx.Rngs

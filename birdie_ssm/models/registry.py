@@ -44,8 +44,6 @@ class Mixer(nnx.Module):
     nor another segment; with ``bidirectional`` it may read its whole prefix (DESIGN.md)."""
 
     Config: ClassVar[type] = MixerConfig
-    # Attribute names of the block's pre-norm and of the mixer inside ResidualBlock.
-    slots: ClassVar[tuple[str, str]] = ("mix_norm", "mixer")
 
     def __call__(self, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, Any]:
         """Whole sequence: the output and the state ``to_cache`` turns into a decode cache."""
