@@ -349,8 +349,7 @@ def _eval(args: argparse.Namespace) -> None:
     if custom:
         items = read_items(args.items)
         options = _custom_settings(args.set)
-        if args.scorer not in SCORERS:
-            raise BirdieError(f"unknown scorer '{args.scorer}' (accepted: {', '.join(SCORERS)})")
+        SCORERS.lookup(args.scorer)
         tasks = [f"custom-{Path(args.items).stem}"]
     elif args.tasks:
         tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -364,8 +363,7 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         section = _section_at(loc)
         valid = _keys_at(section) if section else []
-        near = difflib.get_close_matches(str(loc[-1]), valid, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        hint = plugins.did_you_mean(loc[-1], valid)
         return f"unknown config key '{key}'{hint} (accepted here: {', '.join(valid)})"
     if not loc:
         return f"invalid config: {error['msg']}"

@@ -27,16 +27,18 @@ from functools import cache
 import jax
 import jax.numpy as jnp
 
+from birdie_ssm import plugins
 from birdie_ssm.kernels import associative, pallas, reference, sequential
 
 log = logging.getLogger(__name__)
 
-IMPLS: dict[str, Callable[..., jax.Array]] = {
-    "reference": reference.scan,
-    "associative": associative.scan,
-    "pallas": pallas.scan,
-    "sequential": sequential.scan,
-}
+IMPLS: plugins.Registry[Callable[..., jax.Array]] = plugins.Registry("scan impl", error=ValueError)
+IMPLS.update(
+    reference=reference.scan,
+    associative=associative.scan,
+    pallas=pallas.scan,
+    sequential=sequential.scan,
+)
 AUTO_CHOICE = {"cpu": "sequential", "gpu": "pallas"}
 FALLBACK = "associative"
 # probe(backend) raises unless the implementation compiles, runs and is right on the backend.
@@ -72,9 +74,8 @@ def auto_impl(backend: str | None = None) -> str:
 
 
 def _check(a: jax.Array, b: jax.Array, h0: jax.Array | None, impl: str) -> None:
-    if impl != "auto" and impl not in IMPLS:
-        choices = ", ".join(repr(name) for name in ("auto", *IMPLS))
-        raise ValueError(f"unknown scan impl {impl!r}; expected one of {choices}")
+    if impl != "auto":
+        IMPLS.lookup(impl)
     if jnp.ndim(a) != 3 or jnp.ndim(b) != 3:
         raise ValueError(
             f"a and b must be [batch, length, dim] arrays; got shapes {jnp.shape(a)} and "

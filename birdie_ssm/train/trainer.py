@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from birdie_ssm.config import Config, TrainConfig, diff_keys, dump_config
-from birdie_ssm.curriculum import eval_steps, update_controller
+from birdie_ssm.curriculum import eval_steps
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.pipeline import with_workers_resolved
 from birdie_ssm.train.build import build_run
@@ -360,7 +360,7 @@ class Trainer:
         """
         losses = self.validate()
         requested, realised = self.mixture, self.realised_mixture()
-        mixture = update_controller(self.run.controller, self.step, losses, realised)
+        mixture = self.run.controller.update(self.step, losses, played=realised)
         self.interval_tokens[:] = 0
         self.set_mixture(mixture)
         self.metrics.write(

@@ -96,7 +96,7 @@ def test_auto_probes_once_per_process_even_inside_a_trace(monkeypatch, calls, fr
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"impl": "cuda"}, "expected one of 'auto', 'reference'"),
+        ({"impl": "cuda"}, "unknown scan impl 'cuda'"),
         ({"b": B[:, :4]}, "same shape"),
         ({"a": A[0], "b": B[0]}, r"\[batch, length, dim\]"),
         ({"h0": jnp.zeros((2, 4))}, r"h0 must have shape \[batch, dim\] = \(2, 3\)"),

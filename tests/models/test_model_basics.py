@@ -85,13 +85,13 @@ def test_mixers_section_holds_exactly_the_used_mixers():
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"mixer": "lstm"}, "'lstm' is not a registered mixer"),
+        ({"mixer": "lstm"}, "unknown mixer 'lstm'"),
         ({"block_pattern": "RXA"}, "model.block_pattern"),
         ({"block_pattern": ""}, "model.block_pattern"),
         ({"mixers": {"gated": {"state_expansion": 0}}}, "'state_expansion' must be an integer"),
         ({"mixers": {"gated": {"state_expansoin": 2}}}, "did you mean 'state_expansion'"),
         ({"mixers": {"rglru": {"conv_width": "4"}}}, "model.mixers.rglru: parameter 'conv_width'"),
-        ({"mixers": {"nosuch": {}}}, "'nosuch' is not a registered mixer"),
+        ({"mixers": {"nosuch": {}}}, "unknown mixer 'nosuch'"),
         ({"arch": "transformer", "block_pattern": "RRA"}, "needs model.arch 'ssm'"),
     ],
 )
