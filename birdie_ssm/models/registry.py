@@ -42,7 +42,7 @@ class MixerConfig:
 
 class Mixer(nnx.Module):
     """A temporal mixer: [B, L, width] -> [B, L, width], never reading a later target position
-    nor another segment; with ``bidirectional`` it may read its whole prefix (DESIGN.md)."""
+    nor another segment; with ``bidirectional`` it may read its whole prefix."""
 
     Config: ClassVar[type] = MixerConfig
 
