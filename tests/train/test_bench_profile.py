@@ -10,12 +10,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from tests.train.test_bench_train import _load
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def step_profile():
-    return _load("step_profile")
+    return load_benchmark("step_profile")
 
 
 def test_kinds_from_a_compiled_cpu_module(step_profile):
