@@ -97,13 +97,9 @@ def evaluate_run(
     for name, settings in tasks.items():
         key = result_key(own_settings(config, name), settings_dict(settings), step, step)
         path = result_path(run_dir, name, key)
-        # Results written before results were keyed by their settings sit in <task>.json.
-        for candidate in (path, result_path(run_dir, name)):
-            old = _current(candidate, settings, step)
-            if old is not None:
-                results[name] = old
-                break
-        if name in results:
+        old = _current(path, settings, step)
+        if old is not None:
+            results[name] = old
             continue
         ctx = ctx or _load(run_dir, None)
         results[name] = evaluate_task(ctx, name, settings)
