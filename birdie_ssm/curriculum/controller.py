@@ -90,7 +90,7 @@ def make_controller(
     weights = None if mixture is None else [float(w) for w in mixture]
     try:
         return cls.create(list(arms), list(classes), weights, **params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise BirdieError(f"bad parameters for controller '{name}': {exc}") from None
 
 

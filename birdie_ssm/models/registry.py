@@ -101,12 +101,6 @@ def mixer_config(name: str, params: dict[str, Any]) -> Any:
         raise ValueError(f"model.mixers.{name}: {exc}") from None
 
 
-def check_int(name: str, value: Any, low: int, high: int) -> None:
-    """Raise ValueError naming parameter ``name`` unless it is an integer in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"parameter '{name}' must be an integer in [{low}, {high}], got {value!r}")
-
-
 # The mixers' part of the run config's schema (config.ModelConfig asks for these by key).
 plugins.register_config_check("model.mixer", get_mixer)
 plugins.register_config_check("model.mixers", mixer_config)
@@ -114,7 +108,6 @@ plugins.register_config_check("model.mixers", mixer_config)
 __all__ = [
     "Mixer",
     "MixerConfig",
-    "check_int",
     "get_mixer",
     "mixer_config",
     "register_mixer",

@@ -128,13 +128,3 @@ def build_config(cls: type[Objective], params: dict[str, Any]) -> Any:
         return cls.Config(**params)
     except (ValueError, TypeError) as exc:
         raise BirdieError(f"objective '{cls.name}': {exc}") from None
-
-
-def check_range(name: str, value: float, low: float, high: float, *, integer: bool = False) -> None:
-    """Raise ValueError naming ``name`` unless ``low <= value <= high`` (and integral if asked)."""
-    if integer and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
-        raise ValueError(f"parameter '{name}' must be an integer in [{low}, {high}], got {value!r}")
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"parameter '{name}' must be a number in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"parameter '{name}' must lie in [{low}, {high}], got {value!r}")
