@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.train import rundir
 
 
 class Logger(Protocol):
@@ -141,7 +142,7 @@ class JsonlLogger:
     """Appends each record as one JSON line to run_dir/metrics.jsonl."""
 
     def __init__(self, context: LoggerContext) -> None:
-        self.path = Path(context.run_dir) / "metrics.jsonl"
+        self.path = rundir.metrics_path(context.run_dir)
 
     @classmethod
     def at(cls, path: Path) -> JsonlLogger:
