@@ -45,6 +45,7 @@ def train_output(gpu_bench):
     return done.stdout
 
 
+@pytest.mark.slow  # runs benchmarks/train.py
 def test_reads_the_pipeline_ratio_and_mfu_from_train_py(gpu_bench, train_output):
     # bench gpu runs train.py on its presets and reads its lines: a change of wording there
     # that loses a figure fails here.

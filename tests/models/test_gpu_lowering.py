@@ -20,6 +20,8 @@ from birdie_ssm.models import attention
 from birdie_ssm.models.lm import build_model
 from tests.helpers import TRITON_CALL, target_gpu
 
+pytestmark = pytest.mark.slow  # lowers each preset's training gradient for CUDA
+
 PRESETS = "configs/models/{}.yaml"
 SMALL = ["model.width=96", "model.depth=3", "model.vocab_size=256", "model.scan_impl=pallas"]
 

@@ -9,6 +9,7 @@ import pytest
 from tests.helpers import load_benchmark
 
 
+@pytest.mark.slow  # compiles four train steps
 def test_one_depth_row_looped_and_scanned(monkeypatch, capsys):
     compile_bench = load_benchmark("compile")
     monkeypatch.setattr(

@@ -86,6 +86,7 @@ def test_nested_events_count_their_own_time_only(step_profile):
     )
 
 
+@pytest.mark.slow  # profiles a compiled train step
 def test_a_traced_train_step_end_to_end(step_profile, monkeypatch, capsys):
     argv = ["step_profile.py", "--steps", "1", "--top", "3"]
     sizes = ["model.depth=2", "data.seq_len=64"]
