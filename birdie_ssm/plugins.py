@@ -55,7 +55,7 @@ class Registry(dict[str, T]):
     def register(self, name: str, component: T, *, replace: bool = False) -> T:
         """Add ``component`` as ``name`` and return it. The same component again (or, for a
         class, one of the same name: its module imported anew) replaces it."""
-        held = super().get(name)
+        held = self.get(name)
         if held is not None and not replace and not _same(held, component):
             raise ValueError(f"{self.what} '{name}' is already registered ({_label(held)})")
         self[name] = component
