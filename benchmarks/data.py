@@ -38,7 +38,7 @@ from birdie_ssm.text.corpus import make_source
 from birdie_ssm.text.tokenizer import ByteTokenizer
 
 BUDGET = 2048
-# Public Birdie package, one process, same set-up (tokens/s, from the issue).
+# The public Birdie package, one process, same set-up, on a 2-core CPU (tokens/s).
 BIRDIE = {
     "infilling": 0.34e6,
     "autoencoding": 0.78e6,

@@ -1,9 +1,9 @@
 """Training and decoding speed of the SSMs against the Transformer baseline, side by side on CPU.
 
-Shape from issue 5: width 256, 4 blocks, vocabulary 512, batch 8 (batch 2 at 8192 unless
+Shape: width 256, 4 blocks, vocabulary 512, batch 8 (batch 2 at 8192 unless
 --full-batch: one row already saturates the CPU). Prints training tokens/s at each length, the
-ratio of the SSMs to the Transformer and to RecurrentGemma's JAX Hawk (figures quoted in the
-issue, measured on this machine type), and decode time per token at two contexts; the hybrid
+ratio of the SSMs to the Transformer and to RecurrentGemma's JAX Hawk (its figures,
+measured on a 2-core CPU like this one), and decode time per token at two contexts; the hybrid
 (RG-LRU, RG-LRU, attention) row shows what a few attention blocks cost.
 
     python benchmarks/model.py            # lengths 512, 2048, 8192; contexts 1k and 16k
@@ -24,7 +24,7 @@ from birdie_ssm.config import ModelConfig
 from birdie_ssm.models import build_model, count_params
 
 VOCAB, WIDTH, DEPTH, BATCH = 512, 256, 4, 8
-# RecurrentGemma's JAX Hawk, best setting, same shape, this machine type (tokens/s; issue 5).
+# RecurrentGemma's JAX Hawk, best setting, same shape, on a 2-core CPU (tokens/s).
 RECURRENTGEMMA_HAWK = {512: 2400.0, 2048: 2100.0}
 MODELS = {
     "gated SSM": ModelConfig(mixer="gated", bidirectional="alternate"),

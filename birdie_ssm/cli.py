@@ -84,18 +84,18 @@ def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
     named after its file or --run-dir unless the file names it; a resumed run reads its own
     config.yaml, and --set may change only the keys in RESUME_SAFE."""
     from birdie_ssm.config import diff_keys, load_config, load_raw, resolve_paths
+    from birdie_ssm.train import rundir
 
     if args.resume:
         if args.config:
             raise BirdieError("--resume continues a run with its own config.yaml; drop --config "
                               f"(--set may change: {', '.join(RESUME_SAFE)})")  # fmt: skip
         run_dir = Path(args.run_dir or Path("runs") / "quickstart")
-        saved = run_dir / "config.yaml"
-        if not saved.is_file() or not (run_dir / "checkpoints").is_dir():
+        if not rundir.is_run(run_dir):
             raise BirdieError(f"--resume: '{run_dir}' holds no checkpoint to resume (a run "
                               "directory has config.yaml and checkpoints/)")  # fmt: skip
-        old = load_config(saved)
-        config = load_config(saved, args.set)
+        old = rundir.read_config(run_dir)
+        config = rundir.read_config(run_dir, args.set)
         unsafe = [k for k in diff_keys(old, config) if k not in RESUME_SAFE]
         if unsafe:
             raise BirdieError(f"--resume cannot change '{unsafe[0]}' (it would change what the "
@@ -113,7 +113,7 @@ def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from birdie_ssm.config import dump_config
+    from birdie_ssm.train import rundir
 
     args.resume = args.resume or args.resume_from is not None
     config, run_dir = _train_config(args)
@@ -148,7 +148,7 @@ def _train(args: argparse.Namespace) -> None:
         print(f"note: the learning rate at step {trainer.step} moves from {before:.3g} to "
               f"{after:.3g} (--allow-lr-change)", flush=True)  # fmt: skip
     if args.resume:
-        dump_config(config, run_dir / "config.yaml")  # record what --set changed
+        rundir.write_config(config, run_dir)  # record what --set changed
         print(f"resuming run '{config.name}' in {run_dir} from step {trainer.step}", flush=True)
     print(
         f"run '{config.name}' in {run_dir}: {trainer.run.num_params:,} parameters, "
@@ -182,9 +182,10 @@ def _remove_new_run(run_dir: Path, created: bool) -> None:
 
 def _first_val_losses(run_dir: Path) -> dict[str, float]:
     """The validation losses before training (the run's step-0 evaluation)."""
+    from birdie_ssm.train import rundir
     from birdie_ssm.train.metrics import read_metrics
 
-    for record in read_metrics(run_dir / "metrics.jsonl"):
+    for record in read_metrics(rundir.metrics_path(run_dir)):
         if record.get("kind") == "eval" and record.get("step") == 0:
             return record["val_loss"]
     return {}
@@ -255,8 +256,8 @@ def _innermost(exc: BaseException, script: Path) -> str:
 def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     """The verbs that read trained runs: ``eval``, ``generate`` and ``experiment``; each sets
     ``run`` to the function that carries it out."""
-    from birdie_ssm.evaluation.prompts import FORMATS
     from birdie_ssm.tasks import registered_tasks
+    from birdie_ssm.tasks.base import FORMATS
 
     tasks = registered_tasks()
 
@@ -337,6 +338,7 @@ def _eval(args: argparse.Namespace) -> None:
     from birdie_ssm.evaluation.api import SCORERS, read_items
     from birdie_ssm.evaluation.runner import EvalContext, check_run_dir
     from birdie_ssm.tasks import registered_tasks, task_settings
+    from birdie_ssm.train import rundir
 
     custom = args.items is not None
     if custom and args.tasks not in ([], ["custom"]):
@@ -349,8 +351,7 @@ def _eval(args: argparse.Namespace) -> None:
     if custom:
         items = read_items(args.items)
         options = _custom_settings(args.set)
-        if args.scorer not in SCORERS:
-            raise BirdieError(f"unknown scorer '{args.scorer}' (accepted: {', '.join(SCORERS)})")
+        SCORERS.lookup(args.scorer)
         tasks = [f"custom-{Path(args.items).stem}"]
     elif args.tasks:
         tasks = list(registered_tasks()) if args.tasks == ["all"] else args.tasks
@@ -361,8 +362,7 @@ def _eval(args: argparse.Namespace) -> None:
         check_run_dir(args.checkpoint)  # before its config is read
         settings = _configured_tasks(Path(args.checkpoint), args.set)
         tasks = list(settings)
-    eval_dir = Path(args.checkpoint) / "eval"
-    check_writable(eval_dir, "evaluation folder")
+    check_writable(rundir.eval_dir(args.checkpoint), "evaluation folder")
     ctx = EvalContext.load(args.checkpoint, args.step)
     if custom:
         _eval_items(ctx, items, options, tasks[0], args)
@@ -385,10 +385,10 @@ def _eval(args: argparse.Namespace) -> None:
 def _configured_tasks(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """The run's ``eval.tasks`` with ``--set`` overrides applied to each: the tasks a plain
     ``birdie-ssm eval --checkpoint DIR`` asks."""
-    from birdie_ssm.config import load_config
     from birdie_ssm.tasks import task_settings
+    from birdie_ssm.train import rundir
 
-    tasks = load_config(run_dir / "config.yaml").eval.tasks
+    tasks = rundir.read_config(run_dir).eval.tasks
     if not tasks:
         raise BirdieError(f"the run in '{run_dir}' names no eval.tasks; name the tasks to "
                           "evaluate (e.g. `birdie-ssm eval mqar --checkpoint DIR`) "
@@ -402,12 +402,13 @@ def _configured_tasks(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 def _eval_items(ctx, items, options, name: str, args: argparse.Namespace) -> None:
     from birdie_ssm.evaluation.api import evaluate
+    from birdie_ssm.train import rundir
 
     result = evaluate(ctx, items, args.scorer, name=name, **options)
     print(result.table(), flush=True)
     if args.show:
         print(result.show_predictions(args.show), flush=True)
-    path = result.save(Path(args.checkpoint) / "eval" / f"{name}.json", args.all_predictions)
+    path = result.save(rundir.eval_dir(args.checkpoint) / f"{name}.json", args.all_predictions)
     print(f"written to {path}\n", flush=True)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,9 +48,6 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-# Flat keys of configs written before mixers had their own parameters: (mixer they belong to,
-# None = the recurrent mixer model.mixer names). Still accepted, moved into model.mixers.
-LEGACY_MIXER_KEYS = {"state_expansion": None, "conv_width": None, "num_heads": "attention"}
 # Letters of model.block_pattern: R = the recurrent mixer named by model.mixer, A = attention.
 PATTERN_LETTERS = {"R": None, "A": "attention"}
 
@@ -86,30 +82,6 @@ class ModelConfig(Section):
     mixers: dict[str, dict[str, Any]] = Field(
         default_factory=dict, validate_default=True, description="per-mixer parameters"
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _legacy_keys(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not LEGACY_MIXER_KEYS.keys() & data.keys():
-            return data
-        data = dict(data)
-        mixers = {
-            k: dict(v) if isinstance(v, dict) else v for k, v in data.get("mixers", {}).items()
-        }
-        for key, owner in LEGACY_MIXER_KEYS.items():
-            if key not in data:
-                continue
-            value = data.pop(key)
-            owner = owner or data.get("mixer", cls.model_fields["mixer"].default)
-            try:
-                fields = dataclasses.fields(_component_check("model.mixer", owner).Config)
-            except (ValueError, TypeError):
-                continue  # an unknown mixer is reported by its own field
-            # A key the mixer does not have never had an effect on it (e.g. conv_width: gated).
-            if key in {f.name for f in fields} and isinstance(mixers.get(owner, {}), dict):
-                mixers.setdefault(owner, {})[key] = value
-        data["mixers"] = mixers
-        return data
 
     @field_validator("mixer")
     @classmethod
@@ -391,8 +363,7 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         section = _section_at(loc)
         valid = _keys_at(section) if section else []
-        near = difflib.get_close_matches(str(loc[-1]), valid, n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        hint = plugins.did_you_mean(loc[-1], valid)
         return f"unknown config key '{key}'{hint} (accepted here: {', '.join(valid)})"
     if not loc:
         return f"invalid config: {error['msg']}"
@@ -490,7 +461,7 @@ def dump_config(config: Config, path: str | Path) -> None:
 # configs/quickstart.yaml is generated from ``Config()`` (the one source of the quickstart's
 # values) by ``quickstart_yaml``; tests/test_config.py checks the file is up to date.
 QUICKSTART_HEADER = """\
-# The quickstart: the mission's model on a 2-core CPU in a few minutes. A ~1M-parameter
+# The quickstart: Birdie pretraining on a 2-core CPU in a few minutes. A ~1M-parameter
 # bidirectional-to-causal gated SSM (every other layer reads the prefix both ways) on the built-in
 # synthetic corpus with the byte tokenizer; the Birdie controller over a CPU-sized family of
 # objectives: next-token, prefix LM, copying, selective copying, associative recall, and the MQAR

@@ -3,12 +3,24 @@ and the checks shared by every layer that raise it."""
 
 from __future__ import annotations
 
+import numbers
 import os
 from pathlib import Path
+from typing import Any
 
 
 class BirdieError(Exception):
     """A user-facing error: the CLI prints its message without a traceback and exits non-zero."""
+
+
+def check_range(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> Any:
+    """``value``, or a ValueError naming parameter ``name`` unless it is a number (an integer if
+    ``integer``) in [low, high]: the range check of every component's parameters."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"parameter '{name}' must be {what} in [{low}, {high}], got {value!r}")
+    return value
 
 
 def check_writable(path: str | Path, what: str) -> None:

@@ -1,6 +1,7 @@
-"""Plug-ins: user modules named in a config (a module name, also found in the working directory,
-or a ``.py`` path) and installed packages' entry-point groups. Objectives, tasks, mixers and
-controllers all register through this one loader.
+"""Components and plug-ins: ``Registry``, the one kind of registry (objectives, tasks, mixers,
+controllers, rewards, loggers, scan and attention implementations, scorers), and the one loader
+of user modules named in a config (a module name, also found in the working directory, or a
+``.py`` path) and of installed packages' entry-point groups.
 
 It also holds the parts of the run config's schema that components own: a component registers
 the check for the config key whose accepted values it defines (``model.mixers``: the mixers,
@@ -10,17 +11,20 @@ the foundation never imports the layers above it.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from birdie_ssm.errors import BirdieError
+
+T = TypeVar("T")
 
 _loaded_groups: set[str] = set()
 # A .py plug-in's module name in sys.modules -> the path the user gave (what messages show).
@@ -29,6 +33,66 @@ _file_origins: dict[str, str] = {}
 # imported before the first check is handed out.
 _config_checks: dict[str, Callable[..., Any]] = {}
 _config_modules: list[str] = []
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """The hint every unknown-name message carries: "; did you mean 'x'?" naming the entry of
+    ``known`` nearest to ``name``, or "" when none is near."""
+    near = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.5)
+    return f"; did you mean '{near[0]}'?" if near else ""
+
+
+class Registry(dict[str, T]):
+    """Components of one kind by name. A dict (name -> component) that also registers (a name
+    another component holds is refused unless ``replace``), looks up (an unknown name names the
+    nearest and every registered one) and lists; the modules advertised in entry-point ``group``
+    register too, at the first lookup of an unknown name or the first listing."""
+
+    def __init__(self, what: str, group: str | None = None, error: type[Exception] = BirdieError):
+        super().__init__()
+        self.what, self.group, self.error = what, group, error
+
+    def register(self, name: str, component: T, *, replace: bool = False) -> T:
+        """Add ``component`` as ``name`` and return it. The same component again (or, for a
+        class, one of the same name: its module imported anew) replaces it."""
+        held = self.get(name)
+        if held is not None and not replace and not _same(held, component):
+            raise ValueError(f"{self.what} '{name}' is already registered ({_label(held)})")
+        self[name] = component
+        return component
+
+    def add(self, name: str) -> Callable[[T], T]:
+        """Decorator form of ``register``."""
+        return lambda component: self.register(name, component)
+
+    def load_entry_points(self) -> None:
+        """Import the modules advertised in this registry's entry-point group (once)."""
+        if self.group is not None:
+            load_entry_points(self.group, self.what)
+
+    def lookup(self, name: str) -> T:
+        """The component called ``name``; an unknown name is ``error`` (a one-line message)."""
+        if name not in self:
+            self.load_entry_points()
+        if name not in self:
+            raise self.error(f"unknown {self.what} '{name}'{did_you_mean(name, self)} "
+                             f"(registered: {', '.join(self)})")  # fmt: skip
+        return self[name]
+
+    def names(self) -> list[str]:
+        """Every registered name, in registration order (entry points loaded first)."""
+        self.load_entry_points()
+        return list(self)
+
+
+def _same(a: object, b: object) -> bool:
+    return a is b or (
+        isinstance(a, type) and isinstance(b, type) and a.__qualname__ == b.__qualname__
+    )
+
+
+def _label(component: object) -> str:
+    return getattr(component, "__qualname__", type(component).__qualname__)
 
 
 def register_config_check(key: str, check: Callable[..., Any]) -> None:

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -130,6 +131,42 @@ def test_cli_process_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("birdie-ssm: error:") and "train.steps" in proc.stderr
+
+
+# Runs each CLI call (one per line of stdin) with `import jax` failing, and so flax, optax and
+# orbax: what these calls print must not need JAX.
+_WITHOUT_JAX = """
+import contextlib, io, sys
+sys.modules["jax"] = None
+from birdie_ssm.cli import main
+for line in sys.stdin:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            code = main(line.split())
+        except SystemExit as exc:
+            code = exc.code
+    print(line.strip(), code, len(out.getvalue()))
+"""
+
+
+def test_help_objectives_and_report_import_no_jax(tmp_path):
+    records = [
+        {"kind": "train", "step": 1, "loss": 5.0, "lr": 1e-3, "mixture": {"ntp": 1.0}},
+        {"kind": "eval", "step": 2, "val_loss": {"ntp": 4.9}, "mixture": {"ntp": 1.0}},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    verbs = ["train", "eval", "generate", "objectives", "report", "experiment", "bench"]
+    calls = ["--help", *(f"{v} --help" for v in verbs), "objectives", "report ."]
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_JAX], input="\n".join(calls),
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.rsplit(" ", 2)[0] for line in lines] == calls
+    for line in lines:
+        call, code, printed = line.rsplit(" ", 2)
+        assert code == "0" and int(printed) > 0, line
+    assert (tmp_path / "losses.png").is_file()
 
 
 def test_existing_run_is_not_overwritten(tmp_path, capsys):

@@ -79,13 +79,11 @@ def test_hybrid_model_from_overrides():
     assert load_config(None, ["model.arch=transformer"]).model.layer_kinds() == ["attention"] * 4
 
 
-def test_legacy_flat_model_keys_still_load(tmp_path):
-    """A run directory's config.yaml from before per-mixer sections still loads."""
+def test_mixer_parameters_live_under_mixers_only(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(
-        "model:\n  mixer: rglru\n  state_expansion: 2\n  conv_width: 4\n  num_heads: 4\n"
-    )
-    assert load_config(path).model.mixers == {"rglru": {"state_expansion": 2, "conv_width": 4}}
+    path.write_text("model:\n  mixer: rglru\n  conv_width: 4\n")
+    with pytest.raises(BirdieError, match="unknown config key 'model.conv_width'"):
+        load_config(path)
 
 
 def test_override_into_mixture_list():
@@ -103,11 +101,11 @@ def test_override_into_mixture_list():
         ("train.stepz=5", "did you mean 'steps'"),
         ("train.steps=-5", "train.steps"),
         ("train.steps=many", "train.steps"),
-        ("model.mixer=lstm", "'lstm' is not a registered mixer"),
+        ("model.mixer=lstm", "unknown mixer 'lstm'"),
         ("model.block_pattern=RXA", "model.block_pattern holds one letter per block"),
         ("model.mixers.gated.state_expansion=0", "model.mixers.gated: parameter 'state_expansion'"),
         ("model.mixers.gated.conv_width=4", "mixer 'gated' has no parameter 'conv_width'"),
-        ("model.mixers.lstm.size=4", "'lstm' is not a registered mixer"),
+        ("model.mixers.lstm.size=4", "unknown mixer 'lstm'"),
         ("model.remat=maybe", "model.remat"),
         ("train.steps", "key=value"),
         ("train.steps.x=1", "is a value, not a section"),

@@ -19,9 +19,9 @@ from birdie_ssm.train.build import build_controller
     ("override", "expected"),
     [
         ("eval.tasks.mqar.foo=1", "eval.tasks.mqar: unknown setting 'foo'"),
-        ("eval.tasks.nope={}", "eval.tasks.nope: unknown task 'nope' (accepted: phonebook,"),
-        ("train.loggers=[nope]", "train.loggers: unknown logger 'nope'; registered: jsonl,"),
-        ("model.mixer=lstm", "model.mixer: 'lstm' is not a registered mixer (registered:"),
+        ("eval.tasks.nope={}", "eval.tasks.nope: unknown task 'nope' (registered: phonebook,"),
+        ("train.loggers=[nope]", "train.loggers: unknown logger 'nope' (registered: jsonl,"),
+        ("model.mixer=lstm", "model.mixer: unknown mixer 'lstm' (registered:"),
         ("model.mixers.gated.conv_width=4", "model.mixers.gated: mixer 'gated' has no parameter"),
         ("model.mixers.gated.state_expansion=0", "model.mixers.gated: parameter 'state_expansion'"),
         ("data.corpus=files", "data.corpus is 'files' but data.files is empty"),

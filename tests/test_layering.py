@@ -1,4 +1,4 @@
-"""The package's imports run one way, down the layers of DESIGN.md, with no circles.
+"""The package's imports run one way, down the layers of docs/architecture.md, with no circles.
 
 Every import anywhere in a module counts: a function-level (lazy) import, one under
 ``if TYPE_CHECKING:`` (a type-only dependency is still a dependency of the drawing), and a module

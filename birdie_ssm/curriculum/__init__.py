@@ -12,7 +12,6 @@ from birdie_ssm.curriculum.controller import (
     make_controller,
     normalise,
     register_controller,
-    update_controller,
 )
 from birdie_ssm.curriculum.env import MixtureEnv, MixtureTrainer, rollout
 from birdie_ssm.curriculum.rewards import class_rewards, get_reward, total_reward
@@ -33,5 +32,4 @@ __all__ = [
     "register_controller",
     "rollout",
     "total_reward",
-    "update_controller",
 ]

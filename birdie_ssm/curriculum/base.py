@@ -8,7 +8,7 @@ import numpy as np
 
 from birdie_ssm.curriculum.controller import normalise
 from birdie_ssm.curriculum.rewards import class_rewards, class_weights, get_reward, total_reward
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, check_range
 
 
 def floats_to_json(values: np.ndarray | None) -> list[float | None] | None:
@@ -153,13 +153,6 @@ def check_played(played: np.ndarray, n_arms: int) -> np.ndarray:
     return normalise(played)
 
 
-def check_probability(name: str, value: float, *, upper: float = 1.0) -> float:
-    """``value`` as a float, or a BirdieError naming the parameter when it is outside [0, upper]."""
-    if not 0.0 <= value <= upper:
-        raise BirdieError(f"controller parameter '{name}' must lie in [0, {upper}], got {value}")
-    return float(value)
-
-
 def uniform(n: int) -> np.ndarray:
     """The uniform mixture over ``n`` arms."""
     return np.full(n, 1.0 / n)
@@ -185,8 +178,8 @@ class DiscountedController(ControllerBase):
     """
 
     def _init_evidence(self, gamma: float, epsilon: float, history: int) -> None:
-        self.gamma = check_probability("gamma", gamma)
-        self.epsilon = check_probability("epsilon", epsilon)
+        self.gamma = check_range("gamma", gamma, 0.0, 1.0)
+        self.epsilon = check_range("epsilon", epsilon, 0.0, 1.0)
         self.rescale = RewardScaler(history)
         self.counts = np.zeros(len(self.arms))
         self.sums = np.zeros(len(self.arms))

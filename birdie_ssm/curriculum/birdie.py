@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from birdie_ssm.curriculum.base import ControllerBase, check_probability, uniform
+from birdie_ssm.curriculum.base import ControllerBase, uniform
 from birdie_ssm.curriculum.controller import register_controller
 from birdie_ssm.curriculum.reward_model import fit_posterior, predict_changes
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, check_range
 
 
 @register_controller("birdie")
@@ -72,7 +72,7 @@ class BirdieController(ControllerBase):
                             ("prior_noise", prior_noise)]:  # fmt: skip
             if not value > 0:
                 raise BirdieError(f"birdie controller parameter '{name}' must be > 0, got {value}")
-        self.gamma = check_probability("gamma", gamma)
+        self.gamma = check_range("gamma", gamma, 0.0, 1.0)
         self.prior_own, self.prior_cross = float(prior_own), float(prior_cross)
         self.prior_noise = float(prior_noise)
         self.prior_shared = float(prior_shared)
@@ -85,10 +85,10 @@ class BirdieController(ControllerBase):
         self.prior_trend = float(prior_trend)
         self.candidates, self.top_k = int(candidates), int(top_k)
         self.max_support, self.max_transitions = int(max_support), int(max_transitions)
-        self.sparse_fraction = check_probability("sparse_fraction", sparse_fraction)
+        self.sparse_fraction = check_range("sparse_fraction", sparse_fraction, 0.0, 1.0)
         # At most half the mass goes to the floor, however many arms there are.
-        self.floor = min(check_probability("floor", floor), 0.5 / len(arms))
-        self.max_move = check_probability("max_move", max_move)
+        self.floor = min(check_range("floor", floor, 0.0, 1.0), 0.5 / len(arms))
+        self.max_move = check_range("max_move", max_move, 0.0, 1.0)
         self.warmup_steps = int(warmup_steps)
         self.rng = np.random.default_rng(seed)
         self.steps_seen: list[int] = []  # the step of each evaluation

@@ -1,14 +1,15 @@
 """The Controller protocol and the registry behind ``make_controller``.
 
-A controller registers with ``@register_controller("name")`` when its module is imported: a
-built-in module listed in ``curriculum/__init__.py``, a module named in ``controller.modules``
-(imported by ``train.build``), or one advertised in the ``birdie_ssm.controllers`` entry-point
-group of an installed package (loaded on the first lookup).
+A controller class is built as ``cls.create(arms, classes, mixture, **params)`` (``ControllerBase``
+has it: the learning controllers start uniform, ``fixed`` keeps the configured ``mixture``). It
+registers with ``@register_controller("name")`` when its module is imported: a built-in module
+listed in ``curriculum/__init__.py``, a module named in ``controller.modules`` (imported by
+``train.build``), or one advertised in the ``birdie_ssm.controllers`` entry-point group of an
+installed package (loaded on the first lookup).
 """
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +28,14 @@ class Controller(Protocol):
     classes: list[str]
     info: dict[str, Any]  # what the last update saw and decided, logged to metrics.jsonl
 
+    @classmethod
+    def create(
+        cls, arms: list[str], classes: list[str], mixture: list[float] | None, **params: Any
+    ) -> Controller:
+        """Build for a run whose configured mixture is ``mixture`` (one weight per arm), with the
+        config's ``controller.params`` (and ``reward``) as keywords."""
+        ...
+
     def initial_mixture(self) -> np.ndarray: ...
 
     def update(
@@ -41,28 +50,17 @@ class Controller(Protocol):
 
 
 ENTRY_POINT_GROUP = "birdie_ssm.controllers"
-_CONTROLLERS: dict[str, Callable[..., Controller]] = {}
-
-
-def load_entry_points() -> None:
-    """Import every module advertised in the ``birdie_ssm.controllers`` group, once."""
-    plugins.load_entry_points(ENTRY_POINT_GROUP, "controller")
+_CONTROLLERS: plugins.Registry[type[Controller]] = plugins.Registry("controller", ENTRY_POINT_GROUP)
 
 
 def register_controller(name: str) -> Callable[[type], type]:
     """Class decorator that makes a controller available to ``make_controller(name, ...)``."""
-
-    def wrap(cls: type) -> type:
-        _CONTROLLERS[name] = cls
-        return cls
-
-    return wrap
+    return _CONTROLLERS.add(name)
 
 
 def controller_names() -> list[str]:
     """Names of all registered controllers (built-in and plug-in)."""
-    load_entry_points()
-    return sorted(_CONTROLLERS)
+    return sorted(_CONTROLLERS.names())
 
 
 def make_controller(
@@ -75,47 +73,32 @@ def make_controller(
 ) -> Controller:
     """Build the controller ``name`` for the given arms (and each arm's objective class).
 
-    ``mixture`` is the mixture the run configured (one weight per arm). A controller class with
-    a ``create(arms, classes, mixture, **params)`` classmethod (``ControllerBase`` has one) is
-    built through it and decides what the configured mixture means to it (``fixed`` keeps it;
-    the learning controllers start uniform); any other class is called as
-    ``cls(arms, classes, **params)``.
+    ``mixture`` is the mixture the run configured (one weight per arm); the class's ``create``
+    decides what it means to it.
     """
-    if name not in _CONTROLLERS:
-        load_entry_points()
-    if name not in _CONTROLLERS:
-        raise BirdieError(
-            f"unknown controller '{name}'; registered: {', '.join(controller_names())}"
-        )
+    cls = _CONTROLLERS.lookup(name)
     if len(arms) != len(classes) or not arms:
         raise BirdieError("a controller needs at least one arm and one class name per arm")
-    cls = _CONTROLLERS[name]
     accepted = _parameters(cls)
     unknown = [key for key in params if accepted is not None and key not in accepted]
     if unknown:
-        near = difflib.get_close_matches(unknown[0], sorted(accepted or ()), n=1, cutoff=0.5)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
+        hint = plugins.did_you_mean(unknown[0], accepted or ())
         raise BirdieError(
             f"controller '{name}' has no parameter '{unknown[0]}'{hint} (its parameters, set "
             f"in controller.params: {', '.join(sorted(accepted - {'reward'})) or 'none'})"
         )
-    create = getattr(cls, "create", None)
     weights = None if mixture is None else [float(w) for w in mixture]
     try:
-        if create is not None:
-            return create(list(arms), list(classes), weights, **params)
-        return cls(list(arms), list(classes), **params)
-    except TypeError as exc:
+        return cls.create(list(arms), list(classes), weights, **params)
+    except (TypeError, ValueError) as exc:
         raise BirdieError(f"bad parameters for controller '{name}': {exc}") from None
 
 
 def _parameters(cls: Callable[..., Controller]) -> set[str] | None:
-    """The keyword parameters ``make_controller`` can pass to ``cls`` (through ``create`` when it
-    has one); None when it takes any (``**kwargs`` all the way down)."""
+    """The keyword parameters ``make_controller`` can pass to ``cls.create`` (and through its
+    ``**params`` to the constructor); None when it takes any (``**kwargs`` all the way down)."""
     names: set[str] = set()
-    for function in (getattr(cls, "create", None), cls):
-        if function is None:
-            continue
+    for function in (cls.create, cls):
         try:
             parameters = inspect.signature(function).parameters.values()
         except (TypeError, ValueError):
@@ -124,20 +107,6 @@ def _parameters(cls: Callable[..., Controller]) -> set[str] | None:
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             return names - {"arms", "classes", "mixture"}
     return None
-
-
-def update_controller(
-    controller: Controller, step: int, losses: np.ndarray, played: np.ndarray | None
-) -> np.ndarray:
-    """``controller.update``, passing ``played`` when the controller accepts it (a plug-in
-    written before ``played`` existed is called without it)."""
-    try:
-        parameters = inspect.signature(controller.update).parameters.values()
-    except (TypeError, ValueError):
-        parameters = []
-    if any(p.name == "played" or p.kind is p.VAR_KEYWORD for p in parameters):
-        return controller.update(step, losses, played=played)
-    return controller.update(step, losses)
 
 
 def normalise(probs: np.ndarray) -> np.ndarray:

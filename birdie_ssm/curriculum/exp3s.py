@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from birdie_ssm.curriculum.base import ControllerBase, RewardScaler, check_probability, credited
+from birdie_ssm.curriculum.base import ControllerBase, RewardScaler, credited
 from birdie_ssm.curriculum.controller import register_controller
+from birdie_ssm.errors import check_range
 
 
 @register_controller("exp3s")
@@ -34,8 +35,8 @@ class Exp3SController(ControllerBase):
     ) -> None:
         super().__init__(arms, classes, reward)
         self.eta = float(eta)
-        self.epsilon = check_probability("epsilon", epsilon)
-        self.share = check_probability("share", share)
+        self.epsilon = check_range("epsilon", epsilon, 0.0, 1.0)
+        self.share = check_range("share", share, 0.0, 1.0)
         self.rescale = RewardScaler(history)
         self.weights = np.zeros(len(arms))
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from birdie_ssm.errors import BirdieError
+from birdie_ssm import plugins
 
 RewardFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -32,14 +32,13 @@ def relative_gain(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(reward), reward, 0.0)
 
 
-REWARDS: dict[str, RewardFn] = {"birdie": birdie_reward, "relative": relative_gain}
+REWARDS: plugins.Registry[RewardFn] = plugins.Registry("reward")
+REWARDS.update(birdie=birdie_reward, relative=relative_gain)
 
 
 def get_reward(name: str) -> RewardFn:
     """The reward function called ``name`` ("birdie" or "relative")."""
-    if name not in REWARDS:
-        raise BirdieError(f"unknown reward '{name}'; expected one of: {', '.join(sorted(REWARDS))}")
-    return REWARDS[name]
+    return REWARDS.lookup(name)
 
 
 def class_weights(classes: Sequence[str]) -> np.ndarray:

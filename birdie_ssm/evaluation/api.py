@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.prompts import PromptFormat, choose_format, objective_format, render
 from birdie_ssm.evaluation.results import format_predictions, write_json
@@ -69,13 +70,10 @@ def contains(prediction: str, answer: str) -> float:
     return float(answer.strip() in prediction)
 
 
-TOKEN_ACCURACY = "token_accuracy"  # scored on token ids (see _score), not on text
-SCORERS: dict[str, Callable[[str, str], float] | None] = {
-    "exact": exact,
-    "prefix": prefix,
-    "contains": contains,
-    TOKEN_ACCURACY: None,  # fraction of the answer's tokens predicted in place
-}
+# The fraction of the answer's tokens predicted in place: scored on token ids (see _score).
+TOKEN_ACCURACY = "token_accuracy"
+SCORERS: plugins.Registry[Callable[[str, str], float] | None] = plugins.Registry("scorer")
+SCORERS.update({"exact": exact, "prefix": prefix, "contains": contains, TOKEN_ACCURACY: None})
 
 Scorer = str | Callable[[str, str], float]
 
@@ -197,10 +195,7 @@ def evaluate(
     if not pairs:
         raise BirdieError("evaluate needs at least one item")
     if isinstance(scorer, str):
-        if scorer not in SCORERS:
-            raise BirdieError(f"unknown scorer '{scorer}' (accepted: {', '.join(SCORERS)}, "
-                              "or a callable(prediction, answer) -> float)")  # fmt: skip
-        score_fn, scorer_name = SCORERS[scorer], scorer
+        score_fn, scorer_name = SCORERS.lookup(scorer), scorer
     elif callable(scorer):
         score_fn, scorer_name = scorer, getattr(scorer, "__name__", "custom")
     else:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.train import rundir
 
 
 @dataclass
@@ -81,7 +82,7 @@ def result_path(run_dir: str | Path, task: str, key: str | None = None) -> Path:
     """Where a task's result of a run lives: ``run_dir/eval/<task>.json`` under the run's own
     settings at its latest checkpoint, ``run_dir/eval/<task>@<key>.json`` under others (see
     ``runner.result_key``)."""
-    return Path(run_dir) / "eval" / (f"{task}@{key}.json" if key else f"{task}.json")
+    return rundir.eval_dir(run_dir) / (f"{task}@{key}.json" if key else f"{task}.json")
 
 
 def write_json(data: dict[str, Any], path: str | Path) -> Path:

@@ -36,6 +36,7 @@ from birdie_ssm.tasks.base import text_of
 from birdie_ssm.tasks.phonebook import multi_phonebook_room
 from birdie_ssm.text.corpus import held_out_passages, make_source
 from birdie_ssm.text.tokenizer import Tokenizer
+from birdie_ssm.train import rundir
 
 __all__ = [
     "EvalContext",
@@ -383,10 +384,7 @@ def result_key(
 
 def latest_step(run_dir: Path | None) -> int | None:
     """The step of a run directory's latest checkpoint (None: it holds none)."""
-    directory = Path(run_dir) / "checkpoints" if run_dir is not None else None
-    if directory is None or not directory.is_dir():
-        return None
-    return max((int(p.name) for p in directory.iterdir() if p.name.isdigit()), default=None)
+    return max(rundir.checkpoint_steps(run_dir), default=None) if run_dir is not None else None
 
 
 def result_file(ctx: EvalContext, name: str, settings: TaskSettings) -> Path:

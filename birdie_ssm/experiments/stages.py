@@ -20,6 +20,7 @@ from birdie_ssm.evaluation.results import TaskResult, read_result, result_path, 
 from birdie_ssm.evaluation.runner import EvalContext, evaluate_task, own_settings, result_key
 from birdie_ssm.pipeline import with_recorded_workers
 from birdie_ssm.tasks import TaskSettings, settings_dict
+from birdie_ssm.train import rundir
 
 DONE = "train_done.json"
 
@@ -30,7 +31,7 @@ def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> d
     from birdie_ssm.train.trainer import Trainer
 
     done = run_dir / DONE
-    saved = run_dir / "config.yaml"
+    saved = rundir.config_path(run_dir)
     if saved.is_file():  # data.workers: auto means the count the run recorded when it started
         config = with_recorded_workers(config, load_config(saved))
     if saved.is_file() and load_config(saved) != config:
@@ -40,8 +41,7 @@ def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> d
         )
     if done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
-    checkpoints = run_dir / "checkpoints"
-    resume = checkpoints.is_dir() and any(checkpoints.iterdir())
+    resume = bool(rundir.checkpoint_steps(run_dir))
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # interrupted before its first checkpoint: start it again
     start = time.perf_counter()
@@ -60,14 +60,6 @@ def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> d
     }
     done.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
-
-
-def checkpoint_steps(run_dir: Path) -> list[int]:
-    """The steps of the checkpoints a run directory holds, ascending."""
-    directory = run_dir / "checkpoints"
-    if not directory.is_dir():
-        return []
-    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
 
 
 def _load(run_dir: Path, step: int | None) -> EvalContext:
@@ -97,13 +89,9 @@ def evaluate_run(
     for name, settings in tasks.items():
         key = result_key(own_settings(config, name), settings_dict(settings), step, step)
         path = result_path(run_dir, name, key)
-        # Results written before results were keyed by their settings sit in <task>.json.
-        for candidate in (path, result_path(run_dir, name)):
-            old = _current(candidate, settings, step)
-            if old is not None:
-                results[name] = old
-                break
-        if name in results:
+        old = _current(path, settings, step)
+        if old is not None:
+            results[name] = old
             continue
         ctx = ctx or _load(run_dir, None)
         results[name] = evaluate_task(ctx, name, settings)
@@ -128,7 +116,9 @@ def evaluate_curve(
 
     ``start``: the run it was initialised from and that run's last step, evaluated as step 0
     in this run's prompt layout (what the pretrained model knows before fine-tuning)."""
-    points: list[tuple[Path, int, int]] = [(run_dir, s, s) for s in checkpoint_steps(run_dir)]
+    points: list[tuple[Path, int, int]] = [
+        (run_dir, s, s) for s in rundir.checkpoint_steps(run_dir)
+    ]
     if start is not None:
         points.insert(0, (start[0], start[1], 0))
     curves: dict[str, list[TaskResult]] = {name: [] for name in tasks}
@@ -151,4 +141,4 @@ def evaluate_curve(
 
 
 def _config(run_dir: Path) -> Config:
-    return load_config(run_dir / "config.yaml")
+    return rundir.read_config(run_dir)

@@ -1,15 +1,12 @@
 """``linear_scan``: input checks and the choice among the implementations.
 
-``impl="auto"`` picks, per backend (measured with benchmarks/scan.py):
+``impl="auto"`` picks, per backend (docs/benchmarks.md has the figures, from
+benchmarks/scan.py):
 
-- CPU: ``"sequential"``. At [8, 4096, 512] float32 on a 2-core CPU it runs the forward pass at
-  about 1.3x a fused elementwise pass (the memory limit), against ~3.5x for lax.scan with the
-  transposes to and from time-major and ~7x for the associative scan; it also wins at short
-  lengths, where loop overhead is smallest in absolute terms.
+- CPU: ``"sequential"``, the fastest there: a scan is memory-bound, and it moves no more bytes
+  than one elementwise pass (no transposes to time-major and back, no tree of partial products).
 - GPU: ``"pallas"``, the sequential-in-time Triton kernel with blocks over channels, the
-  design that beats an associative scan on accelerators (RecurrentGemma); an outside prototype
-  of it ran at 1.33x the elementwise pass on an H200, against 1.9x for the associative scan.
-  This kernel is not yet measured on a GPU.
+  design that beats an associative scan on accelerators (RecurrentGemma).
 - Anything else: ``"sequential"``, the implementation with no backend-specific code.
 
 A choice with a probe in PROBES is taken only once its probe (a tiny compile and run, checked
@@ -27,16 +24,18 @@ from functools import cache
 import jax
 import jax.numpy as jnp
 
+from birdie_ssm import plugins
 from birdie_ssm.kernels import associative, pallas, reference, sequential
 
 log = logging.getLogger(__name__)
 
-IMPLS: dict[str, Callable[..., jax.Array]] = {
-    "reference": reference.scan,
-    "associative": associative.scan,
-    "pallas": pallas.scan,
-    "sequential": sequential.scan,
-}
+IMPLS: plugins.Registry[Callable[..., jax.Array]] = plugins.Registry("scan impl", error=ValueError)
+IMPLS.update(
+    reference=reference.scan,
+    associative=associative.scan,
+    pallas=pallas.scan,
+    sequential=sequential.scan,
+)
 AUTO_CHOICE = {"cpu": "sequential", "gpu": "pallas"}
 FALLBACK = "associative"
 # probe(backend) raises unless the implementation compiles, runs and is right on the backend.
@@ -72,9 +71,8 @@ def auto_impl(backend: str | None = None) -> str:
 
 
 def _check(a: jax.Array, b: jax.Array, h0: jax.Array | None, impl: str) -> None:
-    if impl != "auto" and impl not in IMPLS:
-        choices = ", ".join(repr(name) for name in ("auto", *IMPLS))
-        raise ValueError(f"unknown scan impl {impl!r}; expected one of {choices}")
+    if impl != "auto":
+        IMPLS.lookup(impl)
     if jnp.ndim(a) != 3 or jnp.ndim(b) != 3:
         raise ValueError(
             f"a and b must be [batch, length, dim] arrays; got shapes {jnp.shape(a)} and "
@@ -98,7 +96,7 @@ def linear_scan(
     reverse: bool = False,
     impl: str = "auto",
 ) -> jax.Array:
-    """Return h with h_t = a_t * h_{t-1} + b_t over [batch, length, dim] inputs (see DESIGN.md).
+    """Return h with h_t = a_t * h_{t-1} + b_t over [batch, length, dim] inputs.
 
     ``reverse=True`` runs h_t = a_t * h_{t+1} + b_t from the end; ``a_t = 0`` starts afresh.
     """

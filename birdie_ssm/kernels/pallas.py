@@ -2,8 +2,7 @@
 
 The grid is (batch, channel block). Each program walks the whole length with a float32 carry,
 ``block_t`` steps per loop iteration, unrolled, taking its rows from one loaded
-[block_t, block_d] tile per input: the design an outside prototype ran at 1.33x a fused
-elementwise pass on an H200 (issue 18). A whole tile's loads are in flight at once, where a load
+[block_t, block_d] tile per input. A whole tile's loads are in flight at once, where a load
 per row could not be moved ahead of the previous row's store (the compiler cannot tell the
 buffers apart); ``prefetch`` also loads the next tiles during the current ones' work. The Triton
 lowering has no ``lax.slice`` of a register tile and no SMEM scratch, but splits a

@@ -25,7 +25,6 @@ import functools
 import logging
 import os
 from dataclasses import dataclass
-from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -33,10 +32,10 @@ import numpy as np
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, check_range
 from birdie_ssm.models.layers import dense
 from birdie_ssm.models.masks import SeqContext, StepContext
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class AttentionConfig(MixerConfig):
     num_heads: int = 4
 
     def __post_init__(self) -> None:
-        check_int("num_heads", self.num_heads, 1, 256)
+        check_range("num_heads", self.num_heads, 1, 256, integer=True)
 
     def check(self, model: ModelConfig) -> None:
         if model.width % (2 * self.num_heads):
@@ -191,8 +190,6 @@ class Attention(Mixer):
     """Multi-head self-attention with RoPE on queries and keys."""
 
     Config = AttentionConfig
-    # The Transformer's historical names: its checkpoints keep restoring, its leaves keep order.
-    slots: ClassVar[tuple[str, str]] = ("attn_norm", "attn")
 
     def __init__(
         self, config: ModelConfig, params: AttentionConfig, bidirectional: bool, *, rngs: nnx.Rngs

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import check_range
 from birdie_ssm.models.layers import dense
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import (
@@ -19,7 +20,7 @@ from birdie_ssm.models.recurrent import (
     step_keep,
     step_scan,
 )
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class GatedConfig(MixerConfig):
     state_expansion: int = 1  # recurrent width / model width
 
     def __post_init__(self) -> None:
-        check_int("state_expansion", self.state_expansion, 1, 16)
+        check_range("state_expansion", self.state_expansion, 1, 16, integer=True)
 
     def check(self, model: ModelConfig) -> None:
         check_even_split("gated", model, self.state_expansion)

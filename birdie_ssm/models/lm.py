@@ -26,34 +26,23 @@ class ResidualBlock(nnx.Module):
     """RMSNorm -> temporal mixer -> residual; RMSNorm -> gated MLP -> residual."""
 
     def __init__(self, config: ModelConfig, kind: str, bidirectional: bool, *, rngs: nnx.Rngs):
-        cls = get_mixer(kind)
-        self.slots = cls.slots
         dtype = jnp.dtype(config.dtype)
-        setattr(self, cls.slots[0], RMSNorm(config.width))
-        setattr(
-            self, cls.slots[1], cls(config, config.mixer_config(kind), bidirectional, rngs=rngs)
+        self.mix_norm = RMSNorm(config.width)
+        self.mixer: Mixer = get_mixer(kind)(
+            config, config.mixer_config(kind), bidirectional, rngs=rngs
         )
         self.mlp_norm = RMSNorm(config.width)
         self.mlp = GatedMLP(
             config.width, config.mlp_expansion * config.width, dtype, config.depth, rngs
         )
 
-    @property
-    def mixer_norm(self) -> RMSNorm:
-        return getattr(self, self.slots[0])
-
-    @property
-    def temporal(self) -> Mixer:
-        """The block's temporal mixer."""
-        return getattr(self, self.slots[1])
-
     def __call__(self, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, Any]:
-        y, state = self.temporal(self.mixer_norm(x), ctx)
+        y, state = self.mixer(self.mix_norm(x), ctx)
         x = x + y
         return x + self.mlp(self.mlp_norm(x)), state
 
     def step(self, x: jax.Array, cache: Any, ctx: StepContext) -> tuple[jax.Array, Any]:
-        y, cache = self.temporal.step(self.mixer_norm(x), cache, ctx)
+        y, cache = self.mixer.step(self.mix_norm(x), cache, ctx)
         x = x + y
         return x + self.mlp(self.mlp_norm(x)), cache
 
@@ -173,8 +162,8 @@ class BirdieLM(nnx.Module):
 
     def temporal_mixers(self) -> list[Mixer]:
         """Every layer's temporal mixer in order, for static attributes (works under eval_shape)."""
-        scanned = [block.temporal for _ in range(self.scan_groups) for block in self.scanned]
-        return scanned + [block.temporal for block in self.blocks]
+        scanned = [block.mixer for _ in range(self.scan_groups) for block in self.scanned]
+        return scanned + [block.mixer for block in self.blocks]
 
     def forward_embeddings(
         self,

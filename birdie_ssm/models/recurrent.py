@@ -2,7 +2,7 @@
 
 A bidirectional mixer scans the first half of its recurrent channels forward over the packed row
 and the second half in reverse, with the reverse decay forced to 0 wherever the next position is
-not in the same prefix (DESIGN.md, "Bidirectional-to-causal model").
+not in the same prefix, so no position reads a target or another segment through it.
 """
 
 from __future__ import annotations

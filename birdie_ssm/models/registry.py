@@ -14,7 +14,6 @@ checks with ``plugins.register_config_check``, which ``config.ModelConfig`` comp
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,8 +26,10 @@ if TYPE_CHECKING:
     from birdie_ssm.config import ModelConfig
     from birdie_ssm.models.masks import SeqContext, StepContext
 
-ENTRY_POINT_GROUP = "birdie_ssm.mixers"
-_REGISTRY: dict[str, type[Mixer]] = {}
+# ValueError, not BirdieError: model.mixer's check, and nnx code, raise ValueError.
+_REGISTRY: plugins.Registry[type[Mixer]] = plugins.Registry(
+    "mixer", "birdie_ssm.mixers", ValueError
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,11 +42,9 @@ class MixerConfig:
 
 class Mixer(nnx.Module):
     """A temporal mixer: [B, L, width] -> [B, L, width], never reading a later target position
-    nor another segment; with ``bidirectional`` it may read its whole prefix (DESIGN.md)."""
+    nor another segment; with ``bidirectional`` it may read its whole prefix."""
 
     Config: ClassVar[type] = MixerConfig
-    # Attribute names of the block's pre-norm and of the mixer inside ResidualBlock.
-    slots: ClassVar[tuple[str, str]] = ("mix_norm", "mixer")
 
     def __call__(self, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, Any]:
         """Whole sequence: the output and the state ``to_cache`` turns into a decode cache."""
@@ -68,33 +67,20 @@ def register_mixer(name: str) -> Callable[[type[Mixer]], type[Mixer]]:
     def wrap(cls: type[Mixer]) -> type[Mixer]:
         if not dataclasses.is_dataclass(getattr(cls, "Config", None)):
             raise TypeError(f"mixer '{name}' needs a dataclass Config")
-        previous = _REGISTRY.get(name)
-        if previous is not None and previous.__qualname__ != cls.__qualname__:
-            raise ValueError(f"mixer '{name}' is already registered ({previous.__qualname__})")
         cls.name = name
-        _REGISTRY[name] = cls
-        return cls
+        return _REGISTRY.register(name, cls)
 
     return wrap
 
 
 def registered_mixers() -> dict[str, type[Mixer]]:
     """Every registered mixer by name (entry points loaded on the first call)."""
-    plugins.load_entry_points(ENTRY_POINT_GROUP, "mixer")
-    return dict(sorted(_REGISTRY.items()))
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY.names())}
 
 
 def get_mixer(name: str) -> type[Mixer]:
     """The mixer class registered as ``name``; ValueError naming the registered ones if none."""
-    known = registered_mixers()
-    if name not in known:
-        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
-        raise ValueError(
-            f"'{name}' is not a registered mixer{hint} (registered: "
-            f"{', '.join(repr(k) for k in known)})"
-        )
-    return known[name]
+    return _REGISTRY.lookup(name)
 
 
 def mixer_config(name: str, params: dict[str, Any]) -> Any:
@@ -105,22 +91,14 @@ def mixer_config(name: str, params: dict[str, Any]) -> Any:
         raise ValueError(f"model.mixers.{name} must be a mapping of parameters, got {params!r}")
     for key in params:
         if key not in fields:
-            near = difflib.get_close_matches(str(key), sorted(fields), n=1, cutoff=0.5)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
             raise ValueError(
-                f"mixer '{name}' has no parameter '{key}'{hint} "
+                f"mixer '{name}' has no parameter '{key}'{plugins.did_you_mean(key, fields)} "
                 f"(accepted: {', '.join(sorted(fields)) or 'none'})"
             )
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"model.mixers.{name}: {exc}") from None
-
-
-def check_int(name: str, value: Any, low: int, high: int) -> None:
-    """Raise ValueError naming parameter ``name`` unless it is an integer in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"parameter '{name}' must be an integer in [{low}, {high}], got {value!r}")
 
 
 # The mixers' part of the run config's schema (config.ModelConfig asks for these by key).
@@ -130,7 +108,6 @@ plugins.register_config_check("model.mixers", mixer_config)
 __all__ = [
     "Mixer",
     "MixerConfig",
-    "check_int",
     "get_mixer",
     "mixer_config",
     "register_mixer",

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import check_range
 from birdie_ssm.models.layers import ShortConv, dense, sqrt_bounded
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import (
@@ -19,7 +20,7 @@ from birdie_ssm.models.recurrent import (
     step_keep,
     step_scan,
 )
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,8 @@ class RGLRUConfig(MixerConfig):
     conv_width: int = 4  # taps of the causal short convolution
 
     def __post_init__(self) -> None:
-        check_int("state_expansion", self.state_expansion, 1, 16)
-        check_int("conv_width", self.conv_width, 1, 16)
+        check_range("state_expansion", self.state_expansion, 1, 16, integer=True)
+        check_range("conv_width", self.conv_width, 1, 16, integer=True)
 
     def check(self, model: ModelConfig) -> None:
         check_even_split("rglru", model, self.state_expansion)

@@ -6,10 +6,10 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from birdie_ssm import plugins
 from birdie_ssm.config import ObjectiveEntry
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.base import Objective, build_config, get_objective
-from birdie_ssm.objectives.plugins import import_modules
 from birdie_ssm.text.tokenizer import NUM_PARADIGMS, SpecialTokens, Tokenizer
 
 
@@ -48,7 +48,8 @@ def expand_arms(
     An entry's weight is shared equally among its arms. Each objective class gets its own
     paradigm token, numbered in order of first appearance.
     """
-    import_modules(modules or [])
+    for module in modules or []:
+        plugins.import_module(module, "objectives.modules")
     classes = objective_classes(entries)
     arms: list[Arm] = []
     for entry in entries:

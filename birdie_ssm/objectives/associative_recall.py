@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdie_ssm.objectives.base import Objective, check_range, register_objective
+from birdie_ssm.errors import check_range
+from birdie_ssm.objectives.base import Objective, register_objective
 from birdie_ssm.objectives.spans import draw_int, draw_length, hash_rows, parse_band
 from birdie_ssm.tasks.mqar import QUERY, recall_layout
 

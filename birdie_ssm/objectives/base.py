@@ -9,7 +9,6 @@ when the document is too short. Objectives are pure functions of their inputs an
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -86,7 +85,9 @@ class Objective:
         return 2
 
 
-_REGISTRY: dict[str, type[Objective]] = {}
+_REGISTRY: plugins.Registry[type[Objective]] = plugins.Registry(
+    "objective", "birdie_ssm.objectives"
+)
 
 
 def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]]:
@@ -98,28 +99,19 @@ def register_objective(name: str) -> Callable[[type[Objective]], type[Objective]
         cls.name = name
         if cls.__module__.split(".")[0] != "birdie_ssm":
             cls.origin = plugins.origin(cls.__module__)  # a .py plug-in: the path given
-        _REGISTRY[name] = cls
-        return cls
+        return _REGISTRY.register(name, cls, replace=True)
 
     return wrap
 
 
 def registered_objectives() -> dict[str, type[Objective]]:
     """All registered objectives by name (built-ins, plug-in modules and entry points)."""
-    from birdie_ssm.objectives.plugins import load_entry_points
-
-    load_entry_points()
-    return dict(sorted(_REGISTRY.items()))
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY.names())}
 
 
 def get_objective(name: str) -> type[Objective]:
-    """The objective class registered as ``name``; unknown names suggest the nearest ones."""
-    known = registered_objectives()
-    if name not in known:
-        near = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
-        raise BirdieError(f"unknown objective '{name}'{hint} (registered: {', '.join(known)})")
-    return known[name]
+    """The objective class registered as ``name``; unknown names suggest the nearest one."""
+    return _REGISTRY.lookup(name)
 
 
 def build_config(cls: type[Objective], params: dict[str, Any]) -> Any:
@@ -127,8 +119,7 @@ def build_config(cls: type[Objective], params: dict[str, Any]) -> Any:
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     for key in params:
         if key not in fields:
-            near = difflib.get_close_matches(key, sorted(fields), n=3, cutoff=0.5)
-            hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+            hint = plugins.did_you_mean(key, fields)
             accepted = ", ".join(sorted(fields)) or "none"
             raise BirdieError(
                 f"objective '{cls.name}' has no parameter '{key}'{hint} (accepted: {accepted})"
@@ -137,13 +128,3 @@ def build_config(cls: type[Objective], params: dict[str, Any]) -> Any:
         return cls.Config(**params)
     except (ValueError, TypeError) as exc:
         raise BirdieError(f"objective '{cls.name}': {exc}") from None
-
-
-def check_range(name: str, value: float, low: float, high: float, *, integer: bool = False) -> None:
-    """Raise ValueError naming ``name`` unless ``low <= value <= high`` (and integral if asked)."""
-    if integer and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
-        raise ValueError(f"parameter '{name}' must be an integer in [{low}, {high}], got {value!r}")
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"parameter '{name}' must be a number in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"parameter '{name}' must lie in [{low}, {high}], got {value!r}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from birdie_ssm import plugins
 from birdie_ssm.objectives.base import registered_objectives
-from birdie_ssm.objectives.plugins import import_modules
 
 
 def _type_name(annotation: Any) -> str:
@@ -20,7 +20,8 @@ def _type_name(annotation: Any) -> str:
 def describe_objectives(modules: list[str] | None = None) -> list[dict[str, Any]]:
     """Name, origin, one-line doc and parameters (name, type, default) of each objective,
     after importing ``modules`` (a config's ``objectives.modules``)."""
-    import_modules(modules or [])
+    for module in modules or []:
+        plugins.import_module(module, "objectives.modules")
     out = []
     for name, cls in registered_objectives().items():
         doc = (cls.__doc__ or cls.Config.__doc__ or "").strip().splitlines()

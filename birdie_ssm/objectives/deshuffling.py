@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from birdie_ssm.errors import check_range
 from birdie_ssm.objectives.autoencoding import derangement_order
-from birdie_ssm.objectives.base import Objective, check_range, register_objective
+from birdie_ssm.objectives.base import Objective, register_objective
 from birdie_ssm.objectives.spans import draw_length, parse_band
 
 MIN_PASSAGE = 2

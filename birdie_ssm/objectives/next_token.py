@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from birdie_ssm.objectives.base import Objective, check_range, register_objective
+from birdie_ssm.errors import check_range
+from birdie_ssm.objectives.base import Objective, register_objective
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from birdie_ssm.objectives.base import Objective, check_range, register_objective
+from birdie_ssm.errors import check_range
+from birdie_ssm.objectives.base import Objective, register_objective
 
 
 @dataclass(frozen=True)

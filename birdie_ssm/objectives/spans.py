@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from birdie_ssm.objectives.base import Objective, check_range
+from birdie_ssm.errors import check_range
+from birdie_ssm.objectives.base import Objective
 from birdie_ssm.text.tokenizer import NUM_SENTINELS
 
 Band = tuple[int, int]

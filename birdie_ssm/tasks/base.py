@@ -295,8 +295,7 @@ def passage_tokens(document: Documents, tokenizer: Tokenizer, index: int, n: int
     raise BirdieError(f"the validation documents hold fewer than {n} tokens for a task item")
 
 
-TASKS: dict[str, Task] = {}
-ENTRY_POINT_GROUP = "birdie_ssm.tasks"
+TASKS: plugins.Registry[Task] = plugins.Registry("task", "birdie_ssm.tasks")
 
 
 def register_task(task: Task, *, replace: bool = False) -> Task:
@@ -304,10 +303,7 @@ def register_task(task: Task, *, replace: bool = False) -> Task:
     an error unless ``replace``."""
     if not isinstance(task, Task):
         raise TypeError(f"register_task expects a Task, got {type(task).__name__}")
-    if task.name in TASKS and not replace and TASKS[task.name] is not task:
-        raise ValueError(f"a task named '{task.name}' is already registered")
-    TASKS[task.name] = task
-    return task
+    return TASKS.register(task.name, task, replace=replace)
 
 
 def unregister_task(name: str) -> None:
@@ -315,23 +311,14 @@ def unregister_task(name: str) -> None:
     TASKS.pop(name, None)
 
 
-def load_task_entry_points() -> None:
-    """Import the modules advertised in the ``birdie_ssm.tasks`` entry-point group, once."""
-    plugins.load_entry_points(ENTRY_POINT_GROUP, "task")
-
-
 def registered_tasks() -> dict[str, Task]:
     """Every registered task by name, in registration order (built-ins first)."""
-    load_task_entry_points()
-    return dict(TASKS)
+    return {name: TASKS[name] for name in TASKS.names()}
 
 
 def get_task(name: str) -> Task:
-    """The task called ``name``; unknown names list the accepted ones."""
-    tasks = registered_tasks()
-    if name not in tasks:
-        raise BirdieError(f"unknown task '{name}' (accepted: {', '.join(tasks)})")
-    return tasks[name]
+    """The task called ``name``; unknown names list the registered ones."""
+    return TASKS.lookup(name)
 
 
 def task_settings(name: str, values: dict[str, Any] | Sequence[str]) -> TaskSettings:

@@ -20,6 +20,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.train import rundir
 
 
 def _abstract(x: Any) -> Any:
@@ -120,7 +121,7 @@ class Checkpointer:
     """Saves and restores (state pytree, JSON metadata) pairs under ``run_dir/checkpoints``."""
 
     def __init__(self, run_dir: Path, keep: int = 2) -> None:
-        self.directory = Path(run_dir).absolute() / "checkpoints"
+        self.directory = rundir.checkpoints_dir(Path(run_dir).absolute())
         self.manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True),

@@ -7,8 +7,8 @@ from pathlib import Path
 import jax
 from flax import nnx
 
-from birdie_ssm.config import load_config
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.train import rundir
 from birdie_ssm.train.build import TrainedRun, build_model_for, build_tokenizer
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.optim import make_optimizer
@@ -22,11 +22,11 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
     The tokenizer and the model are built as ``train.build`` builds them for training.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
+    if not rundir.config_path(run_dir).is_file():
         raise BirdieError(f"'{run_dir}' is not a run directory (no config.yaml)")
-    if not (run_dir / "checkpoints").is_dir():
+    if not rundir.checkpoints_dir(run_dir).is_dir():
         raise BirdieError(f"'{run_dir}' holds no checkpoints")
-    config = load_config(run_dir / "config.yaml")
+    config = rundir.read_config(run_dir)
     tokenizer = build_tokenizer(config)
     graphdef, params = nnx.split(build_model_for(config, tokenizer))
     # Abstract optimizer state: the restore target without allocating it.

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
+from birdie_ssm.train import rundir
 
 
 class Logger(Protocol):
@@ -48,7 +49,7 @@ class _Entry:
     extra: str | None  # birdie-ssm's extra that installs it
 
 
-LOGGERS: dict[str, _Entry] = {}
+LOGGERS: plugins.Registry[_Entry] = plugins.Registry("logger")
 
 
 def register_logger(
@@ -57,7 +58,7 @@ def register_logger(
     """Register a logger factory under ``name``; ``package`` is the import it needs (if any)."""
 
     def add(factory: Callable[[LoggerContext], Logger]) -> Callable[[LoggerContext], Logger]:
-        LOGGERS[name] = _Entry(factory, package, extra)
+        LOGGERS.register(name, _Entry(factory, package, extra), replace=True)
         return factory
 
     return add
@@ -65,11 +66,7 @@ def register_logger(
 
 def check_logger(name: str) -> None:
     """Raise a one-line BirdieError if ``name`` is unknown or its package is not installed."""
-    entry = LOGGERS.get(name)
-    if entry is None:
-        raise BirdieError(
-            f"train.loggers: unknown logger '{name}'; registered: {', '.join(sorted(LOGGERS))}"
-        )
+    entry = LOGGERS.lookup(name)
     if entry.package and importlib.util.find_spec(entry.package) is None:
         install = f"pip install 'birdie-ssm[{entry.extra}]'" if entry.extra else "install it"
         raise BirdieError(
@@ -145,7 +142,7 @@ class JsonlLogger:
     """Appends each record as one JSON line to run_dir/metrics.jsonl."""
 
     def __init__(self, context: LoggerContext) -> None:
-        self.path = Path(context.run_dir) / "metrics.jsonl"
+        self.path = rundir.metrics_path(context.run_dir)
 
     @classmethod
     def at(cls, path: Path) -> JsonlLogger:
@@ -223,9 +220,8 @@ class WandbLogger:
 
 def _check_names(names: list[str]) -> None:
     """What train.loggers accepts: registered logger names (their packages are checked at start)."""
-    unknown = [name for name in names if name not in LOGGERS]
-    if unknown:
-        raise ValueError(f"unknown logger '{unknown[0]}'; registered: {', '.join(sorted(LOGGERS))}")
+    for name in names:
+        LOGGERS.lookup(name)
 
 
 # The loggers own what train.loggers accepts (config.TrainConfig composes this check).

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jax
-
 from birdie_ssm.train.loggers import JsonlLogger, Logger, LoggerContext, check_logger, open_logger
 
 if TYPE_CHECKING:
@@ -34,6 +32,8 @@ class MetricsLog:
     def __init__(
         self, path: Path, loggers: Sequence[str] = ("jsonl",), config: Config | None = None
     ) -> None:
+        import jax  # here, not at the top: `birdie-ssm report` reads metrics without JAX
+
         self.path = Path(path)
         self.enabled = jax.process_index() == 0
         self.names = [n for n in dict.fromkeys(loggers) if n != "jsonl"]

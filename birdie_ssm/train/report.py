@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from birdie_ssm.errors import BirdieError  # noqa: E402
+from birdie_ssm.train import rundir  # noqa: E402
 from birdie_ssm.train.metrics import read_metrics  # noqa: E402
 
 UNIT = "nats/token"
@@ -108,7 +109,7 @@ def _step_axis(ax: Any, steps: np.ndarray | list[float], ticks: bool = False) ->
 def run_name(run_dir: Path) -> str:
     """The run's ``name`` from its config.yaml, with the directory's when they differ."""
     name = None
-    config = run_dir / "config.yaml"
+    config = rundir.config_path(run_dir)
     if config.is_file():
         try:
             name = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("name")
@@ -241,7 +242,7 @@ def make_report(run_dir: Path) -> list[Path]:
     """Draw losses per objective, the mixture over time and controller rewards as PNGs in
     ``run_dir``."""
     run_dir = Path(run_dir)
-    metrics = run_dir / "metrics.jsonl"
+    metrics = rundir.metrics_path(run_dir)
     if not metrics.is_file():
         raise BirdieError(
             f"no metrics.jsonl in {run_dir}: expected the run directory of a training run"

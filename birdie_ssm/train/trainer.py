@@ -21,10 +21,11 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from birdie_ssm.config import Config, TrainConfig, diff_keys, dump_config
-from birdie_ssm.curriculum import eval_steps, update_controller
+from birdie_ssm.config import Config, TrainConfig, diff_keys
+from birdie_ssm.curriculum import eval_steps
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.pipeline import with_workers_resolved
+from birdie_ssm.train import rundir
 from birdie_ssm.train.build import build_run
 from birdie_ssm.train.checkpoint import Checkpointer
 from birdie_ssm.train.flops import mfu_meter
@@ -147,7 +148,7 @@ class Trainer:
         # (before, after) where allow_lr_change let a resume move the learning rate
         self.lr_change: tuple[float, float] | None = None
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", config.train.loggers, config)
+        self.metrics = MetricsLog(rundir.metrics_path(self.run_dir), config.train.loggers, config)
         self.checkpointer = Checkpointer(self.run_dir, config.train.keep_checkpoints)
         if resume:
             try:
@@ -158,7 +159,7 @@ class Trainer:
                 self.close()  # no Orbax threads left running behind the error
                 raise
         else:
-            dump_config(config, self.run_dir / "config.yaml")
+            rundir.write_config(config, self.run_dir)
 
     @property
     def state(self) -> dict[str, Any]:
@@ -360,7 +361,7 @@ class Trainer:
         """
         losses = self.validate()
         requested, realised = self.mixture, self.realised_mixture()
-        mixture = update_controller(self.run.controller, self.step, losses, realised)
+        mixture = self.run.controller.update(self.step, losses, played=realised)
         self.interval_tokens[:] = 0
         self.set_mixture(mixture)
         self.metrics.write(

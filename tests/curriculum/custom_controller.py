@@ -24,6 +24,10 @@ class Greedy:
         self.updates: list[int] = []
         self.info: dict[str, Any] = {}
 
+    @classmethod
+    def create(cls, arms, classes, mixture, **params) -> Greedy:
+        return cls(arms, classes, **params)  # starts uniform whatever the configured mixture
+
     def initial_mixture(self) -> np.ndarray:
         return self.mixture.copy()
 

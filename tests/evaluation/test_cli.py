@@ -5,12 +5,10 @@ import pytest
 from birdie_ssm.cli import main
 
 
-def _one_line_error(capsys, argv, expected):
+def _error(capsys, argv):
+    """The exit status and stderr of ``birdie-ssm ARGV``."""
     code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2
-    assert expected in err
-    assert err.count("\n") == 1 and "Traceback" not in err
+    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -31,7 +29,9 @@ def _one_line_error(capsys, argv, expected):
 def test_bad_requests_are_one_clear_line(argv, expected, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     paths = {"missing": str(tmp_path / "missing"), "empty": str(tmp_path / "empty")}
-    _one_line_error(capsys, [a.format(**paths) for a in argv], expected)
+    code, err = _error(capsys, [a.format(**paths) for a in argv])
+    assert code == 2 and expected in err
+    assert err.count("\n") == 1 and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
@@ -55,5 +55,7 @@ def test_bad_requests_are_one_clear_line(argv, expected, tmp_path, capsys):
 def test_bad_experiment_files_are_one_clear_line(text, expected, tmp_path, capsys):
     path = tmp_path / "exp.yaml"
     path.write_text(text)
-    _one_line_error(capsys, ["experiment", str(path), "--output", str(tmp_path / "out")], expected)
+    code, err = _error(capsys, ["experiment", str(path), "--output", str(tmp_path / "out")])
+    assert code == 2 and expected in err
+    assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()

@@ -125,6 +125,7 @@ def _setting(assignment: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)
 
 
+@pytest.mark.slow  # a whole experiment
 def test_tiny_experiment_trains_evaluates_and_resumes(tmp_path, capsys):
     shared = dict(_setting(a) for a in [*TINY, *STEPS])
     spec = {
@@ -157,6 +158,7 @@ def test_tiny_experiment_trains_evaluates_and_resumes(tmp_path, capsys):
     assert (out / "results.md").read_text() == table
 
 
+@pytest.mark.slow  # a whole experiment
 def test_staged_experiment_pretrains_finetunes_records_curves_and_resumes(tmp_path, capsys):
     """Two runs (one pretrained, one from scratch) through pretrain, fine-tune and evaluate."""
     shared = dict(_setting(a) for a in [*TINY, "train.steps=4", "train.checkpoint_every=4"])

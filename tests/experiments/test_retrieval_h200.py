@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 import jax
+import pytest
 import yaml
 from flax import nnx
 
@@ -42,6 +43,7 @@ def test_the_file_is_at_the_scale_it_states():
     assert max(spec.tasks["phonebook"]["book_sizes"]) > max(tuned_sizes)
 
 
+@pytest.mark.slow  # a whole experiment
 def test_the_experiment_runs_end_to_end_at_a_toy_size(tmp_path, capsys, monkeypatch):
     # Each stage's own training plots (train/report.py, tested there) cost a third of the time.
     monkeypatch.setattr(summary, "_run_reports", lambda dirs: [])

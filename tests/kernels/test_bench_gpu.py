@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -12,16 +11,15 @@ from pathlib import Path
 import jax
 import pytest
 
+from tests.helpers import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gpu.py"
 
 
 @pytest.fixture(scope="module")
 def gpu_bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu")
 
 
 @pytest.mark.skipif(jax.default_backend() == "gpu", reason="checks the refusal without a GPU")
@@ -47,6 +45,7 @@ def train_output(gpu_bench):
     return done.stdout
 
 
+@pytest.mark.slow  # runs benchmarks/train.py
 def test_reads_the_pipeline_ratio_and_mfu_from_train_py(gpu_bench, train_output):
     # bench gpu runs train.py on its presets and reads its lines: a change of wording there
     # that loses a figure fails here.

@@ -3,7 +3,6 @@ compiled kernels, all against the float64 NumPy loop."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from birdie_ssm.kernels import auto_impl, dispatch, linear_scan, pallas
+from tests.helpers import TRITON_CALL, target_gpu
 from tests.kernels.oracle import finite_difference_grads, numpy_scan, numpy_scan_vjp
 
 ON_GPU = jax.default_backend() == "gpu"
@@ -88,11 +88,8 @@ def test_the_gpu_block_sizes_interpreted():
     _check_against_loop(scan, (1, 33, 65), jnp.float32, reverse=True)
 
 
-def test_probe_passes_interpreted():
-    pallas.probe("cpu", block_t=8)
-
-
-def test_probe_rejects_a_kernel_that_ignores_h0(monkeypatch):
+def test_probe_passes_the_kernel_and_rejects_one_that_ignores_h0(monkeypatch):
+    pallas.probe("cpu", block_t=8)  # raises unless the kernel matches the float64 loop
     right = pallas._forward_kernel
 
     def ignores_h0(a_ref, b_ref, h0_ref, h_ref, **kwargs):
@@ -113,19 +110,6 @@ class _Zeros:
         return jnp.zeros_like(self.ref[index])
 
 
-TRITON_CALL = "__gpu$xla.gpu.triton"
-
-
-def _target_gpu():
-    """JAX >= 0.11 lowers a Triton kernel without a GPU only for a named abstract GPU."""
-    if not hasattr(jax.sharding, "AbstractDevice"):
-        return contextlib.nullcontext()
-    h200 = jax.sharding.AbstractDevice(device_kind="NVIDIA H200", num_cores=132, platform="gpu")
-    return jax.sharding.use_abstract_mesh(
-        jax.sharding.AbstractMesh((1,), ("x",), abstract_device=h200)
-    )
-
-
 @pytest.mark.parametrize("prefetch", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_kernels_lower_through_triton_without_a_gpu(reverse, prefetch):
@@ -139,7 +123,7 @@ def test_kernels_lower_through_triton_without_a_gpu(reverse, prefetch):
     shape = jax.ShapeDtypeStruct((2, 100, 200), jnp.bfloat16)
     h0 = jax.ShapeDtypeStruct((2, 200), jnp.float32)
     grad = jax.jit(jax.value_and_grad(loss, argnums=(0, 1, 2)))
-    with _target_gpu():
+    with target_gpu():
         text = grad.trace(shape, shape, h0).lower(lowering_platforms=("cuda",)).as_text()
     # One forward and one backward kernel, each over (batch, 64-channel blocks).
     calls = re.findall(r"custom_call @(\S+)\(.*grid_x = (\d+) : i32, grid_y = (\d+)", text)

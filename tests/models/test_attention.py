@@ -14,23 +14,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import attention, build_model
 from birdie_ssm.models.attention import block_mask, choose_impl, compare_impls, requested_impl
 from birdie_ssm.models.masks import make_context
-
-# Two packed segments with prefix runs (one in the middle of a segment), then padding.
-SEGMENTS = np.array([[1] * 13 + [2] * 14 + [0] * 5, [3] * 20 + [4] * 12])
-PREFIX = np.array(
-    [
-        [True] * 4 + [False] * 3 + [True] * 3 + [False] * 3 + [True] * 6 + [False] * 13,
-        [False] * 20 + [True] * 5 + [False] * 7,
-    ]
-)
-
-
-def explicit_mix(q, k, v, mask):
-    """The pre-fusion implementation: float32 scores, -1e30 where masked, softmax, mix."""
-    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
-    scores = jnp.where(mask, scores * q.shape[-1] ** -0.5, -1e30)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+from tests.helpers import PREFIX, SEGMENTS, explicit_mix
 
 
 def _loss_and_grads(model, ids):

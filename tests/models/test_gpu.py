@@ -15,7 +15,7 @@ from birdie_ssm.models import build_model
 from birdie_ssm.models.attention import choose_impl, cudnn_problem, prefix_lm_mask
 from birdie_ssm.models.masks import make_context
 from birdie_ssm.train.steps import make_train_step
-from tests.models.test_attention import PREFIX, SEGMENTS, explicit_mix
+from tests.helpers import PREFIX, SEGMENTS, explicit_mix
 
 pytestmark = [
     pytest.mark.gpu,

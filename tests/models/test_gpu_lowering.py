@@ -18,7 +18,9 @@ from flax import nnx
 from birdie_ssm.config import load_config
 from birdie_ssm.models import attention
 from birdie_ssm.models.lm import build_model
-from tests.kernels.test_pallas import TRITON_CALL, _target_gpu
+from tests.helpers import TRITON_CALL, target_gpu
+
+pytestmark = pytest.mark.slow  # lowers each preset's training gradient for CUDA
 
 PRESETS = "configs/models/{}.yaml"
 SMALL = ["model.width=96", "model.depth=3", "model.vocab_size=256", "model.scan_impl=pallas"]
@@ -49,7 +51,7 @@ def test_preset_gradient_lowers_through_triton(preset, extra, monkeypatch):
     prefix = jax.ShapeDtypeStruct((2, 64), jnp.bool_)
     # The Pallas kernel compiles where the backend is a GPU and is interpreted elsewhere.
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    with _target_gpu():
+    with target_gpu():
         lowered = jax.jit(jax.value_and_grad(loss)).trace(state, ids, prefix, ids)
         text = lowered.lower(lowering_platforms=("cuda",)).as_text()
     names = re.findall(r'name = "(linear_scan_\w+)"', text)

@@ -38,7 +38,7 @@ def _abstract(config: ModelConfig, vocab: int | None = 32) -> nnx.Module:
 
 
 def _mixers(model: BirdieLM) -> list[type]:
-    return [type(block.temporal) for block in model.blocks]
+    return [type(block.mixer) for block in model.blocks]
 
 
 def test_block_pattern_picks_each_layers_mixer():
@@ -53,8 +53,6 @@ def test_block_pattern_picks_each_layers_mixer():
     assert _mixers(transformer) == [Attention, Attention]
     # The pattern is tiled over depth (and cut where depth ends).
     assert _mixers(hybrid) == [RGLRU, RGLRU, Attention, RGLRU]
-    # Attention blocks keep the Transformer's parameter names, so its checkpoints restore.
-    assert hasattr(transformer.blocks[0], "attn") and hasattr(hybrid.blocks[0], "mixer")
 
 
 def test_transformer_arch_is_the_bidirectional_all_attention_pattern():
@@ -84,24 +82,16 @@ def test_mixers_section_holds_exactly_the_used_mixers():
     assert config.layer_kinds() == ["rglru", "rglru", "attention", "rglru"]
 
 
-def test_legacy_flat_keys_move_into_mixers():
-    """Configs (and run directories) written before ``mixers`` existed still load."""
-    old = {"mixer": "rglru", "state_expansion": 2, "conv_width": 3, "num_heads": 8}
-    assert ModelConfig(**old).mixers == {"rglru": {"state_expansion": 2, "conv_width": 3}}
-    transformer = ModelConfig(arch="transformer", width=64, **old)
-    assert transformer.mixers == {"attention": {"num_heads": 8}}
-
-
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"mixer": "lstm"}, "'lstm' is not a registered mixer"),
+        ({"mixer": "lstm"}, "unknown mixer 'lstm'"),
         ({"block_pattern": "RXA"}, "model.block_pattern"),
         ({"block_pattern": ""}, "model.block_pattern"),
         ({"mixers": {"gated": {"state_expansion": 0}}}, "'state_expansion' must be an integer"),
         ({"mixers": {"gated": {"state_expansoin": 2}}}, "did you mean 'state_expansion'"),
         ({"mixers": {"rglru": {"conv_width": "4"}}}, "model.mixers.rglru: parameter 'conv_width'"),
-        ({"mixers": {"nosuch": {}}}, "'nosuch' is not a registered mixer"),
+        ({"mixers": {"nosuch": {}}}, "unknown mixer 'nosuch'"),
         ({"arch": "transformer", "block_pattern": "RRA"}, "needs model.arch 'ssm'"),
     ],
 )

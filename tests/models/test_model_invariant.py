@@ -1,4 +1,5 @@
-"""Gradient proof of the bidirectional-to-causal invariant (DESIGN.md) for every model variant."""
+"""Gradient proof of the bidirectional-to-causal invariant for every model variant: no output
+depends on a later target position or on another segment."""
 
 from __future__ import annotations
 

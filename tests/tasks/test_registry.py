@@ -24,7 +24,7 @@ def test_builtin_tasks_in_order():
 
 
 def test_unknown_task_lists_the_accepted_ones():
-    with pytest.raises(BirdieError, match="unknown task 'trivia' \\(accepted: phonebook, "):
+    with pytest.raises(BirdieError, match="unknown task 'trivia' \\(registered: phonebook, "):
         get_task("trivia")
 
 

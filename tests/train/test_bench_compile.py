@@ -6,11 +6,12 @@ import sys
 
 import pytest
 
-from tests.train.test_bench_train import _load
+from tests.helpers import load_benchmark
 
 
+@pytest.mark.slow  # compiles four train steps
 def test_one_depth_row_looped_and_scanned(monkeypatch, capsys):
-    compile_bench = _load("compile")
+    compile_bench = load_benchmark("compile")
     monkeypatch.setattr(
         sys, "argv", ["compile.py", "--depths", "4", "--steps", "1", "--set", "data.seq_len=64"]
     )
@@ -25,7 +26,7 @@ def test_one_depth_row_looped_and_scanned(monkeypatch, capsys):
 
 
 def test_bad_depths_are_one_line(monkeypatch, capsys):
-    compile_bench = _load("compile")
+    compile_bench = load_benchmark("compile")
     monkeypatch.setattr(sys, "argv", ["compile.py", "--depths", "a,b"])
     with pytest.raises(SystemExit):
         compile_bench.main()

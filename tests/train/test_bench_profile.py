@@ -10,12 +10,12 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from tests.train.test_bench_train import _load
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def step_profile():
-    return _load("step_profile")
+    return load_benchmark("step_profile")
 
 
 def test_kinds_from_a_compiled_cpu_module(step_profile):
@@ -86,6 +86,7 @@ def test_nested_events_count_their_own_time_only(step_profile):
     )
 
 
+@pytest.mark.slow  # profiles a compiled train step
 def test_a_traced_train_step_end_to_end(step_profile, monkeypatch, capsys):
     argv = ["step_profile.py", "--steps", "1", "--top", "3"]
     sizes = ["model.depth=2", "data.seq_len=64"]

@@ -64,6 +64,7 @@ def _records(run_dir: Path) -> list[dict]:
     ]
 
 
+@pytest.mark.slow  # kills training processes
 def test_sigkill_then_sigterm_then_resume_matches_uninterrupted(reference, tmp_path):
     ref_dir, ref_params = reference
     run_dir = tmp_path / "run"

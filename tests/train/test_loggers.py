@@ -69,7 +69,7 @@ def test_jsonl_is_always_written_and_listed():
 
 
 def test_unknown_logger_is_a_config_error():
-    with pytest.raises(BirdieError, match="unknown logger 'tb'; registered: jsonl, tensorboard"):
+    with pytest.raises(BirdieError, match="unknown logger 'tb' \\(registered: jsonl, tensorboard"):
         load_config(None, ["train.loggers=[tb]"])
 
 

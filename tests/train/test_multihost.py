@@ -23,6 +23,8 @@ from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 
+pytestmark = pytest.mark.slow  # two jax.distributed processes
+
 cfg = tiny_config("train.steps=4", "train.log_every=1", "eval.schedule=every", "eval.every=2",
                   "data.batch_size=4", f"train.distributed={count > 1}")
 trainer = Trainer(cfg, run_dir)

@@ -1,0 +1,58 @@
+"""What several test modules share (a test module never imports another): loading a benchmark
+script, lowering for a GPU on a host without one, and the attention tests' packed batch and
+explicit-softmax oracle."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+# The custom call a Pallas kernel lowered through Triton appears as.
+TRITON_CALL = "__gpu$xla.gpu.triton"
+
+
+def target_gpu() -> contextlib.AbstractContextManager:
+    """JAX >= 0.11 lowers a Triton kernel without a GPU only for a named abstract GPU."""
+    if not hasattr(jax.sharding, "AbstractDevice"):
+        return contextlib.nullcontext()
+    h200 = jax.sharding.AbstractDevice(device_kind="NVIDIA H200", num_cores=132, platform="gpu")
+    return jax.sharding.use_abstract_mesh(
+        jax.sharding.AbstractMesh((1,), ("x",), abstract_device=h200)
+    )
+
+
+# Two packed segments with prefix runs (one in the middle of a segment), then padding.
+SEGMENTS = np.array([[1] * 13 + [2] * 14 + [0] * 5, [3] * 20 + [4] * 12])
+PREFIX = np.array(
+    [
+        [True] * 4 + [False] * 3 + [True] * 3 + [False] * 3 + [True] * 6 + [False] * 13,
+        [False] * 20 + [True] * 5 + [False] * 7,
+    ]
+)
+
+
+def explicit_mix(q, k, v, mask):
+    """The pre-fusion implementation: float32 scores, -1e30 where masked, softmax, mix."""
+    scores = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
+    scores = jnp.where(mask, scores * q.shape[-1] ** -0.5, -1e30)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
