@@ -12,7 +12,7 @@ from birdie_ssm.experiments import load_spec
 from birdie_ssm.objectives import describe_objectives
 from birdie_ssm.objectives.base import _REGISTRY as OBJECTIVES
 from birdie_ssm.plugins import import_module
-from birdie_ssm.train.build import build_controller
+from birdie_ssm.birdie import build_controller
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,7 @@ def _target_tokens(batch, arms: int) -> np.ndarray:
 def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
     trainer = Trainer(tiny_config("controller.name=ucb"), tmp_path / "run")
     batches, given = [], []
-    next_batch, update = trainer.run.pipeline.next_batch, trainer.run.controller.update
+    next_batch, update = trainer.birdie.pipeline.next_batch, trainer.birdie.controller.update
 
     def spy_batch():
         batches.append(next_batch())
@@ -129,12 +129,13 @@ def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
         given.append(played)
         return update(step, losses, played=played)
 
-    trainer.run.pipeline.next_batch, trainer.run.controller.update = spy_batch, spy_update
+    trainer.birdie.pipeline.next_batch, trainer.birdie.controller.update = spy_batch, spy_update
     requested = trainer.mixture.copy()
     try:
         for _ in range(6):
             trainer.train_one()
         trainer.evaluate_and_adapt()
+        assert trainer.realised_mixture() is None  # a new interval starts at each evaluation
     finally:
         trainer.close()
     n = len(trainer.arm_names)
@@ -144,7 +145,6 @@ def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
     assert not np.allclose(given[-1], requested, atol=1e-3)  # realised, not what was asked
     record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
     np.testing.assert_allclose(list(record["realised_mixture"].values()), given[-1], atol=1e-6)
-    assert trainer.realised_mixture() is None  # a new interval starts at each evaluation
 
 
 def test_readers_of_trainer_run_see_the_live_train_state(finished_run, tmp_path):
