@@ -195,10 +195,13 @@ class Birdie:
         world_size: int = 1,
         all_reduce: Callable[[np.ndarray], np.ndarray] | None = None,
         identity: Mapping[str, Any] | None = None,
+        tokenizer: Tokenizer | None = None,
     ) -> None:
         """``pipeline`` serves this rank's rows of each batch and ``validation`` its rows of the
         fixed held-out batches per arm; ``eval_at``: the steps ``should_evaluate`` accepts;
-        ``identity``: the settings a state must match to be loaded (``from_config`` fills it)."""
+        ``identity``: the settings a state must match to be loaded (``from_config`` fills it);
+        ``tokenizer``: the one the batches were made with (``tokenizer.vocab_size`` sizes a
+        model's embedding)."""
         _check_rank(rank, world_size)
         if world_size > 1 and all_reduce is None:
             raise BirdieError(
@@ -206,7 +209,7 @@ class Birdie:
             )
         if len(validation) != len(arms):
             raise BirdieError(f"validation holds {len(validation)} arms' batches, not {len(arms)}")
-        self.pipeline, self.controller = pipeline, controller
+        self.pipeline, self.controller, self.tokenizer = pipeline, controller, tokenizer
         self.arms = list(arms)
         self.arm_names = [a.name for a in self.arms]
         self.arm_classes = [a.objective_class for a in self.arms]
@@ -292,6 +295,7 @@ class Birdie:
                 world_size=world_size,
                 all_reduce=all_reduce,
                 identity=identity,
+                tokenizer=tokenizer,
             )
         except BaseException:
             pipeline.close()
