@@ -211,3 +211,30 @@ def test_a_wsd_run_extends_from_its_stable_phase_not_from_its_decay(tmp_path):
     assert extended.step == 10 and extended.lr_change is None
     assert extended.removed_checkpoints == [20]
     assert float(extended.run.lr(10)) == pytest.approx(0.003)  # still the stable phase
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(finished_run, tmp_path, capsys):
+    from birdie_ssm.cli import main
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run[0], copy)
+    before = (copy / "metrics.jsonl").read_text()
+    assert main(["train", "--run-dir", str(copy), "--resume", "--set", "train.progress=true"]) == 0
+    out = capsys.readouterr()
+    assert "already trained to step 30 (train.steps 30): nothing to do" in out.out
+    assert "trained to step 30 in" not in out.out and "step/s" not in out.err
+    assert (copy / "metrics.jsonl").read_text() == before
+
+
+def test_progress_off_a_terminal_is_one_line_per_log_record(finished_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run[0], copy)
+    config = tiny_config(*SETTINGS, "train.progress=true")
+    trainer = Trainer(config, copy, resume=True, resume_step=10)
+    trainer.fit()
+    trainer.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["15/30", "20/30", "25/30", "30/30"]
+    assert all("loss" in line and "mix" in line for line in lines)
