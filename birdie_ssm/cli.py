@@ -18,7 +18,7 @@ from birdie_ssm.errors import BirdieError, check_writable
 if TYPE_CHECKING:
     from birdie_ssm.config import Config
 
-BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory", "gpu")
+BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory", "gpu", "own_loop")
 
 
 def _parser() -> argparse.ArgumentParser:
