@@ -43,9 +43,9 @@ def test_a_controller_from_a_py_file(tmp_path):
         "register_controller('test_file_fixed')(type('Mine', (FixedController,), {}))\n"
     )
     config = tiny_config("controller.name=test_file_fixed", f"controller.modules=[{path}]")
+    from birdie_ssm.birdie import build_controller
     from birdie_ssm.objectives import expand_arms
     from birdie_ssm.text import make_tokenizer
-    from birdie_ssm.birdie import build_controller
 
     arms = expand_arms(config.objectives.mixture, make_tokenizer(config.data).specials)
     controller = build_controller(config, arms)
