@@ -12,8 +12,18 @@ A loop, in JAX, PyTorch or anything that takes NumPy arrays::
     birdie.close()
 
 Importing this module imports no JAX, Flax or Optax. ``next_batch()`` returns a ``Batch`` of
-``[batch, length]`` NumPy arrays (``FIELDS``); ``causal_lm_fields`` and ``birdie_rl_fields``
-lay one out for a Hugging Face causal LM or for a model written for birdie-rl.
+``[batch, length]`` NumPy arrays, several examples packed per row:
+
+- ``input_ids`` (int32): the tokens the model reads;
+- ``target_ids`` (int32): the token each position predicts (the next one of its example);
+- ``loss_mask`` (bool): positions whose prediction counts in the loss;
+- ``segment_ids`` (int32): the example a position belongs to, 1, 2, ... per row; 0 = padding;
+- ``positions`` (int32): the position within its example, from 0;
+- ``prefix_mask`` (bool): the example's input and separator, readable bidirectionally;
+- ``arm_ids`` (int32): the arm (index into ``Birdie.arm_names``) of the example; -1 = padding.
+
+``causal_lm_fields`` and ``birdie_rl_fields`` lay a batch out for a Hugging Face causal LM or
+for a model written for birdie-rl.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from birdie_ssm.config import (
     error_text,
     load_raw,
 )
-from birdie_ssm.curriculum import Controller, eval_steps, make_controller, update_controller
+from birdie_ssm.curriculum import Controller, eval_steps, make_controller
 from birdie_ssm.curriculum.base import floats_from_json, floats_to_json
 from birdie_ssm.curriculum.rewards import get_reward, total_reward
 from birdie_ssm.errors import BirdieError
@@ -50,18 +60,8 @@ from birdie_ssm.plugins import import_module
 from birdie_ssm.text import Tokenizer, make_tokenizer
 from birdie_ssm.text.corpus import make_source
 
-__all__ = ["FIELDS", "Birdie", "birdie_rl_fields", "build_controller", "causal_lm_fields"]
+__all__ = ["Birdie", "birdie_rl_fields", "build_controller", "causal_lm_fields"]
 
-# What each array of a ``Batch`` holds (all ``[batch, length]``).
-FIELDS = {
-    "input_ids": "int32: the tokens the model reads",
-    "target_ids": "int32: the token each position predicts (the next one of its example)",
-    "loss_mask": "bool: positions whose prediction counts in the loss",
-    "segment_ids": "int32: the example a position belongs to, 1, 2, ... per row; 0 = padding",
-    "positions": "int32: the position within its example, from 0",
-    "prefix_mask": "bool: the example's input and separator, readable bidirectionally",
-    "arm_ids": "int32: the arm (index into Birdie.arm_names) of the example; -1 = padding",
-}
 IGNORE = -100  # the label PyTorch's cross-entropy (and Hugging Face) skips
 # Birdie's own sections of a run config; the others (model, train, ...) belong to the trainer.
 SECTIONS = {"data": DataConfig, "objectives": ObjectivesConfig, "controller": ControllerConfig}
@@ -304,7 +304,7 @@ class Birdie:
     # -- the loop -----------------------------------------------------------------------------
 
     def next_batch(self) -> Batch:
-        """This rank's rows of the next training batch (``FIELDS``); counted as trained."""
+        """This rank's rows of the next training batch; counted as trained."""
         self._check_open()
         batch = self.pipeline.next_batch()
         self.tokens += np.bincount(batch.arm_ids[batch.loss_mask], minlength=len(self.arms))
@@ -358,7 +358,7 @@ class Birdie:
                 self.rewards = self._named(arm_rewards)
                 record["reward"] = total_reward(arm_rewards, self.arm_classes)
             self.last_losses = values
-            mixture = update_controller(self.controller, step, values, realised)
+            mixture = self.controller.update(step, values, played=realised)
             self._tokens_at_report = self.tokens.copy()
             self.set_mixture(mixture)
         record.update(
