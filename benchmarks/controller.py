@@ -182,7 +182,7 @@ def train_once(name: str, seed: int, steps: int) -> TrainedRun:
     ]
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(load_config(None, overrides), run_dir, progress=False)
-        controller, spent = trainer.run.controller, []
+        controller, spent = trainer.birdie.controller, []
         update = controller.update
 
         def timed(step: int, val_losses: np.ndarray, played: np.ndarray | None = None):

@@ -120,7 +120,7 @@ def preset_trainer(preset: str | None, overrides: list[str] | None = None) -> It
 
 def draw_batches(trainer: Trainer, steps: int) -> list[Any]:
     """``steps`` batches from the trainer's pipeline, as the train step takes them."""
-    return [trainer.run.pipeline.next_batch() for _ in range(steps)]
+    return [trainer.birdie.next_batch() for _ in range(steps)]
 
 
 def on_devices(trainer: Trainer, batches: list[Any]) -> list[Any]:

@@ -11,3 +11,12 @@ __version__ = "0.1.0"
 _plugins.declare_config_modules(
     "birdie_ssm.models.registry", "birdie_ssm.tasks", "birdie_ssm.train.loggers"
 )
+
+
+def __getattr__(name: str) -> object:
+    # ``birdie_ssm.Birdie`` without importing it (or JAX) at ``import birdie_ssm``.
+    if name == "Birdie":
+        from birdie_ssm.birdie import Birdie
+
+        return Birdie
+    raise AttributeError(f"module 'birdie_ssm' has no attribute '{name}'")

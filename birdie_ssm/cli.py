@@ -18,7 +18,7 @@ from birdie_ssm.errors import BirdieError, check_writable
 if TYPE_CHECKING:
     from birdie_ssm.config import Config
 
-BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory", "gpu")
+BENCHMARKS = ("scan", "data", "train", "model", "controller", "memory", "gpu", "own_loop")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -147,6 +147,11 @@ def _train(args: argparse.Namespace) -> None:
         before, after = trainer.lr_change
         print(f"note: the learning rate at step {trainer.step} moves from {before:.3g} to "
               f"{after:.3g} (--allow-lr-change)", flush=True)  # fmt: skip
+    if args.resume and trainer.step >= config.train.steps:
+        trainer.close()
+        print(f"run '{config.name}' in {run_dir} is already trained to step {trainer.step} "
+              f"(train.steps {config.train.steps}): nothing to do", flush=True)  # fmt: skip
+        return
     if args.resume:
         rundir.write_config(config, run_dir)  # record what --set changed
         print(f"resuming run '{config.name}' in {run_dir} from step {trainer.step}", flush=True)

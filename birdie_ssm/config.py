@@ -256,6 +256,9 @@ class TrainConfig(Section):
     decay_fraction: float = Field(0.2, gt=0.0, le=1.0, description="wsd: share of steps decaying")
     weight_decay: float = Field(0.0, ge=0.0)
     grad_clip: float = Field(1.0, gt=0.0)
+    grad_accum: int = Field(
+        1, ge=1, le=4096, description="micro-batches per step: data.batch_size split k ways"
+    )
     b1: float = Field(0.9, ge=0.0, lt=1.0)
     b2: float = Field(0.95, ge=0.0, lt=1.0)
     seed: int = Field(0, ge=0)

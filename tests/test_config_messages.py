@@ -6,13 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
+from birdie_ssm.birdie import build_controller
 from birdie_ssm.config import load_config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.experiments import load_spec
 from birdie_ssm.objectives import describe_objectives
 from birdie_ssm.objectives.base import _REGISTRY as OBJECTIVES
 from birdie_ssm.plugins import import_module
-from birdie_ssm.train.build import build_controller
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
 """Assembly of a run: every part a config describes, built in one place.
 
-``build_run(config)`` returns a ``Run``: tokenizer, corpus, arms, model parameters and optimizer
-state (sharded over the mesh), the jitted steps, the controller, the training pipeline and the
-validation set. The ``Trainer`` only drives it; ``train.loading.load_run`` builds the tokenizer
-and the model with the same functions (``build_tokenizer``, ``build_model_for``), so a model is
-built one way. Imports run one way: loading imports build, never the reverse.
+``build_run(config)`` returns a ``Run``: tokenizer, model parameters and optimizer state (sharded
+over the mesh), the jitted steps, and the ``Birdie`` that serves the batches, the validation set
+and the controller's mixtures. The ``Trainer`` only drives it; ``train.loading.load_run`` builds
+the tokenizer and the model with the same functions (``build_tokenizer``, ``build_model_for``),
+so a model is built one way. Imports run one way: loading imports build, never the reverse.
 """
 
 from __future__ import annotations
@@ -19,16 +19,11 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
+from birdie_ssm.birdie import Birdie
 from birdie_ssm.config import Config, ModelConfig
-from birdie_ssm.curriculum import Controller, make_controller
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
-from birdie_ssm.objectives import expand_arms
-from birdie_ssm.objectives.arms import Arm
-from birdie_ssm.pipeline import BatchSource, open_pipeline, validation_batches
-from birdie_ssm.plugins import import_module
 from birdie_ssm.text import Tokenizer, make_tokenizer, padded_vocab_size
-from birdie_ssm.text.corpus import DocumentSource, make_source
 from birdie_ssm.train.optim import learning_rate, make_optimizer
 from birdie_ssm.train.sharding import (
     batch_sharding,
@@ -60,8 +55,6 @@ class Run:
     config: Config
     mesh: Mesh
     tokenizer: Tokenizer
-    source: DocumentSource
-    arms: list[Arm]
     vocab_size: int
     graphdef: nnx.GraphDef
     params: Any  # nnx.State, sharded
@@ -72,8 +65,7 @@ class Run:
     batch_sharding: NamedSharding
     train_step: Any  # (params, opt_state, batch) -> (params, opt_state, metrics)
     eval_step: Any  # (params, batch) -> (loss sums, token counts) per arm
-    controller: Controller
-    pipeline: BatchSource
+    birdie: Birdie  # batches, the evaluation schedule, the controller
     val_arrays: list[list[dict[str, jax.Array]]]  # per arm: device-placed held-out batches
 
 
@@ -110,25 +102,6 @@ def build_model_for(config: Config, tokenizer: Tokenizer) -> nnx.Module:
     return build_model(config.model, vocab_size_for(config, tokenizer), nnx.Rngs(config.train.seed))
 
 
-def build_controller(config: Config, arms: list[Arm]) -> Controller:
-    """The configured controller (plug-in modules imported first); it is told the configured
-    mixture and decides itself what to make of it."""
-    for name in config.controller.modules:
-        import_module(name, what="controller.modules")
-    if "reward" in config.controller.params:
-        raise BirdieError(
-            "controller.params.reward: the reward is set by controller.reward (birdie or relative)"
-        )
-    return make_controller(
-        config.controller.name,
-        [a.name for a in arms],
-        [a.objective_class for a in arms],
-        mixture=[a.weight for a in arms],
-        reward=config.controller.reward,
-        **config.controller.params,
-    )
-
-
 def _initial_params(params: Any, other: TrainedRun, model: ModelConfig) -> Any:
     """The parameters of another run (fine-tuning); its architecture must match ``params``."""
     _, theirs = nnx.split(other.model)
@@ -148,19 +121,27 @@ def _initial_params(params: Any, other: TrainedRun, model: ModelConfig) -> Any:
     return theirs
 
 
+def sum_over_hosts(values: np.ndarray) -> np.ndarray:
+    """``values`` summed over every host of the job (Birdie's ``all_reduce``)."""
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
+
+
 def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     """Assemble every part of a run of ``config``; ``init_from``: start from another run's
     parameters (fine-tuning, ``train.loading.load_run``) instead of fresh ones."""
     if config.train.distributed:
         init_distributed()
-    data = config.data
+    data, accum = config.data, config.train.grad_accum
     mesh = make_mesh(config.train)
-    check_batch(data.batch_size, mesh)
+    if data.batch_size % accum:
+        raise BirdieError(
+            f"train.grad_accum {accum} must divide data.batch_size {data.batch_size} (the global "
+            "batch is split into that many micro-batches)"
+        )
+    check_batch(data.batch_size // accum, mesh)
     tokenizer = build_tokenizer(config)
-    source = make_source(data)
-    arms = expand_arms(
-        config.objectives.mixture, tokenizer.specials, config.objectives.modules, tokenizer
-    )
 
     model = build_model_for(config, tokenizer)
     num_params = count_params(model)
@@ -172,32 +153,34 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     opt_shardings = state_shardings(jax.eval_shape(optimizer.init, params), mesh)
     params = jax.device_put(params, param_shardings)
     opt_state = jax.jit(optimizer.init, out_shardings=opt_shardings)(params)
-    train_step = make_train_step(graphdef, optimizer, len(arms), (param_shardings, opt_shardings))
 
-    controller = build_controller(config, arms)
-    mixture = np.asarray(controller.initial_mixture(), dtype=np.float64)
     # Every host runs the same streams and is served its own rows of each global batch.
-    hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
-    pipeline = open_pipeline(config, source, tokenizer, arms, mixture, **hosts)
-    val_sets = validation_batches(
-        source.val,
-        tokenizer,
-        arms,
-        seq_len=data.seq_len,
-        batch_size=data.batch_size,
-        batches_per_arm=data.val_batches_per_arm,
-        seed=data.seed + 1,
-        **hosts,
+    hosts = jax.process_count()
+    birdie = Birdie.from_config(
+        config,
+        tokenizer=tokenizer,
+        rank=jax.process_index(),
+        world_size=hosts,
+        all_reduce=sum_over_hosts if hosts > 1 else None,
     )
-    sharding = batch_sharding(mesh)
-    # The held-out set never changes: place it on the devices once, not at every evaluation.
-    val_arrays = [[global_batch(b.as_dict(), sharding) for b in batches] for batches in val_sets]
+    try:
+        num_arms = len(birdie.arms)
+        train_step = make_train_step(
+            graphdef, optimizer, num_arms, (param_shardings, opt_shardings), grad_accum=accum
+        )
+        sharding = batch_sharding(mesh)
+        # The held-out set never changes: place it on the devices once, not at every evaluation.
+        val_arrays = [
+            [global_batch(b.as_dict(), sharding) for b in batches]
+            for batches in birdie.validation_batches().values()
+        ]
+    except BaseException:
+        birdie.close()
+        raise
     return Run(
         config=config,
         mesh=mesh,
         tokenizer=tokenizer,
-        source=source,
-        arms=arms,
         vocab_size=vocab_size_for(config, tokenizer),
         graphdef=graphdef,
         params=params,
@@ -207,8 +190,7 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
         lr=learning_rate(config.train),
         batch_sharding=sharding,
         train_step=train_step,
-        eval_step=make_eval_step(graphdef, len(arms)),
-        controller=controller,
-        pipeline=pipeline,
+        eval_step=make_eval_step(graphdef, num_arms),
+        birdie=birdie,
         val_arrays=val_arrays,
     )

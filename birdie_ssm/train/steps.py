@@ -35,16 +35,53 @@ def arm_sums(
     return sums, counts
 
 
+def micro_batches(batch: dict[str, jax.Array], k: int) -> dict[str, jax.Array]:
+    """``[batch, ...]`` arrays as ``[k, batch / k, ...]``: micro-batch j takes rows j, j + k, ...,
+    so each device's block of rows splits among the micro-batches without moving."""
+    return jax.tree.map(lambda x: x.reshape(-1, k, *x.shape[1:]).swapaxes(0, 1), batch)
+
+
+def accumulated_value_and_grad(
+    graphdef: nnx.GraphDef, k: int
+) -> Callable[[nnx.State, dict[str, jax.Array]], tuple[tuple[jax.Array, jax.Array], nnx.State]]:
+    """``f(params, batch) -> ((loss, nll), grads)`` as ``jax.value_and_grad`` of the batch's
+    mean masked loss gives, summed over ``k`` micro-batches in a scan: activation memory is
+    one micro-batch's. Losses are summed, not averaged per micro-batch, then divided by the
+    batch's loss tokens, so the update equals the one-batch update."""
+
+    def summed(params, micro):
+        nll = token_losses(graphdef, params, micro)
+        return jnp.sum(nll * micro["loss_mask"].astype(jnp.float32)), nll
+
+    grad_fn = jax.value_and_grad(summed, has_aux=True)
+
+    def value_and_grad(params, batch):
+        def body(carry, micro):
+            total, grads = carry
+            (loss_sum, nll), micro_grads = grad_fn(params, micro)
+            return (total + loss_sum, jax.tree.map(jnp.add, grads, micro_grads)), nll
+
+        zeros = (jnp.zeros((), jnp.float32), jax.tree.map(jnp.zeros_like, params))
+        (total, grads), nll = jax.lax.scan(body, zeros, micro_batches(batch, k))
+        count = jnp.maximum(batch["loss_mask"].astype(jnp.float32).sum(), 1.0)
+        nll = nll.swapaxes(0, 1).reshape(batch["loss_mask"].shape)  # rows back in batch order
+        return (total / count, nll), jax.tree.map(lambda g: g / count, grads)
+
+    return value_and_grad
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     optimizer: optax.GradientTransformation,
     num_arms: int,
     state_shardings: tuple[Any, Any] | None = None,
+    grad_accum: int = 1,
 ) -> Callable[..., tuple[nnx.State, Any, Metrics]]:
     """``step(params, opt_state, batch) -> (params, opt_state, metrics)``, jitted and donating.
 
     A step whose loss or gradients are not finite leaves params and optimizer state unchanged
-    (``metrics["finite"]`` is False); the trainer counts such steps.
+    (``metrics["finite"]`` is False); the trainer counts such steps. ``grad_accum`` > 1 computes
+    the gradient of the same batch in that many micro-batches (``accumulated_value_and_grad``).
     """
 
     def loss_fn(params, batch):
@@ -53,8 +90,14 @@ def make_train_step(
         loss = jnp.sum(nll * mask) / jnp.maximum(mask.sum(), 1.0)
         return loss, nll
 
+    value_and_grad = (
+        jax.value_and_grad(loss_fn, has_aux=True)
+        if grad_accum == 1
+        else accumulated_value_and_grad(graphdef, grad_accum)
+    )
+
     def step(params, opt_state, batch):
-        (loss, nll), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+        (loss, nll), grads = value_and_grad(params, batch)
         grad_norm = optax.global_norm(grads)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)

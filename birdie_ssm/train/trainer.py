@@ -2,7 +2,8 @@
 
 The loop (``fit``) reads in one screen: train a step, log, call the ``on_step`` hooks, validate
 and adapt the mixture at the evaluation steps (``on_eval``), checkpoint (``on_checkpoint``).
-Everything it drives is assembled by ``build_run``.
+Everything it drives is assembled by ``build_run``; batches, the evaluation schedule and the
+mixture come from the run's ``Birdie``, as in anyone's own loop.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,10 +21,10 @@ from typing import Any
 
 import jax
 import numpy as np
+import pydantic
 from tqdm.auto import tqdm
 
-from birdie_ssm.config import Config, TrainConfig, diff_keys
-from birdie_ssm.curriculum import eval_steps
+from birdie_ssm.config import Config, TrainConfig, diff_keys, error_text
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.pipeline import with_workers_resolved
 from birdie_ssm.train import rundir
@@ -126,15 +128,12 @@ class Trainer:
             raise oom from None
         # data.workers "auto" as the count the pipeline runs: recorded, so a resume keeps it.
         self.config = config = with_workers_resolved(config)
-        self.arm_names = [a.name for a in self.run.arms]
-        self.arm_classes = [a.objective_class for a in self.run.arms]
-        self.mixture = np.asarray(self.run.controller.initial_mixture(), dtype=np.float64)
+        self.birdie = self.run.birdie
+        self.arm_names, self.arm_classes = self.birdie.arm_names, self.birdie.arm_classes
         self.mfu = mfu_meter(config.model, self.run.vocab_size, config.data.seq_len)
         self.hooks = hooks or Hooks()
-        # Target tokens per arm trained since the last evaluation (credited to the controller)
-        # and since the last train log record; counted from the host-side batch, no device sync.
-        self.interval_tokens = np.zeros(len(self.arm_names), dtype=np.int64)
-        self.window_tokens = np.zeros(len(self.arm_names), dtype=np.int64)
+        # Birdie's per-arm target-token count at the last train log record (its realised mix).
+        self.logged_tokens = self.birdie.tokens.copy()
         self.step = 0
         self.tokens_seen = 0
         self.nonfinite_streak = 0
@@ -171,6 +170,11 @@ class Trainer:
         self.run.params, self.run.opt_state = state["params"], state["opt_state"]
 
     @property
+    def mixture(self) -> np.ndarray:
+        """The mixture the coming batches are drawn from (``birdie.mixture``)."""
+        return self.birdie.mixture
+
+    @property
     def params(self) -> Any:
         """The model parameters (``run.params``; replaced, not updated, at every step)."""
         return self.run.params
@@ -202,11 +206,14 @@ class Trainer:
             raise oom from None
 
     def _fit(self) -> dict[str, float]:
-        cfg, ev = self.config.train, self.config.eval
-        evals = set(eval_steps(cfg.steps, ev.schedule, ev.every, ev.scale))
+        cfg = self.config.train
+        if self.step >= cfg.steps:  # a finished run: nothing to train
+            return dict(zip(self.arm_names, self.validate().tolist(), strict=True))
         losses = self.evaluate_and_adapt() if self.step == 0 else None
-        self._bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress,
-                         unit="step", dynamic_ncols=True)  # fmt: skip
+        # A terminal gets a live bar; a log file one line per log record (log_train).
+        live = self.progress and sys.stderr.isatty()
+        self._bar = tqdm(total=cfg.steps, initial=self.step, disable=not live, unit="step",
+                         dynamic_ncols=True)  # fmt: skip
         self._t0, self._tokens0 = time.perf_counter(), self.tokens_seen
         previous = self._catch_signals()
         try:
@@ -221,7 +228,7 @@ class Trainer:
                     self.log_train()
                 for hook in self.hooks.on_step:
                     hook(self, metrics)
-                if self.step in evals:
+                if self.birdie.should_evaluate(self.step):
                     losses = self.evaluate_and_adapt()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save()
@@ -237,10 +244,7 @@ class Trainer:
 
     def train_one(self) -> dict[str, jax.Array]:
         """One optimisation step on the next batch; returns the step's (device) metrics."""
-        batch = self.run.pipeline.next_batch()  # built while the previous step still runs
-        trained = np.bincount(batch.arm_ids[batch.loss_mask], minlength=len(self.arm_names))
-        self.interval_tokens += trained
-        self.window_tokens += trained
+        batch = self.birdie.next_batch()  # built while the previous step still runs
         arrays = global_batch(batch.model_inputs(), self.run.batch_sharding)
         params, opt_state, metrics = self.run.train_step(
             self.run.params, self.run.opt_state, arrays
@@ -260,7 +264,7 @@ class Trainer:
         loss = float(np.mean(np.asarray(jax.device_get(self._window), np.float64)))
         elapsed = time.perf_counter() - self._t0
         tps = (self.tokens_seen - self._tokens0) / max(elapsed, 1e-9)
-        realised = _shares(self.window_tokens)  # this host's rows
+        realised = _shares(self.birdie.tokens - self.logged_tokens)  # this host's rows
         mfu = self.mfu(tps)
         self.metrics.write(
             {
@@ -275,13 +279,17 @@ class Trainer:
                 "realised_mixture": None if realised is None else self._mixture_dict(realised),
             }
         )
-        if self._bar is not None:
-            self._bar.set_postfix_str(
-                f"loss {loss:.3f} | {tps:,.0f} tok/s | "
-                f"MFU {'n/a' if mfu is None else f'{mfu:.1%}'} | mix {self._mixture_text()}"
-            )
+        text = (
+            f"loss {loss:.3f} | {tps:,.0f} tok/s | "
+            f"MFU {'n/a' if mfu is None else f'{mfu:.1%}'} | mix {self._mixture_text()}"
+        )
+        if self._bar is not None and not self._bar.disable:
+            self._bar.set_postfix_str(text)
+        elif self.progress and self._bar is not None:
+            print(f"step {self.step}/{self.config.train.steps} | {text}", file=sys.stderr,
+                  flush=True)  # fmt: skip
         self._window, self._t0, self._tokens0 = [], time.perf_counter(), self.tokens_seen
-        self.window_tokens[:] = 0
+        self.logged_tokens = self.birdie.tokens.copy()
 
     def _check_finite(self, steps_ago: int = 0) -> None:
         """Count the pending step (``steps_ago`` before ``self.step``) if it was skipped for a
@@ -308,31 +316,17 @@ class Trainer:
         mixture = self.mixture if mixture is None else mixture
         return {n: round(float(p), 6) for n, p in zip(self.arm_names, mixture, strict=True)}
 
-    def _all_hosts(self, tokens: np.ndarray) -> np.ndarray:
-        """Per-arm token counts summed over every host's rows (one transfer, at evaluations)."""
-        if jax.process_count() == 1:
-            return tokens
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(tokens)).sum(axis=0)
-
     def realised_mixture(self) -> np.ndarray | None:
         """Each arm's share of the target tokens trained since the last evaluation (all hosts).
 
         None before any token was trained. ``run_steps`` starts a new interval, so under
         ``curriculum.MixtureEnv`` this is the mixture its last action really trained.
         """
-        return _shares(self._all_hosts(self.interval_tokens))
-
-    def set_mixture(self, mixture: np.ndarray) -> None:
-        """Sample the coming batches from ``mixture`` (probabilities over arms)."""
-        self.mixture = np.asarray(mixture, dtype=np.float64)
-        self.run.pipeline.set_mixture(self.mixture)
+        return self.birdie.realised_mixture()
 
     def run_steps(self, n: int, mixture: np.ndarray) -> None:
         """Train ``n`` steps with ``mixture`` (the MixtureEnv backing); a new realised interval."""
-        self.set_mixture(mixture)
-        self.interval_tokens[:] = 0
+        self.birdie.set_mixture(mixture)
         for _ in range(n):
             self.train_one()
 
@@ -353,27 +347,18 @@ class Trainer:
         return losses
 
     def evaluate_and_adapt(self) -> np.ndarray:
-        """Validate, let the controller choose the next mixture, log both, call ``on_eval``.
+        """Validate, report the losses to Birdie (its controller chooses the next mixture), log
+        the record, call ``on_eval``.
 
         The controller is credited with the mixture realised since the last evaluation (each
         arm's share of the target tokens trained), not the one it asked for; the record holds
         both (``requested_mixture``, ``realised_mixture``) beside the next ``mixture``.
         """
         losses = self.validate()
-        requested, realised = self.mixture, self.realised_mixture()
-        mixture = self.run.controller.update(self.step, losses, played=realised)
-        self.interval_tokens[:] = 0
-        self.set_mixture(mixture)
+        self.birdie.report(self.step, dict(zip(self.arm_names, losses.tolist(), strict=True)))
+        record = self.birdie.history[-1]
         self.metrics.write(
-            {
-                "kind": "eval",
-                "step": self.step,
-                "val_loss": dict(zip(self.arm_names, losses.tolist(), strict=True)),
-                "requested_mixture": self._mixture_dict(requested),
-                "realised_mixture": None if realised is None else self._mixture_dict(realised),
-                "mixture": self._mixture_dict(),
-                "controller": self.run.controller.info,
-            }
+            {"kind": "eval", **{k: v for k, v in record.items() if k not in ("reward", "skipped")}}
         )
         for hook in self.hooks.on_eval:
             hook(self, losses)
@@ -390,11 +375,8 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "nonfinite_total": self.nonfinite_total,
             "loss_window": [float(x) for x in jax.device_get(self._window)],
-            "mixture": self.mixture.tolist(),
-            "interval_tokens": self.interval_tokens.tolist(),
-            "window_tokens": self.window_tokens.tolist(),
-            "controller": self.run.controller.state_dict(),
-            "pipeline": self.run.pipeline.state_dict(),
+            "logged_tokens": self.logged_tokens.tolist(),
+            "birdie": self.birdie.state_dict(),
             "arms": self.arm_names,
             "config": self.config.model_dump(mode="json"),
         }
@@ -417,16 +399,12 @@ class Trainer:
                 "earlier checkpoint with --resume-from STEP)"
             )
         self._check_schedule(meta, step, allow_lr_change)
+        self.birdie.load_state_dict(meta["birdie"])  # refuses other data settings, changing nothing
         self.state = state
         self.step, self.tokens_seen = step, int(meta["tokens_seen"])
-        self.nonfinite_total = int(meta.get("nonfinite_total", 0))
-        self._window = list(meta.get("loss_window", []))
-        zeros = [0] * len(self.arm_names)
-        self.interval_tokens = np.asarray(meta.get("interval_tokens", zeros), dtype=np.int64)
-        self.window_tokens = np.asarray(meta.get("window_tokens", zeros), dtype=np.int64)
-        self.run.controller.load_state_dict(meta["controller"])
-        self.run.pipeline.load_state_dict(meta["pipeline"])
-        self.set_mixture(np.asarray(meta["mixture"]))
+        self.nonfinite_total = int(meta["nonfinite_total"])
+        self._window = list(meta["loss_window"])
+        self.logged_tokens = np.asarray(meta["logged_tokens"], dtype=np.int64)
         self.metrics.truncate_after(self.step)
 
     def _check_schedule(self, meta: dict[str, Any], step: int, allow_lr_change: bool) -> None:
@@ -434,8 +412,13 @@ class Trainer:
         of the steps still to come away from the schedule the run was trained with."""
         try:
             old = TrainConfig.model_validate(meta["config"]["train"])
-        except Exception:  # a checkpoint from an older schema: nothing to compare with
-            return
+        except pydantic.ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(["train", *map(str, error["loc"])])
+            raise BirdieError(
+                f"checkpoint {step}'s {key} is not valid here ({error_text(error)}), so its "
+                "learning-rate schedule cannot be checked; resume with the version that wrote it"
+            ) from None
         new = self.config.train
         before, after = float(learning_rate(old)(step)), float(learning_rate(new)(step))
         if math.isclose(before, after, rel_tol=1e-6, abs_tol=1e-12):
@@ -503,5 +486,5 @@ class Trainer:
 
     def close(self) -> None:
         self.metrics.close()
-        self.run.pipeline.close()
+        self.birdie.close()
         self.checkpointer.close()

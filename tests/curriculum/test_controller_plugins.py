@@ -27,8 +27,8 @@ def test_a_controller_from_a_user_module_trains(tmp_path):
     trainer = Trainer(config, tmp_path / "run")
     trainer.fit()
     trainer.close()
-    assert type(trainer.run.controller).__module__ == "tests.curriculum.custom_controller"
-    assert trainer.run.controller.updates == [0, 2, 3]  # every 2 steps, and the last
+    assert type(trainer.birdie.controller).__module__ == "tests.curriculum.custom_controller"
+    assert trainer.birdie.controller.updates == [0, 2, 3]  # every 2 steps, and the last
     evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "eval"]
     assert [r["step"] for r in evals] == [0, 2, 3]
     assert max(evals[-1]["mixture"].values()) == pytest.approx(0.7 + 0.3 / len(trainer.arm_names))
@@ -43,9 +43,9 @@ def test_a_controller_from_a_py_file(tmp_path):
         "register_controller('test_file_fixed')(type('Mine', (FixedController,), {}))\n"
     )
     config = tiny_config("controller.name=test_file_fixed", f"controller.modules=[{path}]")
+    from birdie_ssm.birdie import build_controller
     from birdie_ssm.objectives import expand_arms
     from birdie_ssm.text import make_tokenizer
-    from birdie_ssm.train.build import build_controller
 
     arms = expand_arms(config.objectives.mixture, make_tokenizer(config.data).specials)
     controller = build_controller(config, arms)

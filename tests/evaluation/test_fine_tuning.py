@@ -54,7 +54,7 @@ def test_fine_tune_from_a_checkpoint_then_evaluate_natively(tmp_path, capsys):
     trainer = Trainer(tiny_config(FIXED, FINE_TUNE), tuned, progress=False, init_from=first)
     start = jax.tree.leaves(trainer.params)
     assert all(np.array_equal(a, b) for a, b in zip(start, trained, strict=True))
-    assert [a.name for a in trainer.run.arms] == ["task_format"]
+    assert trainer.arm_names == ["task_format"]
     for _ in range(2):
         trainer.train_one()
     trainer.save()

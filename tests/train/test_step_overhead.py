@@ -66,4 +66,4 @@ def test_positions_stay_on_the_host(trainer, monkeypatch):
     assert sent and "positions" not in sent[0]
     assert {"input_ids", "target_ids", "loss_mask", "segment_ids", "prefix_mask"} <= sent[0]
     # The host batch still carries them (packing tests and tools read them).
-    assert hasattr(trainer.run.pipeline.next_batch(), "positions")
+    assert hasattr(trainer.birdie.next_batch(), "positions")

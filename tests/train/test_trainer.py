@@ -119,7 +119,7 @@ def _target_tokens(batch, arms: int) -> np.ndarray:
 def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
     trainer = Trainer(tiny_config("controller.name=ucb"), tmp_path / "run")
     batches, given = [], []
-    next_batch, update = trainer.run.pipeline.next_batch, trainer.run.controller.update
+    next_batch, update = trainer.birdie.pipeline.next_batch, trainer.birdie.controller.update
 
     def spy_batch():
         batches.append(next_batch())
@@ -129,12 +129,13 @@ def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
         given.append(played)
         return update(step, losses, played=played)
 
-    trainer.run.pipeline.next_batch, trainer.run.controller.update = spy_batch, spy_update
+    trainer.birdie.pipeline.next_batch, trainer.birdie.controller.update = spy_batch, spy_update
     requested = trainer.mixture.copy()
     try:
         for _ in range(6):
             trainer.train_one()
         trainer.evaluate_and_adapt()
+        assert trainer.realised_mixture() is None  # a new interval starts at each evaluation
     finally:
         trainer.close()
     n = len(trainer.arm_names)
@@ -144,7 +145,6 @@ def test_the_controller_is_credited_with_the_realised_mixture(tmp_path):
     assert not np.allclose(given[-1], requested, atol=1e-3)  # realised, not what was asked
     record = read_metrics(tmp_path / "run" / "metrics.jsonl")[-1]
     np.testing.assert_allclose(list(record["realised_mixture"].values()), given[-1], atol=1e-6)
-    assert trainer.realised_mixture() is None  # a new interval starts at each evaluation
 
 
 def test_readers_of_trainer_run_see_the_live_train_state(finished_run, tmp_path):
@@ -211,3 +211,30 @@ def test_a_wsd_run_extends_from_its_stable_phase_not_from_its_decay(tmp_path):
     assert extended.step == 10 and extended.lr_change is None
     assert extended.removed_checkpoints == [20]
     assert float(extended.run.lr(10)) == pytest.approx(0.003)  # still the stable phase
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(finished_run, tmp_path, capsys):
+    from birdie_ssm.cli import main
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run[0], copy)
+    before = (copy / "metrics.jsonl").read_text()
+    assert main(["train", "--run-dir", str(copy), "--resume", "--set", "train.progress=true"]) == 0
+    out = capsys.readouterr()
+    assert "already trained to step 30 (train.steps 30): nothing to do" in out.out
+    assert "trained to step 30 in" not in out.out and "step/s" not in out.err
+    assert (copy / "metrics.jsonl").read_text() == before
+
+
+def test_progress_off_a_terminal_is_one_line_per_log_record(finished_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run[0], copy)
+    config = tiny_config(*SETTINGS, "train.progress=true")
+    trainer = Trainer(config, copy, resume=True, resume_step=10)
+    trainer.fit()
+    trainer.close()
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["15/30", "20/30", "25/30", "30/30"]
+    assert all("loss" in line and "mix" in line for line in lines)
