@@ -1,0 +1,175 @@
+"""A model as portable files: ``model.safetensors``, ``config.json``, tokenizer, model card.
+
+An export directory holds the parameters under flat names (the module path joined by dots,
+e.g. ``blocks.0.mixer.linear_x.kernel``; a ``model.scan_layers`` run's ``scanned.*`` tensors
+carry a leading axis over the stacked layers), the run's whole config as JSON (what
+``--config`` reads back), the tokenizer's file when the run has one (``config.json`` names it
+relative to the directory) and ``README.md``, a short model card. ``train.loading.load_run``
+takes such a directory wherever it takes a run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from birdie_ssm.config import Config, validate
+from birdie_ssm.errors import BirdieError, check_writable
+from birdie_ssm.train.build import TrainedRun, build_model_for, build_tokenizer
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+CARD = "README.md"
+DTYPES = ("float32", "bfloat16")
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is an export directory (it holds model.safetensors and config.json)."""
+    return (Path(path) / WEIGHTS).is_file() and (Path(path) / CONFIG).is_file()
+
+
+def _flatten(tree: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def flat_params(model: nnx.Module) -> dict[str, jax.Array]:
+    """The model's parameters by flat tensor name (module path joined by dots)."""
+    return _flatten(nnx.state(model, nnx.Param).to_pure_dict())
+
+
+def load_flat_params(model: nnx.Module, tensors: Mapping[str, Any], source: str) -> None:
+    """Set every parameter of ``model`` from ``tensors`` (flat names), cast to its dtype.
+
+    A BirdieError names the tensors ``source`` lacks or has in excess, or a shape that differs.
+    """
+    state = nnx.state(model, nnx.Param)
+    pure = state.to_pure_dict()
+    mine = _flatten(pure)
+    missing, extra = sorted(mine.keys() - tensors.keys()), sorted(tensors.keys() - mine.keys())
+    if missing or extra:
+        parts = [f"{what} {_names(names)}" for what, names in (("missing", missing),
+                 ("extra", extra)) if names]  # fmt: skip
+        raise BirdieError(f"{source} does not fit this model: {'; '.join(parts)}")
+    for name, target in mine.items():
+        if tuple(tensors[name].shape) != tuple(target.shape):
+            raise BirdieError(
+                f"{source}: tensor '{name}' has shape {tuple(tensors[name].shape)}, the model "
+                f"needs {tuple(target.shape)}"
+            )
+
+    def fill(tree: dict[Any, Any], prefix: str) -> None:
+        for key, value in tree.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict):
+                fill(value, name + ".")
+            else:
+                tree[key] = jnp.asarray(tensors[name], dtype=value.dtype)
+
+    fill(pure, "")
+    nnx.replace_by_pure_dict(state, pure)
+    nnx.update(model, state)
+
+
+def _names(names: list[str], shown: int = 4) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(f"'{n}'" for n in names[:shown]) + more
+
+
+def prepare_directory(to: str | Path, force: bool) -> Path:
+    """``to`` ready to receive an export: refused if it holds files, unless ``force``."""
+    to = Path(to)
+    if to.exists() and not to.is_dir():
+        raise BirdieError(f"--to '{to}' is a file, not a directory")
+    if to.is_dir() and any(to.iterdir()):
+        if not force:
+            raise BirdieError(f"--to '{to}' is not empty; pass --force to replace its contents")
+    check_writable(to, "export directory")
+    return to
+
+
+def write_export(
+    model: nnx.Module,
+    config: Config,
+    to: str | Path,
+    *,
+    dtype: str = "float32",
+    step: int = 0,
+    card: str = "",
+    force: bool = False,
+) -> Path:
+    """Write ``model`` and ``config`` as an export directory; return its path.
+
+    Files are written to a sibling temporary directory that replaces ``to`` once complete, so a
+    failure leaves no partial export.
+    """
+    import safetensors.flax
+
+    if dtype not in DTYPES:
+        raise BirdieError(f"--dtype '{dtype}' is not one of {', '.join(DTYPES)}")
+    to = prepare_directory(to, force)
+    tmp = to.with_name(f".{to.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        tensors = {
+            name: jnp.asarray(value, dtype=dtype) if jnp.issubdtype(value.dtype, jnp.floating)
+            else jnp.asarray(value)
+            for name, value in flat_params(model).items()
+        }
+        meta = {"format": "birdie-ssm", "step": str(step), "dtype": dtype}
+        safetensors.flax.save_file(tensors, str(tmp / WEIGHTS), metadata=meta)
+        saved = config.model_dump(mode="json")
+        saved["model"]["vocab_size"] = model.vocab_size
+        path = config.data.tokenizer_path
+        if path and config.data.tokenizer != "byte":
+            shutil.copyfile(path, tmp / Path(path).name)
+            saved["data"]["tokenizer_path"] = Path(path).name
+        (tmp / CONFIG).write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        (tmp / CARD).write_text(card, encoding="utf-8")
+        shutil.rmtree(to, ignore_errors=True)
+        tmp.rename(to)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return to
+
+
+def load_export(directory: str | Path) -> TrainedRun:
+    """The model, config and tokenizer of an export directory (parameters as float32)."""
+    import safetensors
+    import safetensors.flax
+
+    directory = Path(directory)
+    raw = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    path = raw.get("data", {}).get("tokenizer_path")
+    if path and not Path(path).is_absolute():
+        raw["data"]["tokenizer_path"] = str(directory / path)
+    config = validate(raw)
+    try:
+        with safetensors.safe_open(str(directory / WEIGHTS), framework="flax") as f:
+            meta = f.metadata() or {}
+        tensors = safetensors.flax.load_file(str(directory / WEIGHTS))
+    except (OSError, ValueError, safetensors.SafetensorError) as exc:
+        raise BirdieError(
+            f"'{directory / WEIGHTS}' is not a readable safetensors file: {exc}"
+        ) from None
+    tokenizer = build_tokenizer(config)
+    model = build_model_for(config, tokenizer)
+    load_flat_params(model, tensors, f"'{directory / WEIGHTS}'")
+    step = int(meta.get("step", 0))
+    return TrainedRun(model, config, tokenizer, step, {"step": step, **meta}, directory)
+
