@@ -45,14 +45,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return {k: v for k, v in tree.items()} if isinstance(tree, Mapping) else {}
 
 
-def _get(params: Mapping[str, Any], path: str) -> np.ndarray:
-    """The array at slash-separated ``path``; BirdieError naming it when absent."""
+def _node(params: Mapping[str, Any], path: str) -> Any:
+    """The leaf at slash-separated ``path``; BirdieError naming it when absent."""
     node: Any = params
     for key in path.split("/"):
         if not isinstance(node, Mapping) or key not in node:
             raise BirdieError(f"not a RecurrentGemma checkpoint: it has no '{path}'")
         node = node[key]
-    return np.asarray(node, dtype=np.float32)
+    return node
+
+
+def _get(params: Mapping[str, Any], path: str) -> np.ndarray:
+    return np.asarray(_node(params, path), dtype=np.float32)
+
+
+def _shape(params: Mapping[str, Any], path: str) -> tuple[int, ...]:
+    return tuple(_node(params, path).shape)
 
 
 def _block_kinds(params: Mapping[str, Any]) -> list[str]:
@@ -81,21 +89,21 @@ def griffin_model_config(
     scale_embeddings: bool = True,
 ) -> ModelConfig:
     """The ``ModelConfig`` computing what RecurrentGemma computes with ``params``."""
-    vocab, width = _get(params, "embedder/input_embedding").shape
+    vocab, width = _shape(params, "embedder/input_embedding")
     kinds = _block_kinds(params)
-    mlp = _get(params, "blocks.0/mlp_block/ffw_up/w").shape[-1]
+    mlp = _shape(params, "blocks.0/mlp_block/ffw_up/w")[-1]
     if mlp % width:
         raise BirdieError(f"MLP width {mlp} is not a multiple of the model width {width}")
     mixers: dict[str, dict[str, Any]] = {}
     if "R" in kinds:
         i = kinds.index("R")
-        heads, size, _ = _get(params, f"blocks.{i}/recurrent_block/rg_lru/a_gate/w").shape
-        conv = _get(params, f"blocks.{i}/recurrent_block/conv_1d/w").shape[0]
+        heads, size, _ = _shape(params, f"blocks.{i}/recurrent_block/rg_lru/a_gate/w")
+        conv = _shape(params, f"blocks.{i}/recurrent_block/conv_1d/w")[0]
         mixers["rg_recurrent"] = {"lru_width": heads * size, "num_heads": heads,
                                   "conv_width": conv}  # fmt: skip
     if "A" in kinds:
         i = kinds.index("A")
-        head_dim = _get(params, f"blocks.{i}/attention_block/proj_k/kernel").shape[1]
+        head_dim = _shape(params, f"blocks.{i}/attention_block/proj_k/kernel")[1]
         mixers["rg_attention"] = {"num_heads": width // head_dim, "window": window}
     # The reference multiplies by sqrt(width) rounded to bfloat16.
     scale = float(np.asarray(math.sqrt(width), dtype=_bfloat16())) if scale_embeddings else 1.0
@@ -136,7 +144,8 @@ def griffin_tensors(params: Mapping[str, Any], model: ModelConfig) -> dict[str, 
         src, dst = f"blocks.{i}/", f"blocks.{i}."
         out[dst + "mix_norm.scale"] = 1.0 + _get(params, src + "temporal_pre_norm/scale")
         out[dst + "mlp_norm.scale"] = 1.0 + _get(params, src + "channel_pre_norm/scale")
-        up_w, up_b = _get(params, src + "mlp_block/ffw_up/w"), _get(params, src + "mlp_block/ffw_up/b")
+        up_w = _get(params, src + "mlp_block/ffw_up/w")
+        up_b = _get(params, src + "mlp_block/ffw_up/b")
         out[dst + "mlp.gate_up.kernel"] = np.concatenate([up_w[0], up_w[1]], axis=1)
         out[dst + "mlp.gate_up.bias"] = np.concatenate([up_b[0].ravel(), up_b[1].ravel()])
         out[dst + "mlp.down.kernel"] = _get(params, src + "mlp_block/ffw_down/kernel")
@@ -238,7 +247,8 @@ def converted_card(checkpoint: str | Path, config: Config, tokenizer: str | Path
     m = config.model
     text = "the byte tokenizer (ids 0-419 of the checkpoint's vocabulary: not its own tokenizer)"
     if tokenizer is not None:
-        text = f"`{Path(tokenizer).name}`, Birdie's special tokens appended (vocabulary {m.vocab_size})"
+        text = f"`{Path(tokenizer).name}`, Birdie's special tokens appended (vocabulary "
+        text += f"{m.vocab_size})"
     return (
         f"# {config.name}\n\nConverted from the RecurrentGemma checkpoint `{checkpoint}` by "
         "`birdie-ssm convert recurrentgemma`.\n\n"

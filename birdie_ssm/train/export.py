@@ -94,9 +94,8 @@ def prepare_directory(to: str | Path, force: bool) -> Path:
     to = Path(to)
     if to.exists() and not to.is_dir():
         raise BirdieError(f"--to '{to}' is a file, not a directory")
-    if to.is_dir() and any(to.iterdir()):
-        if not force:
-            raise BirdieError(f"--to '{to}' is not empty; pass --force to replace its contents")
+    if to.is_dir() and any(to.iterdir()) and not force:
+        raise BirdieError(f"--to '{to}' is not empty; pass --force to replace its contents")
     check_writable(to, "export directory")
     return to
 
@@ -126,7 +125,8 @@ def write_export(
     tmp.mkdir(parents=True)
     try:
         tensors = {
-            name: jnp.asarray(value, dtype=dtype) if jnp.issubdtype(value.dtype, jnp.floating)
+            name: jnp.asarray(value, dtype=dtype)
+            if jnp.issubdtype(value.dtype, jnp.floating)
             else jnp.asarray(value)
             for name, value in flat_params(model).items()
         }
@@ -172,4 +172,3 @@ def load_export(directory: str | Path) -> TrainedRun:
     load_flat_params(model, tensors, f"'{directory / WEIGHTS}'")
     step = int(meta.get("step", 0))
     return TrainedRun(model, config, tokenizer, step, {"step": step, **meta}, directory)
-
