@@ -172,3 +172,41 @@ def load_export(directory: str | Path) -> TrainedRun:
     load_flat_params(model, tensors, f"'{directory / WEIGHTS}'")
     step = int(meta.get("step", 0))
     return TrainedRun(model, config, tokenizer, step, {"step": step, **meta}, directory)
+
+
+def export_run(run: TrainedRun, to: str | Path, *, dtype: str = "float32", force: bool = False):
+    """Export a restored run (``train.loading.load_run``) with its model card; return the path."""
+    return write_export(
+        run.model, run.config, to, dtype=dtype, step=run.step, card=run_card(run), force=force
+    )
+
+
+def run_card(run: TrainedRun) -> str:
+    """A short model card: architecture, objectives, steps and tokens, the mixture's history."""
+    from birdie_ssm.train.metrics import read_metrics
+
+    c, m = run.config, run.config.model
+    metrics = run.run_dir / "metrics.jsonl" if run.run_dir else None
+    evals = [r for r in read_metrics(metrics) if r.get("kind") == "eval"] if (
+        metrics and metrics.is_file()) else []  # fmt: skip
+    lines = [
+        f"# {c.name}",
+        "",
+        "Trained with birdie-ssm; exported by `birdie-ssm export`.",
+        "",
+        f"- model: {m.arch}, blocks {m.block_pattern} (R = {m.mixer}, A = {m.attention_mixer}), "
+        f"width {m.width}, depth {m.depth}, bidirectional {m.bidirectional}, "
+        f"vocabulary {run.model.vocab_size}",
+        f"- tokenizer: {c.data.tokenizer}",
+        f"- objectives: {', '.join(o.name for o in c.objectives.mixture)}",
+        f"- controller: {c.controller.name}",
+        f"- steps: {run.step}, tokens: {int(run.meta.get('tokens_seen', 0)):,}",
+    ]
+    mixtures = [(r["step"], r["mixture"]) for r in evals if isinstance(r.get("mixture"), dict)]
+    if mixtures:
+        lines += ["", "Mixture (target-token shares) at the first and the last evaluation:", ""]
+        arms = list(mixtures[-1][1])
+        lines += ["| step | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
+        for step, mix in mixtures[:1] + mixtures[1:][-1:]:
+            lines.append(f"| {step} | " + " | ".join(f"{mix.get(a, 0):.3f}" for a in arms) + " |")
+    return "\n".join(lines) + "\n"

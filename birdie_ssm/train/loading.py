@@ -11,17 +11,29 @@ from birdie_ssm.config import load_config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.build import TrainedRun, build_model_for, build_tokenizer
 from birdie_ssm.train.checkpoint import Checkpointer
+from birdie_ssm.train.export import CONFIG, is_export, load_export
 from birdie_ssm.train.optim import make_optimizer
 
-__all__ = ["TrainedRun", "load_run"]
+__all__ = ["TrainedRun", "load_run", "run_config_path"]
+
+
+def run_config_path(run_dir: str | Path) -> Path:
+    """The config file of a run directory (config.yaml) or of an export (config.json)."""
+    return Path(run_dir) / (CONFIG if is_export(run_dir) else "config.yaml")
 
 
 def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
     """Rebuild the model of ``run_dir`` and restore its parameters (latest checkpoint by default).
 
     The tokenizer and the model are built as ``train.build`` builds them for training.
+    ``run_dir`` may also be an export directory (``train.export``), which has one step.
     """
     run_dir = Path(run_dir)
+    if is_export(run_dir):
+        run = load_export(run_dir)
+        if step is not None and step != run.step:
+            raise BirdieError(f"'{run_dir}' is an export of step {run.step}, not of step {step}")
+        return run
     if not (run_dir / "config.yaml").is_file():
         raise BirdieError(f"'{run_dir}' is not a run directory (no config.yaml)")
     if not (run_dir / "checkpoints").is_dir():
