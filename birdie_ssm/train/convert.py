@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from birdie_ssm.config import Config, DataConfig, ModelConfig
@@ -106,7 +107,7 @@ def griffin_model_config(
         head_dim = _shape(params, f"blocks.{i}/attention_block/proj_k/kernel")[1]
         mixers["rg_attention"] = {"num_heads": width // head_dim, "window": window}
     # The reference multiplies by sqrt(width) rounded to bfloat16.
-    scale = float(np.asarray(math.sqrt(width), dtype=_bfloat16())) if scale_embeddings else 1.0
+    scale = float(jnp.asarray(math.sqrt(width), jnp.bfloat16)) if scale_embeddings else 1.0
     try:
         return ModelConfig(
             mixer="rg_recurrent",
@@ -125,12 +126,6 @@ def griffin_model_config(
     except ValueError as exc:
         first = str(exc).splitlines()
         raise BirdieError(f"RecurrentGemma checkpoint: {' '.join(first[:3])}") from None
-
-
-def _bfloat16() -> Any:
-    import ml_dtypes
-
-    return ml_dtypes.bfloat16
 
 
 def griffin_tensors(params: Mapping[str, Any], model: ModelConfig) -> dict[str, np.ndarray]:

@@ -160,3 +160,28 @@ def test_conversion_writes_an_export_that_loads(tmp_path, pair):
     tokens = jax.random.randint(jax.random.key(5), (1, LENGTH), 0, VOCAB)
     np.testing.assert_array_equal(run.model(tokens), ours(tokens))
     assert run.config.model.bidirectional == "none"
+
+
+@slow_reference
+def test_a_converted_model_trains_20_birdie_steps(tmp_path, pair):
+    import json
+
+    import orbax.checkpoint as ocp
+
+    from birdie_ssm.cli import main
+
+    _, params, _ = pair
+    ocp.PyTreeCheckpointer().save(tmp_path / "ckpt", {"params": params})
+    run = tmp_path / "converted"
+    assert main(["convert", "recurrentgemma", str(tmp_path / "ckpt"), "--to", str(run),
+                 "--window", str(WINDOW)]) == 0  # fmt: skip
+    settings = ["train.steps=20", "data.seq_len=64", "data.batch_size=4", "train.log_every=5",
+                "train.checkpoint_every=20", "train.progress=false", "eval.scale=0.2"]  # fmt: skip
+    argv = ["train", "--config", str(run / "config.json"), "--init-from", str(run),
+            "--run-dir", str(tmp_path / "birdie")]  # fmt: skip
+    argv += [arg for setting in settings for arg in ("--set", setting)]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in (tmp_path / "birdie" / "metrics.jsonl").open()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert train[-1]["step"] == 20 and np.isfinite(train[-1]["loss"])
+    assert any(r["kind"] == "eval" for r in records)
