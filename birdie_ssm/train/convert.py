@@ -234,13 +234,15 @@ def convert_recurrentgemma(
     model = build_model_for(config, tok)
     load_flat_params(model, tensors, f"checkpoint '{checkpoint}'")
     card = converted_card(checkpoint, config, tokenizer)
-    return write_export(model, config, to, card=card, force=force)
+    return write_export(
+        model, config, to, card=card, force=force, has_tokenizer=tokenizer is not None
+    )
 
 
 def converted_card(checkpoint: str | Path, config: Config, tokenizer: str | Path | None) -> str:
     """The model card of a converted checkpoint."""
     m = config.model
-    text = "the byte tokenizer (ids 0-419 of the checkpoint's vocabulary: not its own tokenizer)"
+    text = "none (text commands refuse; training reads the byte tokenizer's ids 0-419)"
     if tokenizer is not None:
         text = f"`{Path(tokenizer).name}`, Birdie's special tokens appended (vocabulary "
         text += f"{m.vocab_size})"

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from birdie_ssm.config import Config, validate
 from birdie_ssm.errors import BirdieError, check_writable
+from birdie_ssm.text import Tokenizer
 from birdie_ssm.train.build import TrainedRun, build_model_for, build_tokenizer
 
 WEIGHTS = "model.safetensors"
@@ -109,11 +111,13 @@ def write_export(
     step: int = 0,
     card: str = "",
     force: bool = False,
+    has_tokenizer: bool = True,
 ) -> Path:
     """Write ``model`` and ``config`` as an export directory; return its path.
 
     Files are written to a sibling temporary directory that replaces ``to`` once complete, so a
-    failure leaves no partial export.
+    failure leaves no partial export. ``has_tokenizer`` False records that the configured
+    tokenizer (the byte one) is a stand-in: text commands then refuse (``NoTokenizer``).
     """
     import safetensors.flax
 
@@ -131,6 +135,8 @@ def write_export(
             for name, value in flat_params(model).items()
         }
         meta = {"format": "birdie-ssm", "step": str(step), "dtype": dtype}
+        if not has_tokenizer:
+            meta["tokenizer"] = "none"
         safetensors.flax.save_file(tensors, str(tmp / WEIGHTS), metadata=meta)
         saved = config.model_dump(mode="json")
         saved["model"]["vocab_size"] = model.vocab_size
@@ -170,8 +176,30 @@ def load_export(directory: str | Path) -> TrainedRun:
     tokenizer = build_tokenizer(config)
     model = build_model_for(config, tokenizer)
     load_flat_params(model, tensors, f"'{directory / WEIGHTS}'")
+    if meta.get("tokenizer") == "none":
+        tokenizer = NoTokenizer(tokenizer, directory)
     step = int(meta.get("step", 0))
     return TrainedRun(model, config, tokenizer, step, {"step": step, **meta}, directory)
+
+
+class NoTokenizer:
+    """The tokenizer of a model converted without one: its ids and specials (what training on
+    token data needs), but reading or writing text is refused in one line."""
+
+    def __init__(self, ids: Tokenizer, directory: Path) -> None:
+        self.specials, self.vocab_size, self.directory = ids.specials, ids.vocab_size, directory
+
+    def _refuse(self) -> BirdieError:
+        return BirdieError(
+            f"'{self.directory}' was converted without a tokenizer, so it cannot read or write "
+            "text; convert it again with --tokenizer FILE"
+        )
+
+    def encode(self, text: str) -> np.ndarray:
+        raise self._refuse()
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        raise self._refuse()
 
 
 def export_run(run: TrainedRun, to: str | Path, *, dtype: str = "float32", force: bool = False):

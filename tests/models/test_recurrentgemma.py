@@ -160,6 +160,8 @@ def test_conversion_writes_an_export_that_loads(tmp_path, pair):
     tokens = jax.random.randint(jax.random.key(5), (1, LENGTH), 0, VOCAB)
     np.testing.assert_array_equal(run.model(tokens), ours(tokens))
     assert run.config.model.bidirectional == "none"
+    with pytest.raises(BirdieError, match="without a tokenizer"):
+        run.tokenizer.encode("text")
 
 
 @slow_reference

@@ -131,3 +131,13 @@ def test_a_tokenizer_of_another_size_is_refused():
     assert config.vocab_size == grown["embedder.table"].shape[0] == 448
     with pytest.raises(BirdieError, match="SentencePiece"):
         tokenizer_data_config("gemma.model")
+
+
+def test_an_export_without_a_tokenizer_refuses_text_in_one_line(trained, tmp_path, capsys):
+    from birdie_ssm.train.export import write_export
+
+    to = write_export(trained.model, trained.config, tmp_path / "x", has_tokenizer=False)
+    np.testing.assert_array_equal(_logits(load_run(to).model), _logits(trained.model))
+    assert main(["generate", "--checkpoint", str(to), "--prompt", "ab"]) == 2
+    err = capsys.readouterr().err
+    assert "converted without a tokenizer" in err and err.count("\n") == 1
