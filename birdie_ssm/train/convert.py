@@ -82,6 +82,13 @@ def _block_kinds(params: Mapping[str, Any]) -> list[str]:
     return kinds
 
 
+def _shortest_tile(kinds: list[str]) -> str:
+    """The shortest pattern that, tiled over depth, gives ``kinds`` (RRA for RecurrentGemma)."""
+    n = len(kinds)
+    return next("".join(kinds[:p]) for p in range(1, n + 1)
+                if all(kinds[i] == kinds[i % p] for i in range(n)))  # fmt: skip
+
+
 def griffin_model_config(
     params: Mapping[str, Any],
     *,
@@ -112,7 +119,7 @@ def griffin_model_config(
         return ModelConfig(
             mixer="rg_recurrent",
             attention_mixer="rg_attention",
-            block_pattern="".join(kinds),
+            block_pattern=_shortest_tile(kinds),
             bidirectional="none",
             vocab_size=int(vocab),
             width=int(width),
