@@ -205,7 +205,14 @@ class NoTokenizer:
 def export_run(run: TrainedRun, to: str | Path, *, dtype: str = "float32", force: bool = False):
     """Export a restored run (``train.loading.load_run``) with its model card; return the path."""
     return write_export(
-        run.model, run.config, to, dtype=dtype, step=run.step, card=run_card(run), force=force
+        run.model,
+        run.config,
+        to,
+        dtype=dtype,
+        step=run.step,
+        card=run_card(run),
+        force=force,
+        has_tokenizer=not isinstance(run.tokenizer, NoTokenizer),
     )
 
 

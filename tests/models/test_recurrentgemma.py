@@ -147,6 +147,10 @@ def test_a_checkpoint_that_is_not_recurrentgemma_is_named(tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(BirdieError, match="not a directory"):
         convert_recurrentgemma(tmp_path / "nothing", tmp_path / "out")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(BirdieError, match="not empty; pass --force"):
+        convert_recurrentgemma(tmp_path / "ckpt", tmp_path / "full")
 
 
 @slow_reference
