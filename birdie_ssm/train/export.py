@@ -37,20 +37,15 @@ def is_export(path: str | Path) -> bool:
     return (Path(path) / WEIGHTS).is_file() and (Path(path) / CONFIG).is_file()
 
 
-def _flatten(tree: Mapping[Any, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
+def _name(path: tuple[Any, ...]) -> str:
+    """The flat tensor name of a pure-dict path (its keys joined by dots)."""
+    return ".".join(str(entry.key) for entry in path)
 
 
 def flat_params(model: nnx.Module) -> dict[str, jax.Array]:
     """The model's parameters by flat tensor name (module path joined by dots)."""
-    return _flatten(nnx.state(model, nnx.Param).to_pure_dict())
+    leaves = jax.tree_util.tree_flatten_with_path(nnx.state(model, nnx.Param).to_pure_dict())[0]
+    return {_name(path): value for path, value in leaves}
 
 
 def load_flat_params(model: nnx.Module, tensors: Mapping[str, Any], source: str) -> None:
@@ -58,9 +53,7 @@ def load_flat_params(model: nnx.Module, tensors: Mapping[str, Any], source: str)
 
     A BirdieError names the tensors ``source`` lacks or has in excess, or a shape that differs.
     """
-    state = nnx.state(model, nnx.Param)
-    pure = state.to_pure_dict()
-    mine = _flatten(pure)
+    mine = flat_params(model)
     missing, extra = sorted(mine.keys() - tensors.keys()), sorted(tensors.keys() - mine.keys())
     if missing or extra:
         parts = [f"{what} {_names(names)}" for what, names in (("missing", missing),
@@ -73,15 +66,11 @@ def load_flat_params(model: nnx.Module, tensors: Mapping[str, Any], source: str)
                 f"needs {tuple(target.shape)}"
             )
 
-    def fill(tree: dict[Any, Any], prefix: str) -> None:
-        for key, value in tree.items():
-            name = f"{prefix}{key}"
-            if isinstance(value, dict):
-                fill(value, name + ".")
-            else:
-                tree[key] = jnp.asarray(tensors[name], dtype=value.dtype)
-
-    fill(pure, "")
+    state = nnx.state(model, nnx.Param)
+    pure = jax.tree_util.tree_map_with_path(
+        lambda path, value: jnp.asarray(tensors[_name(path)], dtype=value.dtype),
+        state.to_pure_dict(),
+    )
     nnx.replace_by_pure_dict(state, pure)
     nnx.update(model, state)
 
