@@ -191,3 +191,27 @@ def test_a_converted_model_trains_20_birdie_steps(tmp_path, pair):
     train = [r for r in records if r["kind"] == "train"]
     assert train[-1]["step"] == 20 and np.isfinite(train[-1]["loss"])
     assert any(r["kind"] == "eval" for r in records)
+
+
+@slow_reference
+def test_a_tokenizer_of_the_checkpoints_vocabulary_grows_the_embedding(tmp_path, pair):
+    """Birdie's specials are appended: the checkpoint's own ids keep their logits exactly."""
+    import orbax.checkpoint as ocp
+    import tokenizers
+
+    _, params, ours = pair
+    ocp.PyTreeCheckpointer().save(tmp_path / "ckpt", {"params": params})
+    vocab = {f"w{i}": i for i in range(VOCAB - 1)} | {"[UNK]": VOCAB - 1}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    out = convert_recurrentgemma(
+        tmp_path / "ckpt", tmp_path / "run", tokenizer=tmp_path / "tokenizer.json", window=WINDOW
+    )
+    run = load_export(out)
+    assert run.model.vocab_size == 704  # 512 ids + 164 specials, padded to a multiple of 64
+    assert run.tokenizer.specials.sep == VOCAB + 2
+    tokens = jax.random.randint(jax.random.key(6), (1, LENGTH), 0, VOCAB)
+    # A wider read-out matmul may block its sums differently: equal up to float32 rounding.
+    np.testing.assert_allclose(run.model(tokens)[..., :VOCAB], ours(tokens), rtol=1e-6, atol=1e-6)
+    assert list(run.tokenizer.encode("w3 w7")) == [3, 7]
