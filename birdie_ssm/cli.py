@@ -48,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                        "steps to come (see train.schedule)")  # fmt: skip
     train.add_argument("--overwrite", action="store_true", help="replace an existing run")
     train.add_argument(
-        "--init-from", metavar="DIR", help="start from the parameters of another run (fine-tuning)"
+        "--init-from",
+        metavar="DIR",
+        help="start from the parameters of another run or an export (fine-tuning)",
     )
 
     objectives = verbs.add_parser("objectives", help="list registered objectives and parameters")
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir")
 
     _add_eval_verbs(verbs)
+    _add_weight_verbs(verbs)
 
     bench = verbs.add_parser("bench", help="run a benchmark from benchmarks/")
     bench.add_argument("which", choices=BENCHMARKS)
@@ -270,7 +273,8 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     ev.add_argument("tasks", nargs="*", metavar="TASK",
                     help=f"one or more of: {', '.join(tasks)}; or 'all'; or 'custom' with "
                     "--items; none: the tasks the run's config lists (eval.tasks)")  # fmt: skip
-    ev.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    ev.add_argument("--checkpoint", required=True, metavar="DIR",
+                    help="a run or export directory")  # fmt: skip
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a task setting, e.g. --set book_sizes=[4,8] --set samples=16; for "
                     f"--items: {', '.join(CUSTOM_SETTINGS)}")  # fmt: skip
@@ -291,7 +295,8 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
     ev.set_defaults(run=_eval)
 
     gen = verbs.add_parser("generate", help="continue a prompt with a trained model")
-    gen.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory")
+    gen.add_argument("--checkpoint", required=True, metavar="DIR",
+                     help="a run or export directory")  # fmt: skip
     gen.add_argument("--prompt", required=True, help="text to continue")
     gen.add_argument("--max-new-tokens", type=int, default=128)
     gen.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
@@ -317,6 +322,60 @@ def _add_eval_verbs(verbs: argparse._SubParsersAction) -> None:
 
 
 CUSTOM_SETTINGS = ("format", "objective", "batch_size", "max_new_tokens")
+
+
+def _add_weight_verbs(verbs: argparse._SubParsersAction) -> None:
+    """``export`` (a run as safetensors + config.json) and ``convert recurrentgemma``."""
+    exp = verbs.add_parser("export", help="write a run as model.safetensors, config.json, "
+                           "tokenizer and model card")  # fmt: skip
+    exp.add_argument("run_dir", metavar="RUN_DIR")
+    exp.add_argument("--to", required=True, metavar="DIR", help="the export directory")
+    exp.add_argument("--step", type=int, metavar="N", help="checkpoint N (default: the latest)")
+    exp.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    exp.add_argument("--force", action="store_true", help="replace a non-empty --to")
+    exp.set_defaults(run=_export)
+
+    conv = verbs.add_parser("convert", help="convert another project's checkpoint")
+    conv.add_argument("source", choices=["recurrentgemma"])
+    conv.add_argument("checkpoint", metavar="CKPT", help="a RecurrentGemma Orbax checkpoint")
+    conv.add_argument("--to", required=True, metavar="RUN_DIR", help="the export directory")
+    conv.add_argument("--tokenizer", metavar="FILE",
+                      help="its tokenizer as a tokenizers JSON or tiktoken file (default: none, "
+                      "the byte tokenizer)")  # fmt: skip
+    conv.add_argument("--window", type=int, default=2048, help="local attention window")
+    conv.add_argument("--soft-cap", type=float, default=30.0, help="logit soft-cap (0: none)")
+    conv.add_argument(
+        "--no-embed-scale",
+        action="store_true",
+        help="embeddings not multiplied by sqrt(width) (Griffin paper models)",
+    )
+    conv.add_argument("--force", action="store_true", help="replace a non-empty --to")
+    conv.set_defaults(run=_convert)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from birdie_ssm.evaluation.runner import check_run_dir
+    from birdie_ssm.train.export import export_run, prepare_directory
+    from birdie_ssm.train.loading import load_run
+
+    check_run_dir(args.run_dir)
+    prepare_directory(args.to, args.force)  # refuse before loading anything
+    run = load_run(args.run_dir, args.step)
+    path = export_run(run, args.to, dtype=args.dtype, force=args.force)
+    print(f"exported step {run.step} of {args.run_dir} ({args.dtype}) to {path}")
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from birdie_ssm.train.convert import convert_recurrentgemma
+
+    if args.window < 1:
+        raise BirdieError(f"--window must be >= 1, got {args.window}")
+    path = convert_recurrentgemma(
+        args.checkpoint, args.to, tokenizer=args.tokenizer, window=args.window,
+        soft_cap=args.soft_cap or None, scale_embeddings=not args.no_embed_scale,
+        force=args.force,
+    )  # fmt: skip
+    print(f"converted {args.checkpoint} to {path}")
 
 
 def _custom_settings(pairs: list[str]) -> dict[str, object]:

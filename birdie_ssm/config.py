@@ -48,8 +48,9 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-# Letters of model.block_pattern: R = the recurrent mixer named by model.mixer, A = attention.
-PATTERN_LETTERS = {"R": None, "A": "attention"}
+# Letters of model.block_pattern: R = the recurrent mixer (model.mixer), A = the attention mixer
+# (model.attention_mixer).
+PATTERN_LETTERS = {"R": "mixer", "A": "attention_mixer"}
 
 
 class ModelConfig(Section):
@@ -63,6 +64,7 @@ class ModelConfig(Section):
 
     arch: Literal["ssm", "transformer"] = "ssm"
     mixer: str = Field("gated", description="the recurrent mixer: R in block_pattern")
+    attention_mixer: str = Field("attention", description="the attention mixer: A in block_pattern")
     block_pattern: str = Field(
         "R", description="tiled over depth; R = model.mixer, A = attention (e.g. RRA)"
     )
@@ -73,6 +75,13 @@ class ModelConfig(Section):
     width: int = Field(128, ge=8, le=65536)
     depth: int = Field(4, ge=1, le=512)
     mlp_expansion: int = Field(3, ge=1, le=16)
+    mlp_bias: bool = Field(False, description="biases in the MLP's projections (RecurrentGemma)")
+    embed_scale: float | None = Field(
+        None, gt=0, description="input embeddings are multiplied by this; None: sqrt(width)"
+    )
+    logits_soft_cap: float | None = Field(
+        None, gt=0, description="logits become c * tanh(logits / c); None: no cap"
+    )
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="activation dtype")
     scan_impl: Literal["auto", "reference", "sequential", "associative", "pallas"] = "auto"
     remat: bool = Field(False, description="recompute each block's activations in backward")
@@ -83,7 +92,7 @@ class ModelConfig(Section):
         default_factory=dict, validate_default=True, description="per-mixer parameters"
     )
 
-    @field_validator("mixer")
+    @field_validator("mixer", "attention_mixer")
     @classmethod
     def _mixer_registered(cls, value: str) -> str:
         _component_check("model.mixer", value)
@@ -95,7 +104,7 @@ class ModelConfig(Section):
         if not value or set(value) - PATTERN_LETTERS.keys():
             raise ValueError(
                 "model.block_pattern holds one letter per block, tiled over depth: R (the "
-                "recurrent mixer, model.mixer) or A (attention), e.g. 'R', 'RRA'"
+                "recurrent mixer, model.mixer) or A (model.attention_mixer), e.g. 'R', 'RRA'"
             )
         return value
 
@@ -104,10 +113,10 @@ class ModelConfig(Section):
     def _mixer_params(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         for name, params in value.items():
             _mixer_config(name, params)
-        needed = {"arch", "mixer", "block_pattern", "depth"}
-        if not needed <= info.data.keys():
+        needed = ("arch", "mixer", "attention_mixer", "block_pattern", "depth")
+        if not set(needed) <= info.data.keys():
             return value  # an earlier field failed; its own error is reported
-        kinds = _layer_kinds(*(info.data[k] for k in ("arch", "mixer", "block_pattern", "depth")))
+        kinds = _layer_kinds(*(info.data[k] for k in needed))
         return {
             name: dataclasses.asdict(_mixer_config(name, value.get(name, {})))
             for name in dict.fromkeys(kinds)
@@ -126,7 +135,9 @@ class ModelConfig(Section):
 
     def layer_kinds(self) -> list[str]:
         """The registered mixer name of every layer, in order."""
-        return _layer_kinds(self.arch, self.mixer, self.block_pattern, self.depth)
+        return _layer_kinds(
+            self.arch, self.mixer, self.attention_mixer, self.block_pattern, self.depth
+        )
 
     def layer_bidirectional(self, index: int) -> bool:
         """Whether layer ``index`` reads the prefix in both directions ('alternate': even ones)."""
@@ -150,10 +161,10 @@ def _mixer_config(name: str, params: Any) -> Any:
         raise ValueError(f"model.mixers.{name}: {message}") from None
 
 
-def _layer_kinds(arch: str, mixer: str, pattern: str, depth: int) -> list[str]:
+def _layer_kinds(arch: str, mixer: str, attention: str, pattern: str, depth: int) -> list[str]:
     if arch == "transformer":
         pattern = "A"
-    names = {letter: name or mixer for letter, name in PATTERN_LETTERS.items()}
+    names = {"R": mixer, "A": attention}
     return [names[pattern[i % len(pattern)]] for i in range(depth)]
 
 

@@ -5,6 +5,7 @@
 from birdie_ssm.models import gated as _gated  # noqa: F401
 from birdie_ssm.models import rglru as _rglru  # noqa: F401
 from birdie_ssm.models import attention as _attention  # noqa: F401
+from birdie_ssm.models import recurrentgemma as _recurrentgemma  # noqa: F401
 
 # isort: on
 from birdie_ssm.models.decode import generate

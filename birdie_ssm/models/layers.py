@@ -12,14 +12,21 @@ from birdie_ssm.errors import BirdieError
 
 
 def dense(
-    d_in: int, d_out: int, dtype: jnp.dtype, rngs: nnx.Rngs, *, scale: float = 1.0
+    d_in: int,
+    d_out: int,
+    dtype: jnp.dtype,
+    rngs: nnx.Rngs,
+    *,
+    scale: float = 1.0,
+    bias: bool = False,
 ) -> nnx.Linear:
-    """A bias-free linear layer with float32 master weights computing in ``dtype``."""
+    """A linear layer (bias-free unless asked) with float32 master weights computing in
+    ``dtype``."""
     init = nnx.initializers.variance_scaling(scale, "fan_in", "truncated_normal")
     return nnx.Linear(
         d_in,
         d_out,
-        use_bias=False,
+        use_bias=bias,
         dtype=dtype,
         param_dtype=jnp.float32,
         kernel_init=init,
@@ -41,12 +48,21 @@ class RMSNorm(nnx.Module):
 
 
 class GatedMLP(nnx.Module):
-    """GeLU-gated feed-forward layer: W_down(GeLU(W_gate x) * W_up x)."""
+    """GeLU-gated feed-forward layer: W_down(GeLU(W_gate x) * W_up x), biases optional."""
 
-    def __init__(self, width: int, hidden: int, dtype: jnp.dtype, depth: int, rngs: nnx.Rngs):
-        self.gate_up = dense(width, 2 * hidden, dtype, rngs)
+    def __init__(
+        self,
+        width: int,
+        hidden: int,
+        dtype: jnp.dtype,
+        depth: int,
+        rngs: nnx.Rngs,
+        *,
+        bias: bool = False,
+    ):
+        self.gate_up = dense(width, 2 * hidden, dtype, rngs, bias=bias)
         # Output projections are scaled down with depth so the residual stream stays O(1).
-        self.down = dense(hidden, width, dtype, rngs, scale=1.0 / depth)
+        self.down = dense(hidden, width, dtype, rngs, scale=1.0 / depth, bias=bias)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         gate, up = jnp.split(self.gate_up(x), 2, axis=-1)
@@ -110,16 +126,31 @@ def resolve_vocab(config: ModelConfig, vocab_size: int | None) -> int:
 
 
 class Embedder(nnx.Module):
-    """Token embedding tied with the output head; logits are float32."""
+    """Token embedding tied with the output head; logits are float32.
 
-    def __init__(self, vocab: int, width: int, dtype: jnp.dtype, rngs: nnx.Rngs):
+    Inputs are scaled by ``scale`` (default sqrt(width)); ``soft_cap`` c bounds the logits to
+    c * tanh(logits / c), as RecurrentGemma does.
+    """
+
+    def __init__(
+        self,
+        vocab: int,
+        width: int,
+        dtype: jnp.dtype,
+        rngs: nnx.Rngs,
+        *,
+        scale: float | None = None,
+        soft_cap: float | None = None,
+    ):
         init = nnx.initializers.normal(width**-0.5)
         self.table = nnx.Param(init(rngs.params(), (vocab, width), jnp.float32))
         self.width, self.dtype = width, dtype
+        self.scale = width**0.5 if scale is None else scale
+        self.soft_cap = soft_cap
 
     def encode(self, input_ids: jax.Array) -> jax.Array:
-        """[B, L] ids -> [B, L, width] activations of unit scale."""
-        return (jnp.take(self.table[...], input_ids, axis=0) * self.width**0.5).astype(self.dtype)
+        """[B, L] ids -> [B, L, width] activations (of unit scale at initialisation)."""
+        return (jnp.take(self.table[...], input_ids, axis=0) * self.scale).astype(self.dtype)
 
     def decode(self, x: jax.Array) -> jax.Array:
         """[..., width] -> [..., vocab] float32 logits.
@@ -129,4 +160,7 @@ class Embedder(nnx.Module):
         float32 one; float32 models compute exactly as before.
         """
         table = self.table[...].astype(self.dtype)
-        return jnp.matmul(x.astype(self.dtype), table.T, preferred_element_type=jnp.float32)
+        logits = jnp.matmul(x.astype(self.dtype), table.T, preferred_element_type=jnp.float32)
+        if self.soft_cap is None:
+            return logits
+        return jnp.tanh(logits / self.soft_cap) * self.soft_cap

@@ -33,7 +33,12 @@ class ResidualBlock(nnx.Module):
         )
         self.mlp_norm = RMSNorm(config.width)
         self.mlp = GatedMLP(
-            config.width, config.mlp_expansion * config.width, dtype, config.depth, rngs
+            config.width,
+            config.mlp_expansion * config.width,
+            dtype,
+            config.depth,
+            rngs,
+            bias=config.mlp_bias,
         )
 
     def __call__(self, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, Any]:
@@ -116,7 +121,14 @@ class BirdieLM(nnx.Module):
         # Scanning pays only with two or more whole periods sharing one traced body.
         groups = len(kinds) // period if config.scan_layers and len(kinds) >= 2 * period else 0
         self.scan_groups = groups
-        self.embedder = Embedder(self.vocab_size, config.width, jnp.dtype(config.dtype), rngs)
+        self.embedder = Embedder(
+            self.vocab_size,
+            config.width,
+            jnp.dtype(config.dtype),
+            rngs,
+            scale=config.embed_scale,
+            soft_cap=config.logits_soft_cap,
+        )
         # scan_layers: the first groups * period layers live stacked, one module per position
         # in the period; ``blocks`` holds the rest (every layer when not scanning).
         self.scanned = nnx.List(

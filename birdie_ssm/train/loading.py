@@ -11,6 +11,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.train import rundir
 from birdie_ssm.train.build import TrainedRun, build_model_for, build_tokenizer
 from birdie_ssm.train.checkpoint import Checkpointer
+from birdie_ssm.train.export import load_export
 from birdie_ssm.train.optim import make_optimizer
 
 __all__ = ["TrainedRun", "load_run"]
@@ -20,8 +21,14 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
     """Rebuild the model of ``run_dir`` and restore its parameters (latest checkpoint by default).
 
     The tokenizer and the model are built as ``train.build`` builds them for training.
+    ``run_dir`` may also be an export directory (``train.export``), which has one step.
     """
     run_dir = Path(run_dir)
+    if rundir.is_export(run_dir):
+        run = load_export(run_dir)
+        if step is not None and step != run.step:
+            raise BirdieError(f"'{run_dir}' is an export of step {run.step}, not of step {step}")
+        return run
     if not rundir.config_path(run_dir).is_file():
         raise BirdieError(f"'{run_dir}' is not a run directory (no config.yaml)")
     if not rundir.checkpoints_dir(run_dir).is_dir():

@@ -3,7 +3,9 @@
 
 ``<run>/config.yaml`` the resolved config (what a resume and an evaluation rebuild the run from),
 ``checkpoints/<step>/`` Orbax checkpoints, ``metrics.jsonl`` the training and evaluation records,
-``eval/`` evaluation results; ``birdie-ssm report`` draws its PNGs at the top.
+``eval/`` evaluation results; ``birdie-ssm report`` draws its PNGs at the top. An export
+directory (``birdie-ssm export``) holds ``model.safetensors`` and ``config.json`` instead, and is
+read wherever a run is.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ from pathlib import Path
 
 from birdie_ssm.config import Config, dump_config, load_config
 
+EXPORT_WEIGHTS = "model.safetensors"
+EXPORT_CONFIG = "config.json"
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` is an export directory (it holds model.safetensors and config.json)."""
+    return (Path(path) / EXPORT_WEIGHTS).is_file() and (Path(path) / EXPORT_CONFIG).is_file()
+
 
 def config_path(run_dir: str | Path) -> Path:
-    """The run's resolved config."""
-    return Path(run_dir) / "config.yaml"
+    """The run's resolved config (an export's config.json)."""
+    return Path(run_dir) / (EXPORT_CONFIG if is_export(run_dir) else "config.yaml")
 
 
 def checkpoints_dir(run_dir: str | Path) -> Path:
@@ -53,6 +63,6 @@ def read_config(run_dir: str | Path, overrides: list[str] | None = None) -> Conf
 
 def write_config(config: Config, run_dir: str | Path) -> Path:
     """Write ``config`` as the run's config.yaml; returns its path."""
-    path = config_path(run_dir)
+    path = Path(run_dir) / "config.yaml"
     dump_config(config, path)
     return path

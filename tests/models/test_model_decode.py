@@ -24,7 +24,17 @@ VARIANTS = [
     ("transformer", "gated", "none", "R"),
     ("ssm", "rglru", "alternate", "RRA"),
     ("ssm", "gated", "all", "AR"),
+    ("ssm", "rg_recurrent", "alternate", "RRA"),
+    ("ssm", "rg_recurrent", "none", "RRA"),
 ]
+
+
+def _attention(mixer: str) -> dict:
+    """RecurrentGemma's blocks come as a pair: rg_recurrent with rg_attention (window 3)."""
+    if mixer == "rg_recurrent":
+        return {"attention_mixer": "rg_attention",
+                "mixers": {"rg_attention": {"num_heads": 2, "window": 3}}}  # fmt: skip
+    return {"mixers": {"attention": {"num_heads": 2}}}
 
 
 def _tiny(arch: str, mixer: str, bidirectional: str, pattern: str = "R") -> nnx.Module:
@@ -35,7 +45,7 @@ def _tiny(arch: str, mixer: str, bidirectional: str, pattern: str = "R") -> nnx.
         bidirectional=bidirectional,
         width=32,
         depth=max(2, len(pattern)),
-        mixers={"attention": {"num_heads": 2}},
+        **_attention(mixer),
     )
     return build_model(config, VOCAB, nnx.Rngs(0))
 

@@ -23,6 +23,7 @@ VARIANTS = [
     ("ssm", "rglru", "alternate", "RRA"),
     ("ssm", "gated", "none", "RRA"),
     ("ssm", "gated", "none", "A"),
+    ("ssm", "rg_recurrent", "alternate", "RRA"),
 ]
 
 # One packed row: [prefix 0-5 | target 6-10] [prefix 11-14 | target 15-17] [padding 18-19],
@@ -31,6 +32,14 @@ SEGMENTS = np.array([[1] * 11 + [2] * 7 + [0] * 2, [3] * 8 + [4] * 12])
 PREFIX = np.array(
     [[True] * 6 + [False] * 5 + [True] * 4 + [False] * 5, [True] * 3 + [False] * 5 + [False] * 12]
 )
+
+
+def _attention(mixer: str) -> dict:
+    """RecurrentGemma's blocks come as a pair: rg_recurrent with rg_attention (window 3)."""
+    if mixer == "rg_recurrent":
+        return {"attention_mixer": "rg_attention",
+                "mixers": {"rg_attention": {"num_heads": 2, "window": 3}}}  # fmt: skip
+    return {"mixers": {"attention": {"num_heads": 2}}}
 
 
 def _dependency(arch: str, mixer: str, bidirectional: str, pattern: str) -> np.ndarray:
@@ -43,7 +52,7 @@ def _dependency(arch: str, mixer: str, bidirectional: str, pattern: str) -> np.n
         width=16,
         depth=max(2, len(pattern)),
         scan_impl="reference",
-        mixers={"attention": {"num_heads": 2}},
+        **_attention(mixer),
     )
     model = build_model(config, 32, nnx.Rngs(0))
     ids = jax.random.randint(jax.random.key(1), SEGMENTS.shape, 0, 32)
