@@ -27,11 +27,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import check_range
 from birdie_ssm.models.attention import KV, rope
 from birdie_ssm.models.layers import ShortConv, dense, sqrt_bounded
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import State, keep_mask, scan, step_keep, step_scan
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,9 @@ class RGRecurrentConfig(MixerConfig):
 
     def __post_init__(self) -> None:
         if self.lru_width is not None:
-            check_int("lru_width", self.lru_width, 2, 1 << 20)
-        check_int("num_heads", self.num_heads, 1, 4096)
-        check_int("conv_width", self.conv_width, 1, 16)
+            check_range("lru_width", self.lru_width, 2, 1 << 20, integer=True)
+        check_range("num_heads", self.num_heads, 1, 4096, integer=True)
+        check_range("conv_width", self.conv_width, 1, 16, integer=True)
 
     def check(self, model: ModelConfig) -> None:
         dim = self.lru_width or model.width
@@ -143,8 +144,8 @@ class RGAttentionConfig(MixerConfig):
     window: int = 2048  # a query sees itself and the window positions before it
 
     def __post_init__(self) -> None:
-        check_int("num_heads", self.num_heads, 1, 256)
-        check_int("window", self.window, 1, 1 << 24)
+        check_range("num_heads", self.num_heads, 1, 256, integer=True)
+        check_range("window", self.window, 1, 1 << 24, integer=True)
 
     def check(self, model: ModelConfig) -> None:
         if model.width % (4 * self.num_heads):
