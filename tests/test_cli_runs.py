@@ -31,12 +31,14 @@ def files_run(tmp_path_factory):
     return root / "myrun"
 
 
+@pytest.mark.slow  # trains and resumes through the CLI
 def test_run_is_named_after_its_dir_and_stores_resolved_paths(files_run):
     saved = yaml.safe_load((files_run / "config.yaml").read_text())
     assert saved["name"] == "myrun"
     assert saved["data"]["files"] == [str(files_run.parent / "corpus.txt")]
 
 
+@pytest.mark.slow  # trains and resumes through the CLI
 def test_resume_without_config_continues_the_run_as_configured(files_run, capsys):
     # A cosine run's schedule is fitted to its length: extending it needs --allow-lr-change.
     code = main(["train", "--run-dir", str(files_run), "--resume", "--set", "train.steps=5",
@@ -47,6 +49,7 @@ def test_resume_without_config_continues_the_run_as_configured(files_run, capsys
     assert saved["train"]["steps"] == 5 and saved["data"]["corpus"] == "files"
 
 
+@pytest.mark.slow  # trains and resumes through the CLI
 def test_resume_refuses_changes_to_what_the_run_learns(files_run, capsys):
     before = (files_run / "config.yaml").read_text()
     code = main(["train", "--run-dir", str(files_run), "--resume", "--set", "model.width=64"])
@@ -113,6 +116,7 @@ def test_module_by_name_from_the_working_directory_or_by_path(tmp_path, monkeypa
     assert "'./missing.py' does not exist" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow  # trains and resumes through the CLI
 def test_damaged_checkpoint_names_the_intact_one_and_resume_from_uses_it(tmp_path, capsys):
     run_dir = tmp_path / "run"
     steps = ["train.steps=4", "train.checkpoint_every=2", "train.keep_checkpoints=3"]

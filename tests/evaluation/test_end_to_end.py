@@ -111,6 +111,7 @@ def test_results_under_other_settings_or_steps_are_kept_apart(run_dir, capsys):
     assert "3" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # compiles the decode loop through the CLI
 def test_generate_prints_the_greedy_continuation(run_dir, capsys):
     argv = ["generate", "--checkpoint", str(run_dir), "--prompt", "Ada ", "--max-new-tokens", "5"]
     assert main(argv) == 0
