@@ -24,6 +24,11 @@ VARIANTS = [
     ("transformer", "gated", "none", "R"),
     ("ssm", "rglru", "alternate", "RRA"),
     ("ssm", "gated", "all", "AR"),
+    ("ssm", "mamba", "alternate", "R"),
+    ("ssm", "s4d", "alternate", "R"),
+    ("ssm", "s5", "all", "R"),
+    ("ssm", "lru", "alternate", "R"),
+    ("ssm", "mamba", "none", "RRRA"),  # a Jamba-style hybrid
 ]
 
 
@@ -35,7 +40,14 @@ def _tiny(arch: str, mixer: str, bidirectional: str, pattern: str = "R") -> nnx.
         bidirectional=bidirectional,
         width=32,
         depth=max(2, len(pattern)),
-        mixers={"attention": {"num_heads": 2}},
+        # Mamba and S4D scan in chunks of 4, so prompts span several (the last padded).
+        mixers={
+            "attention": {"num_heads": 2},
+            "mamba": {"state_size": 4, "chunk": 4},
+            "s4d": {"state_size": 4, "chunk": 4},
+            "s5": {"state_size": 8},
+            "lru": {"state_size": 8},
+        },
     )
     return build_model(config, VOCAB, nnx.Rngs(0))
 

@@ -18,6 +18,12 @@ VARIANTS = [
     for mixer in ("gated", "rglru")
     for bidirectional in ("none", "alternate", "all")
 ] + [
+    # The SSM families, each once (compile time): bidirectional halves in every layer, or causal.
+    ("ssm", "mamba", "all", "R"),
+    ("ssm", "s4d", "all", "R"),
+    ("ssm", "s5", "all", "R"),
+    ("ssm", "lru", "none", "R"),
+    ("ssm", "mamba", "alternate", "RRRA"),  # a Jamba-style hybrid
     ("transformer", "gated", "none", "R"),
     ("ssm", "rglru", "alternate", "RRA"),
     ("ssm", "gated", "none", "RRA"),
@@ -42,7 +48,14 @@ def _dependency(arch: str, mixer: str, bidirectional: str, pattern: str) -> np.n
         width=16,
         depth=max(2, len(pattern)),
         scan_impl="reference",
-        mixers={"attention": {"num_heads": 2}},
+        # Small states; Mamba and S4D scan in chunks of 8, so a row spans three (the last padded).
+        mixers={
+            "attention": {"num_heads": 2},
+            "mamba": {"state_size": 4, "chunk": 8},
+            "s4d": {"state_size": 4, "chunk": 8},
+            "s5": {"state_size": 8},
+            "lru": {"state_size": 8},
+        },
     )
     model = build_model(config, 32, nnx.Rngs(0))
     ids = jax.random.randint(jax.random.key(1), SEGMENTS.shape, 0, 32)
