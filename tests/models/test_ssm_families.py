@@ -365,3 +365,42 @@ def test_flop_count_covers_the_recurrences():
     for name, (params, want) in counts.items():
         config = ModelConfig(mixer=name, width=64, depth=2, mixers={name: params})
         assert config_flops_per_token(config, 256, 128).recurrence == want, name
+
+
+@pytest.mark.parametrize("impl", ["reference", "associative", "sequential"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_complex_linear_scan_and_its_gradient(impl, reverse):
+    """h_t = a_t h_{t-1} + b_t in complex numbers against the loop, and the gradient of a real
+    loss with respect to the real and imaginary parts against central differences."""
+    rng = np.random.default_rng(2)
+    shape = (2, 5, 3)
+    a = rng.uniform(0.3, 0.95, shape) * np.exp(1j * rng.uniform(-3, 3, shape))
+    b = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+    w = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+
+    def loop(a, b):
+        h, out = np.zeros((2, 3), complex), np.zeros(shape, complex)
+        for t in range(4, -1, -1) if reverse else range(5):
+            h = a[:, t] * h + b[:, t]
+            out[:, t] = h
+        return out
+
+    def loss(parts):
+        ar, ai, br, bi = (jnp.asarray(p, jnp.float32) for p in parts)
+        h = linear_scan(jax.lax.complex(ar, ai), jax.lax.complex(br, bi), reverse=reverse,
+                        impl=impl)  # fmt: skip
+        return jnp.sum(h * jnp.asarray(w, jnp.complex64)).real, h
+
+    parts = [a.real, a.imag, b.real, b.imag]
+    (_, h), grads = jax.value_and_grad(loss, has_aux=True)(parts)
+    np.testing.assert_allclose(np.asarray(h), loop(a, b), rtol=1e-5, atol=1e-5)
+    v = [rng.normal(size=shape) for _ in parts]
+    eps = 1e-6
+
+    def numpy_loss(sign):
+        ar, ai, br, bi = (p + sign * eps * d for p, d in zip(parts, v, strict=True))
+        return np.sum(loop(ar + 1j * ai, br + 1j * bi) * w).real
+
+    numeric = (numpy_loss(1) - numpy_loss(-1)) / (2 * eps)
+    analytic = sum(float(np.sum(np.asarray(g) * d)) for g, d in zip(grads, v, strict=True))
+    assert analytic == pytest.approx(numeric, rel=1e-4)
