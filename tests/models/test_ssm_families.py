@@ -11,6 +11,7 @@ definitions; bad parameters give one-line errors naming the key.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ from flax import nnx
 from birdie_ssm.config import ModelConfig, load_config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.kernels import linear_scan
-from birdie_ssm.models import get_mixer
+from birdie_ssm.models import build_model, count_params, get_mixer
 from birdie_ssm.models.masks import make_context
 from birdie_ssm.train.flops import config_flops_per_token
 
@@ -404,3 +405,18 @@ def test_complex_linear_scan_and_its_gradient(impl, reverse):
     numeric = (numpy_loss(1) - numpy_loss(-1)) / (2 * eps)
     analytic = sum(float(np.sum(np.asarray(g) * d)) for g, d in zip(grads, v, strict=True))
     assert analytic == pytest.approx(numeric, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("preset", "millions", "attention"),
+    [("mamba-130m", 158.2, 0), ("jamba-125m", 123.6, 2)],
+)
+def test_presets_build(preset, millions, attention):
+    """The presets build (abstractly) at a 32k vocabulary; the hybrid is 7 : 1 Mamba : attention."""
+    path = Path(__file__).parents[2] / "configs" / "models" / f"{preset}.yaml"
+    config = load_config(path).model
+    model = nnx.eval_shape(lambda: build_model(config, 32768, nnx.Rngs(0)))
+    assert count_params(model) / 1e6 == pytest.approx(millions, abs=0.1)
+    kinds = config.layer_kinds()
+    assert kinds.count("attention") == attention
+    assert kinds.count("mamba") == len(kinds) - attention
