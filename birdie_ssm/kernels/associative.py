@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from birdie_ssm.kernels.vjp import carry_dtype, shifted_backward, with_scan_vjp
 

@@ -77,14 +77,14 @@ class Mamba(Mixer):
         self.conv = ShortConv(channels, params.conv_width, rngs)
         self.x_proj = dense(channels, rank + 2 * n, dtype, rngs)
         std = rank**-0.5
-        self.dt_proj = nnx.Param(jax.random.uniform(rngs.params(), (rank, channels), minval=-std,
-                                                    maxval=std))  # fmt: skip
+        dt_proj = jax.random.uniform(rngs.params(), (rank, channels), minval=-std, maxval=std)
+        self.dt_proj = nnx.Param(dt_proj)
         # softplus(dt_bias) = Δ at initialisation, log-uniform in [dt_min, dt_max].
         dt = log_uniform(rngs.params(), (channels,), params.dt_min, params.dt_max)
         self.dt_bias = nnx.Param(dt + jnp.log(-jnp.expm1(-dt)))
         # S4D-Real: A[:, n] = -(n + 1).
-        self.a_log = nnx.Param(jnp.log(jnp.tile(jnp.arange(1, n + 1, dtype=jnp.float32),
-                                                (channels, 1))))  # fmt: skip
+        a = jnp.tile(jnp.arange(1, n + 1, dtype=jnp.float32), (channels, 1))
+        self.a_log = nnx.Param(jnp.log(a))
         self.d = nnx.Param(jnp.ones((channels,), jnp.float32))
         self.out = dense(channels, width, dtype, rngs, scale=1.0 / config.depth)
         # Training FLOPs per token of the scan (flops.py): per state, forward ΔA, Δx·B, a*h + b

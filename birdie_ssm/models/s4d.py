@@ -100,8 +100,8 @@ class S4D(Mixer):
         lam = np.broadcast_to(s4d_eigenvalues(params.init, modes), (width, modes))
         self.a_re_log = nnx.Param(jnp.asarray(np.log(-lam.real), jnp.float32))
         self.a_im = nnx.Param(jnp.asarray(lam.imag, jnp.float32))
-        self.log_dt = nnx.Param(jnp.log(log_uniform(rngs.params(), (width,), params.dt_min,
-                                                    params.dt_max)))  # fmt: skip
+        dt = log_uniform(rngs.params(), (width,), params.dt_min, params.dt_max)
+        self.log_dt = nnx.Param(jnp.log(dt))
         self.b = nnx.Param(complex_param(jnp.ones((width, modes), jnp.complex64)))
         c = jax.random.normal(rngs.params(), (width, modes, 2), jnp.float32) * 0.5**0.5
         self.c = nnx.Param(c)

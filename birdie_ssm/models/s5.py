@@ -97,8 +97,8 @@ class S5(Mixer):
         lam, vectors = block_hippo(states, params.blocks)
         self.lam_re_log = nnx.Param(jnp.asarray(np.log(-lam.real), jnp.float32))
         self.lam_im = nnx.Param(jnp.asarray(lam.imag, jnp.float32))
-        self.log_dt = nnx.Param(jnp.log(log_uniform(rngs.params(), (states,), params.dt_min,
-                                                    params.dt_max)))  # fmt: skip
+        dt = log_uniform(rngs.params(), (states,), params.dt_min, params.dt_max)
+        self.log_dt = nnx.Param(jnp.log(dt))
         v = jnp.asarray(vectors, jnp.complex64)
         b = jax.random.normal(rngs.params(), (2 * states, width), jnp.float32) * width**-0.5
         self.b = nnx.Param(complex_param(v.conj().T @ b.astype(jnp.complex64)))

@@ -159,8 +159,9 @@ NUMPY = {"mamba": mamba_np, "s4d": s4d_np, "s5": s5_np, "lru": lru_np}
 
 
 def _mixer(name: str, bidirectional: bool, scan_impl: str = "auto"):
-    config = ModelConfig(mixer=name, width=WIDTH, depth=2, mixers={name: CASES[name]},
-                         scan_impl=scan_impl)  # fmt: skip
+    config = ModelConfig(
+        mixer=name, width=WIDTH, depth=2, mixers={name: CASES[name]}, scan_impl=scan_impl
+    )
     return get_mixer(name)(config, config.mixer_config(name), bidirectional, rngs=nnx.Rngs(3))
 
 
@@ -388,8 +389,8 @@ def test_complex_linear_scan_and_its_gradient(impl, reverse):
 
     def loss(parts):
         ar, ai, br, bi = (jnp.asarray(p, jnp.float32) for p in parts)
-        h = linear_scan(jax.lax.complex(ar, ai), jax.lax.complex(br, bi), reverse=reverse,
-                        impl=impl)  # fmt: skip
+        decay, drive = jax.lax.complex(ar, ai), jax.lax.complex(br, bi)
+        h = linear_scan(decay, drive, reverse=reverse, impl=impl)
         return jnp.sum(h * jnp.asarray(w, jnp.complex64)).real, h
 
     parts = [a.real, a.imag, b.real, b.imag]
