@@ -27,6 +27,7 @@ from birdie_ssm.models.recurrent import (
     check_even_split,
     check_range,
     chunked_halves,
+    keep_mask,
     log_uniform,
     step_keep,
     step_scan,
@@ -115,11 +116,7 @@ class Mamba(Mixer):
         u, conv_cache = self.conv(u, ctx.segment_ids)
         u = jax.nn.silu(u)
         delta, b, c = self._inputs(u)
-        keep = ctx.fwd_keep[..., None] & jnp.ones((self.channels,), bool)
-        if self.bidirectional:
-            half = self.channels // 2
-            rev = jnp.broadcast_to(ctx.rev_keep[..., None], (*keep.shape[:2], half))
-            keep = jnp.concatenate([keep[..., :half], rev], axis=-1)
+        keep = keep_mask(ctx, self.channels, self.bidirectional)
         a = -jnp.exp(self.a_log[...])
         y, h_last = chunked_halves(
             self._build,

@@ -36,6 +36,7 @@ from birdie_ssm.models.recurrent import (
     complex_param,
     discretize,
     hippo_modes,
+    keep_mask,
     log_uniform,
     step_keep,
     step_scan,
@@ -132,11 +133,7 @@ class S4D(Mixer):
 
     def __call__(self, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, State]:
         """x [B, L, width] -> (y [B, L, width], decode state after the last position)."""
-        keep = ctx.fwd_keep[..., None] & jnp.ones((self.channels,), bool)
-        if self.bidirectional:
-            half = self.channels // 2
-            rev = jnp.broadcast_to(ctx.rev_keep[..., None], (*keep.shape[:2], half))
-            keep = jnp.concatenate([keep[..., :half], rev], axis=-1)
+        keep = keep_mask(ctx, self.channels, self.bidirectional)
         u = x.astype(jnp.float32)
         y, h_last = chunked_halves(
             self._build,
