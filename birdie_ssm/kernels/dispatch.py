@@ -32,6 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from birdie_ssm.kernels import associative, pallas, reference, sequential
+from birdie_ssm.kernels.vjp import carry_dtype
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,7 @@ def linear_scan(
     _check(a, b, h0, impl)
     a, b = jnp.asarray(a), jnp.asarray(b)
     batch, _, dim = b.shape
-    carry = jnp.complex64 if jnp.iscomplexobj(b) else jnp.float32
-    start = jnp.zeros((batch, dim), carry) if h0 is None else jnp.asarray(h0)
+    start = jnp.zeros((batch, dim), carry_dtype(b)) if h0 is None else jnp.asarray(h0)
     if jnp.iscomplexobj(b):
         scan = IMPLS[complex_impl(impl)]
     else:
