@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from birdie_ssm.kernels.vjp import shifted_backward, with_scan_vjp
+from birdie_ssm.kernels.vjp import carry_dtype, shifted_backward, with_scan_vjp
 
 
 def _combine(earlier, later):
@@ -15,9 +14,10 @@ def _combine(earlier, later):
 
 
 def forward(a: jax.Array, b: jax.Array, h0: jax.Array, reverse: bool) -> jax.Array:
-    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 throughout."""
-    a32 = a.astype(jnp.float32)
-    b32 = b.astype(jnp.float32)
+    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 (or complex64)
+    throughout."""
+    a32 = a.astype(carry_dtype(b))
+    b32 = b.astype(carry_dtype(b))
     # Folding h0 into the first value makes the prefix start from it.
     edge = -1 if reverse else 0
     b32 = b32.at[:, edge].add(a32[:, edge] * h0)

@@ -9,6 +9,10 @@ benchmarks/scan.py):
   design that beats an associative scan on accelerators (RecurrentGemma).
 - Anything else: ``"sequential"``, the implementation with no backend-specific code.
 
+A complex recurrence (a and b both complex) runs in complex64 on the implementations in
+COMPLEX_IMPLS; ``auto`` picks among them (``associative`` where its usual choice cannot), and
+naming another one is an error.
+
 A choice with a probe in PROBES is taken only once its probe (a tiny compile and run, checked
 against the float64 loop) passed on the backend, once per process; otherwise ``auto`` takes
 FALLBACK and logs one warning line, so that ``auto`` never picks a path that cannot compile.
@@ -26,6 +30,7 @@ import jax.numpy as jnp
 
 from birdie_ssm import plugins
 from birdie_ssm.kernels import associative, pallas, reference, sequential
+from birdie_ssm.kernels.vjp import carry_dtype
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ IMPLS.update(
 )
 AUTO_CHOICE = {"cpu": "sequential", "gpu": "pallas"}
 FALLBACK = "associative"
+# The implementations whose carry may be complex (the Pallas kernel's tiles are real).
+COMPLEX_IMPLS = ("reference", "associative", "sequential")
 # probe(backend) raises unless the implementation compiles, runs and is right on the backend.
 PROBES: dict[str, Callable[[str], None]] = {"pallas": pallas.probe}
 
@@ -84,8 +91,24 @@ def _check(a: jax.Array, b: jax.Array, h0: jax.Array | None, impl: str) -> None:
     if h0 is not None and jnp.shape(h0) != (batch, dim):
         raise ValueError(f"h0 must have shape [batch, dim] = {(batch, dim)}; got {jnp.shape(h0)}")
     for name, x in (("a", a), ("b", b), ("h0", h0)):
-        if x is not None and not jnp.issubdtype(jnp.result_type(x), jnp.floating):
+        if x is not None and not jnp.issubdtype(jnp.result_type(x), jnp.inexact):
             raise ValueError(f"{name} must be a floating-point array; got {jnp.result_type(x)}")
+    if jnp.iscomplexobj(a) != jnp.iscomplexobj(b):
+        raise ValueError(
+            f"a and b must be both real or both complex; got {jnp.result_type(a)} and "
+            f"{jnp.result_type(b)}"
+        )
+    if jnp.iscomplexobj(b) and impl not in ("auto", *COMPLEX_IMPLS):
+        raise ValueError(
+            f"scan impl {impl!r} cannot carry a complex recurrence; use one of "
+            f"{', '.join(repr(name) for name in ('auto', *COMPLEX_IMPLS))}"
+        )
+
+
+def complex_impl(impl: str) -> str:
+    """The implementation a complex recurrence runs on when ``impl`` is asked for."""
+    chosen = auto_impl() if impl == "auto" else impl
+    return chosen if chosen in COMPLEX_IMPLS else FALLBACK
 
 
 def linear_scan(
@@ -99,10 +122,14 @@ def linear_scan(
     """Return h with h_t = a_t * h_{t-1} + b_t over [batch, length, dim] inputs.
 
     ``reverse=True`` runs h_t = a_t * h_{t+1} + b_t from the end; ``a_t = 0`` starts afresh.
+    Complex a and b give a complex64 recurrence (implementations in COMPLEX_IMPLS).
     """
     _check(a, b, h0, impl)
     a, b = jnp.asarray(a), jnp.asarray(b)
     batch, _, dim = b.shape
-    start = jnp.zeros((batch, dim), jnp.float32) if h0 is None else jnp.asarray(h0)
-    scan = IMPLS[auto_impl() if impl == "auto" else impl]
+    start = jnp.zeros((batch, dim), carry_dtype(b)) if h0 is None else jnp.asarray(h0)
+    if jnp.iscomplexobj(b):
+        scan = IMPLS[complex_impl(impl)]
+    else:
+        scan = IMPLS[auto_impl() if impl == "auto" else impl]
     return scan(a, b, start, bool(reverse))

@@ -5,15 +5,17 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from birdie_ssm.kernels.vjp import shifted_backward, with_scan_vjp
+from birdie_ssm.kernels.vjp import carry_dtype, shifted_backward, with_scan_vjp
 
 
 def forward(a: jax.Array, b: jax.Array, h0: jax.Array, reverse: bool) -> jax.Array:
-    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 carry."""
+    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 (or complex64)
+    carry."""
+    carry = carry_dtype(b)
 
     def step(h, ab):
         a_t, b_t = ab
-        h = a_t.astype(jnp.float32) * h + b_t.astype(jnp.float32)
+        h = a_t.astype(carry) * h + b_t.astype(carry)
         return h, h.astype(b.dtype)
 
     xs = (jnp.swapaxes(a, 0, 1), jnp.swapaxes(b, 0, 1))

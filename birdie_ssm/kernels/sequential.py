@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from birdie_ssm.kernels.vjp import with_scan_vjp
+from birdie_ssm.kernels.vjp import carry_dtype, with_scan_vjp
 
 
 def _read(x: jax.Array, t: jax.Array) -> jax.Array:
@@ -29,13 +29,14 @@ def _time(i: jax.Array, length: int, reverse: bool) -> jax.Array:
 
 
 def forward(a: jax.Array, b: jax.Array, h0: jax.Array, reverse: bool) -> jax.Array:
-    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 carry."""
-    length = a.shape[1]
+    """h_t = a_t * h_{t-1} + b_t over axis 1 of [batch, length, dim]; float32 (or complex64)
+    carry."""
+    length, dtype = a.shape[1], carry_dtype(b)
 
     def step(i, carry):
         h, out = carry
         t = _time(i, length, reverse)
-        h = _read(a, t).astype(jnp.float32) * h + _read(b, t).astype(jnp.float32)
+        h = _read(a, t).astype(dtype) * h + _read(b, t).astype(dtype)
         return h, _write(out, h, t)
 
     init = (h0[:, None, :], jnp.empty_like(b))
@@ -46,7 +47,7 @@ def backward(
     a: jax.Array, h: jax.Array, h0: jax.Array, dh: jax.Array, reverse: bool
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Cotangents (da, db, dh0) of ``forward``: one fused loop in the opposite direction."""
-    length = a.shape[1]
+    length, dtype = a.shape[1], carry_dtype(h)
     h0 = h0[:, None, :]
     # A forward scan's step t needs h_{t-1}; at the sequence's first step that is h0.
     first = length - 1 if reverse else 0
@@ -56,10 +57,10 @@ def backward(
         # carry = a_{t+1} * g_{t+1}: the decayed cotangent flowing back from the next step.
         flow, da, db = carry
         t = _time(i, length, not reverse)
-        g = _read(dh, t).astype(jnp.float32) + flow
+        g = _read(dh, t).astype(dtype) + flow
         neighbour = jnp.clip(t + offset, 0, length - 1)
-        h_prev = jnp.where(t == first, h0, _read(h, neighbour).astype(jnp.float32))
-        flow = _read(a, t).astype(jnp.float32) * g
+        h_prev = jnp.where(t == first, h0, _read(h, neighbour).astype(dtype))
+        flow = _read(a, t).astype(dtype) * g
         return flow, _write(da, g * h_prev, t), _write(db, g, t)
 
     init = (jnp.zeros_like(h0), jnp.empty_like(a), jnp.empty_like(h))

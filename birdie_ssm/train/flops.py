@@ -42,7 +42,7 @@ class FlopCount:
 
     params: int  # 6 * non-embedding parameters
     readout: int  # 6 * vocab * width (the tied output projection)
-    recurrence: int  # 6 * recurrent channels, summed over recurrent layers
+    recurrence: int  # the recurrences' own work, summed over recurrent layers
     attention: int  # 12 * width * seq_len, summed over attention layers
 
     @property
@@ -62,7 +62,9 @@ def train_flops_per_token(model: nnx.Module, seq_len: int) -> FlopCount:
       the output projection costs 2*V*W per token forward (MaxText counts it too).
     - D: a recurrent layer's channels (``width * state_expansion``; both halves of a
       bidirectional layer together). h_t = a_t*h_{t-1} + b_t is a multiply and an add per
-      channel per token, times 3 with the backward scan.
+      channel per token, times 3 with the backward scan. A mixer whose recurrence does more per
+      token than that (a state of N per channel, complex states) states its own training FLOPs
+      per token as ``recurrence_flops`` (mamba, s4d, s5, lru), counted instead of 6*D.
     - W*T: an attention layer's scores Q K^T and mixing P V, 2*T*W FLOPs each per query in the
       forward pass over a row of T = ``seq_len`` tokens, times 3: 12*W*T (PaLM, app. B; the whole
       T x T score matrix, which is what the layer computes, so no causal discount).
@@ -76,6 +78,8 @@ def train_flops_per_token(model: nnx.Module, seq_len: int) -> FlopCount:
     for mixer in model.temporal_mixers():
         if isinstance(mixer, Attention):
             attention += 12 * mixer.heads * mixer.head_dim * seq_len
+        elif hasattr(mixer, "recurrence_flops"):
+            recurrence += int(mixer.recurrence_flops)
         elif hasattr(mixer, "dim"):  # the recurrent mixers (gated, rglru) keep their channels
             recurrence += 6 * int(mixer.dim)
     assert table_width == width

@@ -26,15 +26,31 @@ VARIANTS = [
     ("ssm", "gated", "all", "AR"),
     ("ssm", "rg_recurrent", "alternate", "RRA"),
     ("ssm", "rg_recurrent", "none", "RRA"),
+    ("ssm", "mamba", "alternate", "R"),
+    ("ssm", "s4d", "alternate", "R"),
+    ("ssm", "s5", "all", "R"),
+    ("ssm", "lru", "alternate", "R"),
+    ("ssm", "mamba", "none", "RRRA"),  # a Jamba-style hybrid
 ]
 
 
 def _attention(mixer: str) -> dict:
-    """RecurrentGemma's blocks come as a pair: rg_recurrent with rg_attention (window 3)."""
+    """Mixer parameters: RecurrentGemma's blocks come as a pair (rg_recurrent with
+    rg_attention, window 3); the other mixers get small states."""
     if mixer == "rg_recurrent":
         return {"attention_mixer": "rg_attention",
                 "mixers": {"rg_attention": {"num_heads": 2, "window": 3}}}  # fmt: skip
-    return {"mixers": {"attention": {"num_heads": 2}}}
+    # Small states; Mamba and S4D scan in chunks of 4, so a row spans several (the last
+    # padded).
+    return {
+        "mixers": {
+            "attention": {"num_heads": 2},
+            "mamba": {"state_size": 4, "chunk": 4},
+            "s4d": {"state_size": 4, "chunk": 4},
+            "s5": {"state_size": 8},
+            "lru": {"state_size": 8},
+        }
+    }
 
 
 def _tiny(arch: str, mixer: str, bidirectional: str, pattern: str = "R") -> nnx.Module:

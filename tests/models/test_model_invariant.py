@@ -19,6 +19,12 @@ VARIANTS = [
     for mixer in ("gated", "rglru")
     for bidirectional in ("none", "alternate", "all")
 ] + [
+    # The SSM families, each once (compile time): bidirectional halves in every layer, or causal.
+    ("ssm", "mamba", "all", "R"),
+    ("ssm", "s4d", "all", "R"),
+    ("ssm", "s5", "all", "R"),
+    ("ssm", "lru", "none", "R"),
+    ("ssm", "mamba", "alternate", "RRRA"),  # a Jamba-style hybrid
     ("transformer", "gated", "none", "R"),
     ("ssm", "rglru", "alternate", "RRA"),
     ("ssm", "gated", "none", "RRA"),
@@ -35,11 +41,22 @@ PREFIX = np.array(
 
 
 def _attention(mixer: str) -> dict:
-    """RecurrentGemma's blocks come as a pair: rg_recurrent with rg_attention (window 3)."""
+    """Mixer parameters: RecurrentGemma's blocks come as a pair (rg_recurrent with
+    rg_attention, window 3); the other mixers get small states."""
     if mixer == "rg_recurrent":
         return {"attention_mixer": "rg_attention",
                 "mixers": {"rg_attention": {"num_heads": 2, "window": 3}}}  # fmt: skip
-    return {"mixers": {"attention": {"num_heads": 2}}}
+    # Small states; Mamba and S4D scan in chunks of 8, so a row spans several (the last
+    # padded).
+    return {
+        "mixers": {
+            "attention": {"num_heads": 2},
+            "mamba": {"state_size": 4, "chunk": 8},
+            "s4d": {"state_size": 4, "chunk": 8},
+            "s5": {"state_size": 8},
+            "lru": {"state_size": 8},
+        }
+    }
 
 
 def _dependency(arch: str, mixer: str, bidirectional: str, pattern: str) -> np.ndarray:
