@@ -13,13 +13,18 @@ class BirdieError(Exception):
     """A user-facing error: the CLI prints its message without a traceback and exits non-zero."""
 
 
-def check_range(name: str, value: Any, low: float, high: float, *, integer: bool = False) -> Any:
+def check_range(
+    name: str, value: Any, low: float, high: float, *, integer: bool = False, open_low: bool = False
+) -> Any:
     """``value``, or a ValueError naming parameter ``name`` unless it is a number (an integer if
-    ``integer``) in [low, high]: the range check of every component's parameters."""
+    ``integer``) in [low, high] (in (low, high] if ``open_low``): the range check of every
+    component's parameters."""
     kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not low <= value <= high:
+    number = isinstance(value, kind) and not isinstance(value, bool)
+    if not number or not ((low < value if open_low else low <= value) and value <= high):
         what = "an integer" if integer else "a number"
-        raise ValueError(f"parameter '{name}' must be {what} in [{low}, {high}], got {value!r}")
+        bounds = f"({low}, {high}]" if open_low else f"[{low}, {high}]"
+        raise ValueError(f"parameter '{name}' must be {what} in {bounds}, got {value!r}")
     return value
 
 

@@ -19,19 +19,19 @@ import jax.numpy as jnp
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import check_range
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import (
     GLUReadout,
     State,
     as_complex,
     check_complex_scan,
-    check_range,
     keep_mask,
     scan,
     step_keep,
     step_scan,
 )
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,15 @@ class LRUConfig(MixerConfig):
     max_phase: float = 2 * math.pi  # arg λ starts uniform in [0, max_phase]
 
     def __post_init__(self) -> None:
-        check_int("state_size", self.state_size, 2, 4096)
+        check_range("state_size", self.state_size, 2, 4096, integer=True)
         if (
             isinstance(self.r_min, bool)
             or not isinstance(self.r_min, int | float)
             or not (0.0 <= self.r_min < 1.0)
         ):
             raise ValueError(f"parameter 'r_min' must be a number in [0, 1), got {self.r_min!r}")
-        check_range("r_max", self.r_max, self.r_min, 1.0 - 1e-9)
-        check_range("max_phase", self.max_phase, 0.0, 2 * math.pi)
+        check_range("r_max", self.r_max, self.r_min, 1.0 - 1e-9, open_low=True)
+        check_range("max_phase", self.max_phase, 0.0, 2 * math.pi, open_low=True)
 
     def check(self, model: ModelConfig) -> None:
         check_complex_scan("lru", model)

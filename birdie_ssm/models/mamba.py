@@ -20,19 +20,19 @@ import jax.numpy as jnp
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import check_range
 from birdie_ssm.models.layers import ShortConv, dense
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import (
     State,
     check_even_split,
-    check_range,
     chunked_halves,
     keep_mask,
     log_uniform,
     step_keep,
     step_scan,
 )
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ class MambaConfig(MixerConfig):
     chunk: int = 128  # positions whose [B, chunk, channels, N] states exist at once
 
     def __post_init__(self) -> None:
-        check_int("state_size", self.state_size, 1, 256)
-        check_int("expand", self.expand, 1, 16)
-        check_int("conv_width", self.conv_width, 1, 16)
-        check_int("dt_rank", self.dt_rank, 0, 65536)
-        check_range("dt_min", self.dt_min, 0.0, 1.0)
-        check_range("dt_max", self.dt_max, self.dt_min, 10.0)
-        check_int("chunk", self.chunk, 1, 65536)
+        check_range("state_size", self.state_size, 1, 256, integer=True)
+        check_range("expand", self.expand, 1, 16, integer=True)
+        check_range("conv_width", self.conv_width, 1, 16, integer=True)
+        check_range("dt_rank", self.dt_rank, 0, 65536, integer=True)
+        check_range("dt_min", self.dt_min, 0.0, 1.0, open_low=True)
+        check_range("dt_max", self.dt_max, self.dt_min, 10.0, open_low=True)
+        check_range("chunk", self.chunk, 1, 65536, integer=True)
 
     def check(self, model: ModelConfig) -> None:
         check_even_split("mamba", model, self.expand, "model.width * model.mixers.mamba.expand")

@@ -82,12 +82,6 @@ def check_even_split(
         )
 
 
-def check_range(name: str, value: Any, low: float, high: float) -> None:
-    """Raise ValueError naming parameter ``name`` unless it is a number in (low, high]."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low < value <= high:
-        raise ValueError(f"parameter '{name}' must be a number in ({low}, {high}], got {value!r}")
-
-
 def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     """Raise ValueError naming parameter ``name`` unless it is one of ``choices``."""
     if value not in choices:

@@ -23,6 +23,7 @@ import numpy as np
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import check_range
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import (
     GLUReadout,
@@ -31,7 +32,6 @@ from birdie_ssm.models.recurrent import (
     check_choice,
     check_complex_scan,
     check_even_split,
-    check_range,
     chunked_halves,
     complex_param,
     discretize,
@@ -41,7 +41,7 @@ from birdie_ssm.models.recurrent import (
     step_keep,
     step_scan,
 )
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 
 DISCRETIZATIONS = ("zoh", "bilinear")
 S4D_INITS = ("legs", "lin", "inv")
@@ -70,16 +70,16 @@ class S4DConfig(MixerConfig):
     chunk: int = 128  # positions whose [B, chunk, channels, N/2] states exist at once
 
     def __post_init__(self) -> None:
-        check_int("state_size", self.state_size, 2, 1024)
+        check_range("state_size", self.state_size, 2, 1024, integer=True)
         if self.state_size % 2:
             raise ValueError(
                 f"parameter 'state_size' must be even (conjugate pairs), got {self.state_size}"
             )
-        check_range("dt_min", self.dt_min, 0.0, 1.0)
-        check_range("dt_max", self.dt_max, self.dt_min, 10.0)
+        check_range("dt_min", self.dt_min, 0.0, 1.0, open_low=True)
+        check_range("dt_max", self.dt_max, self.dt_min, 10.0, open_low=True)
         check_choice("discretization", self.discretization, DISCRETIZATIONS)
         check_choice("init", self.init, S4D_INITS)
-        check_int("chunk", self.chunk, 1, 65536)
+        check_range("chunk", self.chunk, 1, 65536, integer=True)
 
     def check(self, model: ModelConfig) -> None:
         check_complex_scan("s4d", model)

@@ -21,6 +21,7 @@ import numpy as np
 from flax import nnx
 
 from birdie_ssm.config import ModelConfig
+from birdie_ssm.errors import check_range
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import (
     GLUReadout,
@@ -28,7 +29,6 @@ from birdie_ssm.models.recurrent import (
     as_complex,
     check_choice,
     check_complex_scan,
-    check_range,
     complex_param,
     discretize,
     hippo_modes,
@@ -38,7 +38,7 @@ from birdie_ssm.models.recurrent import (
     step_keep,
     step_scan,
 )
-from birdie_ssm.models.registry import Mixer, MixerConfig, check_int, register_mixer
+from birdie_ssm.models.registry import Mixer, MixerConfig, register_mixer
 from birdie_ssm.models.s4d import DISCRETIZATIONS
 
 
@@ -63,14 +63,14 @@ class S5Config(MixerConfig):
     discretization: str = "zoh"  # zoh | bilinear
 
     def __post_init__(self) -> None:
-        check_int("state_size", self.state_size, 2, 4096)
-        check_int("blocks", self.blocks, 1, self.state_size)
+        check_range("state_size", self.state_size, 2, 4096, integer=True)
+        check_range("blocks", self.blocks, 1, self.state_size, integer=True)
         if self.state_size % self.blocks:
             raise ValueError(
                 f"parameter 'blocks' ({self.blocks}) must divide 'state_size' ({self.state_size})"
             )
-        check_range("dt_min", self.dt_min, 0.0, 1.0)
-        check_range("dt_max", self.dt_max, self.dt_min, 10.0)
+        check_range("dt_min", self.dt_min, 0.0, 1.0, open_low=True)
+        check_range("dt_max", self.dt_max, self.dt_min, 10.0, open_low=True)
         check_choice("discretization", self.discretization, DISCRETIZATIONS)
 
     def check(self, model: ModelConfig) -> None:
