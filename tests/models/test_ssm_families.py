@@ -26,7 +26,7 @@ from birdie_ssm.kernels import linear_scan
 from birdie_ssm.models import attention, build_model, count_params, get_mixer
 from birdie_ssm.models.masks import make_context
 from birdie_ssm.train.flops import config_flops_per_token
-from tests.kernels.test_pallas import TRITON_CALL, _target_gpu
+from tests.helpers import TRITON_CALL, target_gpu
 
 WIDTH, LENGTH = 8, 11
 # Row 0: [prefix 0-3 | target 4-6] [prefix 7-8 | target 9-10]; row 1: one causal segment.
@@ -439,7 +439,7 @@ def test_mamba_gradient_lowers_through_triton(monkeypatch):
     ids = jax.ShapeDtypeStruct((2, 300), jnp.int32)
     prefix = jax.ShapeDtypeStruct((2, 300), jnp.bool_)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    with _target_gpu():
+    with target_gpu():
         lowered = jax.jit(jax.value_and_grad(loss)).trace(state, ids, prefix)
         text = lowered.lower(lowering_platforms=("cuda",)).as_text()
     names = re.findall(r'name = "(linear_scan_\w+)"', text)
