@@ -56,3 +56,21 @@ def explicit_mix(q, k, v, mask):
     scores = jnp.where(mask, scores * q.shape[-1] ** -0.5, -1e30)
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
     return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
+
+
+def tiny_mixers(mixer: str, chunk: int) -> dict:
+    """ModelConfig settings for a tiny model of ``mixer``: RecurrentGemma's blocks come as a pair
+    (rg_recurrent with rg_attention, window 3); the other mixers get small states, and Mamba and
+    S4D scan in chunks of ``chunk``, so a row spans several (the last padded)."""
+    if mixer == "rg_recurrent":
+        return {"attention_mixer": "rg_attention",
+                "mixers": {"rg_attention": {"num_heads": 2, "window": 3}}}  # fmt: skip
+    return {
+        "mixers": {
+            "attention": {"num_heads": 2},
+            "mamba": {"state_size": 4, "chunk": chunk},
+            "s4d": {"state_size": 4, "chunk": chunk},
+            "s5": {"state_size": 8},
+            "lru": {"state_size": 8},
+        }
+    }

@@ -175,6 +175,12 @@ def _warn_fallback(dtype: str) -> None:
         log.warning("attention: using the xla path (scores in memory): %s", problem)
 
 
+def pad_cache(state: KV, max_len: int) -> KV:
+    """Keys and values padded to ``max_len`` slots: an attention layer's decode cache."""
+    pad = ((0, 0), (0, max_len - state[0].shape[1]), (0, 0), (0, 0))
+    return jnp.pad(state[0], pad), jnp.pad(state[1], pad)
+
+
 def rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax.Array:
     """Rotary embedding of x [B, L, H, Dh] at integer positions [B, L]."""
     half = x.shape[-1] // 2
@@ -243,9 +249,7 @@ class Attention(Mixer):
         return self._attend(q, k, v, ctx.segment_ids, runs), (k, v)
 
     def to_cache(self, state: KV, max_len: int) -> KV:
-        """Keys and values padded to ``max_len`` slots."""
-        pad = ((0, 0), (0, max_len - state[0].shape[1]), (0, 0), (0, 0))
-        return jnp.pad(state[0], pad), jnp.pad(state[1], pad)
+        return pad_cache(state, max_len)
 
     def step(self, x: jax.Array, cache: KV, ctx: StepContext) -> tuple[jax.Array, KV]:
         """x [B, width] written to cache slot ``ctx.index``, attending to its segment's slots."""

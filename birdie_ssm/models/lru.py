@@ -25,7 +25,7 @@ from birdie_ssm.models.recurrent import (
     GLUReadout,
     State,
     as_complex,
-    check_complex_scan,
+    check_state_halves,
     keep_mask,
     scan,
     step_keep,
@@ -55,12 +55,7 @@ class LRUConfig(MixerConfig):
         check_range("max_phase", self.max_phase, 0.0, 2 * math.pi, open_low=True)
 
     def check(self, model: ModelConfig) -> None:
-        check_complex_scan("lru", model)
-        if model.bidirectional != "none" and self.state_size % 2:
-            raise ValueError(
-                "model.mixers.lru.state_size must be even to split a bidirectional layer's states "
-                "into a forward and a reverse half"
-            )
+        check_state_halves("lru", model, self.state_size)
 
 
 @register_mixer("lru")

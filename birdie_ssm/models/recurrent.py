@@ -89,6 +89,17 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ValueError(f"parameter '{name}' must be one of {accepted}, got {value!r}")
 
 
+def check_state_halves(name: str, model, state_size: int) -> None:
+    """A complex state-space mixer's checks: a scan that carries complex values, and (in a
+    bidirectional layer) a state that splits into forward and reverse halves."""
+    check_complex_scan(name, model)
+    if model.bidirectional != "none" and state_size % 2:
+        raise ValueError(
+            f"model.mixers.{name}.state_size must be even to split a bidirectional layer's states "
+            "into a forward and a reverse half"
+        )
+
+
 def check_complex_scan(name: str, model) -> None:
     """A complex recurrence needs a scan implementation that can carry one (not the Pallas one)."""
     if model.scan_impl == "pallas":

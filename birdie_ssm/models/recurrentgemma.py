@@ -28,7 +28,7 @@ from flax import nnx
 
 from birdie_ssm.config import ModelConfig
 from birdie_ssm.errors import check_range
-from birdie_ssm.models.attention import KV, rope
+from birdie_ssm.models.attention import KV, pad_cache, rope
 from birdie_ssm.models.layers import ShortConv, dense, sqrt_bounded
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import State, keep_mask, scan, step_keep, step_scan
@@ -207,9 +207,7 @@ class RGAttention(Mixer):
         return self._attend(q, k, v, (visible & same_segment)[:, None]), (k, v)
 
     def to_cache(self, state: KV, max_len: int) -> KV:
-        """Keys and values padded to ``max_len`` slots."""
-        pad = ((0, 0), (0, max_len - state[0].shape[1]), (0, 0), (0, 0))
-        return jnp.pad(state[0], pad), jnp.pad(state[1], pad)
+        return pad_cache(state, max_len)
 
     def step(self, x: jax.Array, cache: KV, ctx: StepContext) -> tuple[jax.Array, KV]:
         """x [B, width] written to cache slot ``ctx.index``; it reads its window's slots."""

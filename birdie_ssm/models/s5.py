@@ -28,7 +28,7 @@ from birdie_ssm.models.recurrent import (
     State,
     as_complex,
     check_choice,
-    check_complex_scan,
+    check_state_halves,
     complex_param,
     discretize,
     hippo_modes,
@@ -74,12 +74,7 @@ class S5Config(MixerConfig):
         check_choice("discretization", self.discretization, DISCRETIZATIONS)
 
     def check(self, model: ModelConfig) -> None:
-        check_complex_scan("s5", model)
-        if model.bidirectional != "none" and self.state_size % 2:
-            raise ValueError(
-                "model.mixers.s5.state_size must be even to split a bidirectional layer's states "
-                "into a forward and a reverse half"
-            )
+        check_state_halves("s5", model, self.state_size)
 
 
 @register_mixer("s5")

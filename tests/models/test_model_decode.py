@@ -12,6 +12,7 @@ from birdie_ssm.config import ModelConfig
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, generate
 from birdie_ssm.models.decode import pack_prompts
+from tests.helpers import tiny_mixers
 
 VOCAB = 32
 PROMPTS = [[3, 1, 4, 1, 5, 9, 2], [6, 5, 3, 5]]
@@ -34,25 +35,6 @@ VARIANTS = [
 ]
 
 
-def _attention(mixer: str) -> dict:
-    """Mixer parameters: RecurrentGemma's blocks come as a pair (rg_recurrent with
-    rg_attention, window 3); the other mixers get small states."""
-    if mixer == "rg_recurrent":
-        return {"attention_mixer": "rg_attention",
-                "mixers": {"rg_attention": {"num_heads": 2, "window": 3}}}  # fmt: skip
-    # Small states; Mamba and S4D scan in chunks of 4, so a row spans several (the last
-    # padded).
-    return {
-        "mixers": {
-            "attention": {"num_heads": 2},
-            "mamba": {"state_size": 4, "chunk": 4},
-            "s4d": {"state_size": 4, "chunk": 4},
-            "s5": {"state_size": 8},
-            "lru": {"state_size": 8},
-        }
-    }
-
-
 def _tiny(arch: str, mixer: str, bidirectional: str, pattern: str = "R") -> nnx.Module:
     config = ModelConfig(
         arch=arch,
@@ -61,7 +43,7 @@ def _tiny(arch: str, mixer: str, bidirectional: str, pattern: str = "R") -> nnx.
         bidirectional=bidirectional,
         width=32,
         depth=max(2, len(pattern)),
-        **_attention(mixer),
+        **tiny_mixers(mixer, chunk=4),
     )
     return build_model(config, VOCAB, nnx.Rngs(0))
 

@@ -11,6 +11,7 @@ from flax import nnx
 
 from birdie_ssm.config import ModelConfig
 from birdie_ssm.models import build_model
+from tests.helpers import tiny_mixers
 
 # (arch, recurrent mixer, bidirectional, block pattern); hybrids mix recurrent and attention
 # blocks, "A" alone under arch ssm is a (causal or prefix-LM) Transformer built from the pattern.
@@ -40,25 +41,6 @@ PREFIX = np.array(
 )
 
 
-def _attention(mixer: str) -> dict:
-    """Mixer parameters: RecurrentGemma's blocks come as a pair (rg_recurrent with
-    rg_attention, window 3); the other mixers get small states."""
-    if mixer == "rg_recurrent":
-        return {"attention_mixer": "rg_attention",
-                "mixers": {"rg_attention": {"num_heads": 2, "window": 3}}}  # fmt: skip
-    # Small states; Mamba and S4D scan in chunks of 8, so a row spans several (the last
-    # padded).
-    return {
-        "mixers": {
-            "attention": {"num_heads": 2},
-            "mamba": {"state_size": 4, "chunk": 8},
-            "s4d": {"state_size": 4, "chunk": 8},
-            "s5": {"state_size": 8},
-            "lru": {"state_size": 8},
-        }
-    }
-
-
 def _dependency(arch: str, mixer: str, bidirectional: str, pattern: str) -> np.ndarray:
     """|d logits[t] / d embedding[s]| summed over features: [batch, t, s]."""
     config = ModelConfig(
@@ -69,7 +51,7 @@ def _dependency(arch: str, mixer: str, bidirectional: str, pattern: str) -> np.n
         width=16,
         depth=max(2, len(pattern)),
         scan_impl="reference",
-        **_attention(mixer),
+        **tiny_mixers(mixer, chunk=8),
     )
     model = build_model(config, 32, nnx.Rngs(0))
     ids = jax.random.randint(jax.random.key(1), SEGMENTS.shape, 0, 32)
