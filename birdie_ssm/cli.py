@@ -407,7 +407,10 @@ def _eval_items(ctx, items, options, name: str, args: argparse.Namespace) -> Non
     print(result.table(), flush=True)
     if args.show:
         print(result.show_predictions(args.show), flush=True)
-    path = result.save(Path(args.checkpoint) / "eval" / f"{name}.json", args.all_predictions)
+    from birdie_ssm.evaluation.results import items_result_path
+
+    where = items_result_path(args.checkpoint, args.items, args.scorer, ctx.step, options)
+    path = result.save(where, args.all_predictions)
     print(f"written to {path}\n", flush=True)
 
 

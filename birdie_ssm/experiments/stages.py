@@ -17,7 +17,12 @@ from typing import Any
 from birdie_ssm.config import Config, load_config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.results import TaskResult, read_result, result_path, save_result
-from birdie_ssm.evaluation.runner import EvalContext, evaluate_task, own_settings, result_key
+from birdie_ssm.evaluation.runner import (
+    EvalContext,
+    evaluate_task,
+    own_settings,
+    task_result_key,
+)
 from birdie_ssm.pipeline import with_recorded_workers
 from birdie_ssm.tasks import TaskSettings, settings_dict
 
@@ -95,15 +100,11 @@ def evaluate_run(
     ctx: EvalContext | None = None
     results = {}
     for name, settings in tasks.items():
-        key = result_key(own_settings(config, name), settings_dict(settings), step, step)
+        key = task_result_key(own_settings(config, name), settings_dict(settings), step)
         path = result_path(run_dir, name, key)
-        # Results written before results were keyed by their settings sit in <task>.json.
-        for candidate in (path, result_path(run_dir, name)):
-            old = _current(candidate, settings, step)
-            if old is not None:
-                results[name] = old
-                break
-        if name in results:
+        old = _current(path, settings, step)
+        if old is not None:
+            results[name] = old
             continue
         ctx = ctx or _load(run_dir, None)
         results[name] = evaluate_task(ctx, name, settings)
