@@ -102,10 +102,8 @@ def test_results_under_other_settings_or_steps_are_kept_apart(run_dir, capsys):
     earlier = _written(capsys.readouterr().out)
     assert earlier == run_dir / "eval" / "mqar@step=2.json"
     assert json.loads(earlier.read_text())["step"] == 2
-    assert (
-        json.loads((run_dir / "eval" / "mqar@step=4,samples=2.json").read_text())["settings"]["samples"]
-        == 2
-    )
+    other_result = json.loads((run_dir / "eval" / "mqar@step=4,samples=2.json").read_text())
+    assert other_result["settings"]["samples"] == 2
     assert own.read_text() == first  # the run's own result is untouched
     assert main(["eval", "mqar", "--checkpoint", str(run_dir), *TASK, "--step", "3"]) == 2
     assert "3" in capsys.readouterr().err
