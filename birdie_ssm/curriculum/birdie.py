@@ -57,6 +57,7 @@ class BirdieController(ControllerBase):
         warmup_steps: int = 50,
         max_transitions: int = 64,
         seed: int = 0,
+        draws: int = 1,
     ) -> None:
         super().__init__(arms, classes, reward)
         for name, value in [("candidates", candidates), ("max_support", max_support),
@@ -91,6 +92,7 @@ class BirdieController(ControllerBase):
         self.max_move = check_probability("max_move", max_move)
         self.warmup_steps = int(warmup_steps)
         self.rng = np.random.default_rng(seed)
+        self.draws = int(draws)
         self.steps_seen: list[int] = []  # the step of each evaluation
         self.losses_seen: list[list[float]] = []  # losses at each evaluation (NaN: not measured)
         self.actions_seen: list[list[float]] = []  # the mixture trained before each evaluation
@@ -144,18 +146,18 @@ class BirdieController(ControllerBase):
             prior_trend=self.prior_trend,
             prior_noise=self.prior_noise,
         )
-        # One draw per decision: Thompson sampling, so an arm the model is unsure of gets tried.
-        effects = posterior.sample(self.rng, 1, self.draw_width)
+        effects = posterior.sample(self.rng, self.draws, self.draw_width)
         pool = self._candidates()
         horizon = lengths[-1] / np.mean(lengths)
         level = np.where(np.isfinite(losses) & (losses > 0), losses, 1.0)
-        change = np.clip(horizon * predict_changes(effects, pool)[0], -20.0, 20.0)  # [C, N]
-        scores = self.reward_fn(level, level * np.exp(change)) @ self.credit_weights
-        best = np.argsort(scores)[-self.top_k :]
+        change = np.clip(horizon * predict_changes(effects, pool), -20.0, 20.0)  # [D, C, N]
+        scores = self.reward_fn(level, level * np.exp(change)) @ self.credit_weights  # [D, C]
+        best = np.argsort(scores, axis=1)[:, -self.top_k :]  # [D, k]
         self.info.update(
-            predicted_reward=float(scores[best].mean()), model_noise=float(posterior.noise.mean())
+            predicted_reward=float(np.take_along_axis(scores, best, axis=1).mean()),
+            model_noise=float(posterior.noise.mean()),
         )
-        return pool[best].mean(axis=0)
+        return pool[best].mean(axis=(0, 1))
 
     def _decide(
         self, step: int, losses: np.ndarray, arm_rewards: np.ndarray | None, played: np.ndarray

@@ -7,6 +7,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
 from birdie_ssm.errors import BirdieError
@@ -77,10 +78,8 @@ def test_a_checkpoint_holding_non_finite_values_is_refused(run_dir, tmp_path):
     meta = checkpointer.restore(trainer.state, 6)[1]
     trainer.close()
     # Written past the refusal, as a damaged disk or another tool might leave it.
-    import orbax.checkpoint as ocp
-
-    checkpointer.manager.save(8, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave({**meta, "step": 8})))  # fmt: skip
+    items = {"state": ocp.args.StandardSave(state), "meta": ocp.args.JsonSave(meta | {"step": 8})}
+    checkpointer.manager.save(8, args=ocp.args.Composite(**items))
     checkpointer.manager.wait_until_finished()
     checkpointer.close()
     with pytest.raises(BirdieError, match=r"checkpoint 8 .*non-finite.*checkpoint 6 is intact"):
