@@ -12,6 +12,7 @@ from birdie_ssm.curriculum.controller import (
     make_controller,
     normalise,
     register_controller,
+    takes_parameter,
     update_controller,
 )
 from birdie_ssm.curriculum.env import MixtureEnv, MixtureTrainer, rollout
@@ -32,6 +33,7 @@ __all__ = [
     "normalise",
     "register_controller",
     "rollout",
+    "takes_parameter",
     "total_reward",
     "update_controller",
 ]

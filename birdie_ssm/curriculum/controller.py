@@ -8,6 +8,7 @@ group of an installed package (loaded on the first lookup).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from collections.abc import Callable, Sequence
@@ -109,9 +110,21 @@ def make_controller(
         raise BirdieError(f"bad parameters for controller '{name}': {exc}") from None
 
 
+def takes_parameter(name: str, parameter: str) -> bool:
+    """Whether controller ``name`` takes ``parameter`` in ``controller.params``."""
+    if name not in _CONTROLLERS:
+        load_entry_points()
+    accepted = _parameters(_CONTROLLERS[name]) if name in _CONTROLLERS else set()
+    return accepted is None or parameter in accepted
+
+
 def _parameters(cls: Callable[..., Controller]) -> set[str] | None:
     """The keyword parameters ``make_controller`` can pass to ``cls`` (through ``create`` when it
-    has one); None when it takes any (``**kwargs`` all the way down)."""
+    has one): the fields of its ``Config`` dataclass when it has one; None when it takes any
+    (``**kwargs`` all the way down)."""
+    config = getattr(cls, "Config", None)
+    if dataclasses.is_dataclass(config):
+        return {f.name for f in dataclasses.fields(config)} | {"reward"}
     names: set[str] = set()
     for function in (getattr(cls, "create", None), cls):
         if function is None:

@@ -31,17 +31,11 @@ class Posterior:
     chol: np.ndarray  # [N, N + 2, N + 2]: row i's covariance = chol[i] @ chol[i].T
     noise: np.ndarray  # [N]: each arm's noise standard deviation (normalised units)
     scale: float  # the log-loss change that 1.0 stands for
-    # [N]: the share of the prior variance of arm i's own payoff (A_ii + B_i) still left, in
-    # [0, 1]: 1 for an arm the history says nothing about.
-    unknown: np.ndarray
 
     def sample(self, rng: np.random.Generator, draws: int, width: float = 1.0) -> np.ndarray:
         """``draws`` draws of (A | B | D), [draws, N, N + 2], in log-loss units per relative
-        step. ``width`` < 1 tempers the draw of what the history has measured; what it has not
-        (``unknown``) is drawn at full width, so an arm left at the floor, whose evidence has
-        been discounted away, keeps a real chance of being tried again."""
-        widths = width + (1.0 - width) * self.unknown  # [N]
-        z = widths[None, :, None] * rng.standard_normal((draws, *self.mean.shape))
+        step."""
+        z = width * rng.standard_normal((draws, *self.mean.shape))
         return self.scale * (self.mean + np.einsum("ijk,dik->dij", self.chol, z))
 
 
@@ -99,7 +93,6 @@ def fit_posterior(
     scale = max(scale, 1e-6)
     y = np.where(valid, changes, 0.0) / scale
     mean, chol, noise = np.zeros((n, n + 2)), np.zeros((n, n + 2, n + 2)), np.zeros(n)
-    unknown = np.ones(n)
     for i in range(n):
         w, x = seen[:, i], x_all[:, i]
         # Prior covariance: the cross terms A_ij (j != i) share one draw of width prior_shared (how
@@ -129,7 +122,4 @@ def fit_posterior(
         lower = np.linalg.cholesky(precision)
         chol[i] = np.linalg.inv(lower).T
         noise[i] = np.sqrt(sigma2)
-        own = np.zeros(n + 2)
-        own[[i, n]] = 1.0  # the own payoff at full share: A_ii + B_i
-        unknown[i] = min(1.0, float(own @ chol[i] @ chol[i].T @ own) / float(own @ cov @ own))
-    return Posterior(mean, chol, noise, scale, unknown)
+    return Posterior(mean, chol, noise, scale)

@@ -20,7 +20,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from birdie_ssm.config import Config, ModelConfig
-from birdie_ssm.curriculum import Controller, make_controller
+from birdie_ssm.curriculum import Controller, make_controller, takes_parameter
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
 from birdie_ssm.objectives import expand_arms
@@ -112,20 +112,25 @@ def build_model_for(config: Config, tokenizer: Tokenizer) -> nnx.Module:
 
 def build_controller(config: Config, arms: list[Arm]) -> Controller:
     """The configured controller (plug-in modules imported first); it is told the configured
-    mixture and decides itself what to make of it."""
+    mixture and decides itself what to make of it, and seeded by ``train.seed`` when it takes a
+    ``seed`` that ``controller.params`` does not set."""
     for name in config.controller.modules:
         import_module(name, what="controller.modules")
     if "reward" in config.controller.params:
         raise BirdieError(
             "controller.params.reward: the reward is set by controller.reward (birdie or relative)"
         )
+    params = dict(config.controller.params)
+    # A controller's own randomness follows the run's seed unless the config fixes it.
+    if "seed" not in params and takes_parameter(config.controller.name, "seed"):
+        params["seed"] = config.train.seed
     return make_controller(
         config.controller.name,
         [a.name for a in arms],
         [a.objective_class for a in arms],
         mixture=[a.weight for a in arms],
         reward=config.controller.reward,
-        **config.controller.params,
+        **params,
     )
 
 
