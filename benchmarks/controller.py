@@ -240,7 +240,10 @@ def training_report(names: list[str], seeds: int, steps: int) -> None:
     print(f"\nquickstart training, {steps} steps, seeds {list(range(seeds))} (same token budget)")
     runs = {}
     for name in names:
-        runs[name] = [train_once(name, seed, steps) for seed in range(seeds)]
+        runs[name] = []
+        for seed in range(seeds):
+            runs[name].append(train_once(name, seed, steps))
+            print(f"    {name} seed {seed}: {runs[name][-1].loss:.4f}", flush=True)
         losses = np.array([r.loss for r in runs[name]])
         wall = sum(r.wall_s for r in runs[name])
         print(
