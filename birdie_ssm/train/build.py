@@ -153,6 +153,62 @@ def _initial_params(params: Any, other: TrainedRun, model: ModelConfig) -> Any:
     return theirs
 
 
+# Bytes a packed batch holds per token: five int32 fields and two bool masks (pipeline.Batch).
+BATCH_BYTES_PER_TOKEN = 5 * 4 + 2
+# Copies of a batch alive while one is packed: the packer's intermediates, the batch, its
+# device-bound copy (the ready batches of the prefetch queues come on top).
+PACKING_COPIES = 3
+
+
+def available_host_bytes() -> int | None:
+    """The host memory available to a new allocation (Linux's MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_host_memory(config: Config, available: int | None) -> None:
+    """Refuse, in one line, a batch whose packing would not fit ``available`` bytes of host
+    memory: the pipeline would grow until the kernel killed the process without a word."""
+    data = config.data
+    workers = data.workers if isinstance(data.workers, int) else 1
+    batches = PACKING_COPIES + data.prefetch * max(workers, 1)
+    need = BATCH_BYTES_PER_TOKEN * data.batch_size * data.seq_len * batches
+    if available is not None and need > available:
+        raise BirdieError(
+            f"a batch of {data.batch_size} x {data.seq_len} tokens needs about "
+            f"{need / 2**30:.1f} GiB of host memory to pack ({batches} batches in flight), more "
+            f"than the {available / 2**30:.1f} GiB available: lower data.batch_size or "
+            "data.seq_len (or data.prefetch)"
+        )
+
+
+def check_device_memory(model: ModelConfig, vocab_size: int, devices: list[jax.Device]) -> None:
+    """Refuse, in one line, a model whose parameters, gradients and Adam moments alone do not
+    fit the devices (sharded over all of them at best; no batch size or sequence length would
+    make it fit)."""
+    shapes = jax.eval_shape(lambda: nnx.split(build_model(model, vocab_size, nnx.Rngs(0)))[1])
+    count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    need = 4 * 4 * count  # float32 parameters, gradients and two Adam moments
+    if devices[0].platform == "cpu":  # CPU devices share the host's memory
+        limit = available_host_bytes()
+    else:
+        limit = (devices[0].memory_stats() or {}).get("bytes_limit")
+        limit = None if limit is None else limit * len(devices)
+    if limit is not None and need > limit:
+        raise BirdieError(
+            f"the model's {count / 1e9:.2f} B parameters need about {need / 2**30:.1f} GiB with "
+            f"their gradients and optimizer state, more than the {limit / 2**30:.1f} GiB of "
+            f"{devices[0].platform} memory: lower model.width ({model.width}) or model.depth "
+            f"({model.depth})"
+        )
+
+
 def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     """Assemble every part of a run of ``config``; ``init_from``: start from another run's
     parameters (fine-tuning, ``train.loading.load_run``) instead of fresh ones."""
@@ -167,6 +223,7 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
         config.objectives.mixture, tokenizer.specials, config.objectives.modules, tokenizer
     )
 
+    check_device_memory(config.model, vocab_size_for(config, tokenizer), jax.devices())
     model = build_model_for(config, tokenizer)
     num_params = count_params(model)
     graphdef, params = nnx.split(model)
@@ -183,6 +240,7 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     mixture = np.asarray(controller.initial_mixture(), dtype=np.float64)
     # Every host runs the same streams and is served its own rows of each global batch.
     hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
+    check_host_memory(config, available_host_bytes())
     pipeline = open_pipeline(config, source, tokenizer, arms, mixture, **hosts)
     val_sets = validation_batches(
         source.val,
