@@ -57,7 +57,10 @@ def _fingerprint(state: Any) -> tuple[list[jax.Array], jax.Array]:
 
 
 def _leaf_names(state: Any) -> list[str]:
-    return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_leaves_with_path(state)]
+    return [
+        jax.tree_util.keystr(path, simple=True, separator="/")
+        for path, _ in jax.tree_util.tree_leaves_with_path(state)
+    ]
 
 
 def _first_words(cause: BaseException) -> str:

@@ -64,8 +64,8 @@ def test_arrays_changed_since_written_are_refused(run_dir, tmp_path):
     copy = _copy(run_dir, tmp_path)
     shutil.rmtree(copy / "checkpoints" / "6" / "state")
     shutil.copytree(copy / "checkpoints" / "4" / "state", copy / "checkpoints" / "6" / "state")
-    with pytest.raises(BirdieError, match=r"checkpoint 6 .*differs from the one written.*"
-                       r"checkpoint 4 is intact"):  # fmt: skip
+    with pytest.raises(BirdieError, match=r"checkpoint 6 .*the array \w+/\S+ differs from "
+                       r"the one written.*checkpoint 4 is intact"):  # fmt: skip
         _resume(copy)
 
 
