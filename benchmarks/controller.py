@@ -7,17 +7,22 @@
     faster) and the ``InteractionBandit`` (a helper arm's training also lowers the best arm's
     loss, as copying helps selective copying: playing the helper is best).
 (2) Each adaptive controller's best-arm share on the bandit over the last 10 of 30 updates,
-    seeds x 2 choices of best arm, with and without forgetting: mean and worst run.
+    with and without forgetting: mean and worst run.
 (3) Controller update time at the quickstart schedule (600 steps, 6 arms) as a share of training
     wall time at an assumed s/step.
 (4) ``--measure-training``: the quickstart model and objective family trained under each
-    controller (``fixed`` = uniform), ``--train-seeds`` seeds each, ``--train-steps`` steps (the
-    same token budget for all): mean validation loss over arms at the end, the measured share
-    of wall time spent in controller updates, and per arm its final loss and mean realised
-    mixture share.
+    controller (``fixed`` = uniform), ``--train-seeds`` run seeds each (``train.seed`` and
+    ``data.seed``; a controller's own seed follows ``train.seed``), ``--train-steps`` steps (the
+    same token budget for all): mean validation loss over arms at the end, mean +- std over
+    seeds, each seed's difference to uniform, the measured share of wall time spent in
+    controller updates, and per arm its final loss and mean realised mixture share.
 
-Run: python benchmarks/controller.py [--seeds 10] [--horizon 40] [--seed-offset 0]
-     python benchmarks/controller.py --measure-training [--train-steps 600] [--train-seeds 3]
+(1) and (2) run every pair of ``--seeds`` simulator seeds and ``--controller-seeds`` controller
+seeds (for the controllers that take a seed), so a figure is over both kinds of randomness.
+
+Run: python benchmarks/controller.py [--seeds 10] [--controller-seeds 10] [--horizon 40]
+         [--seed-offset 0]
+     python benchmarks/controller.py --measure-training [--train-steps 600] [--train-seeds 5]
          [--train-controllers fixed,birdie,exp3s,ucb,thompson] [--skip-simulator]
 """
 
@@ -38,6 +43,7 @@ from birdie_ssm.curriculum import (
     eval_steps,
     make_controller,
     rollout,
+    takes_parameter,
 )
 from birdie_ssm.curriculum.simulator import ForgettingBandit, InteractionBandit, play
 
@@ -72,38 +78,58 @@ def update_seconds(name: str, steps: list[int]) -> list[float]:
     return times
 
 
-def episode_reward(name: str, sim: CurriculumSimulator, horizon: int, seed: int) -> float:
+# Controller seeds start here, apart from any simulator seed a report uses.
+CONTROLLER_SEED0 = 10_000
+
+
+def seeded(name: str, sim: CurriculumSimulator, controller_seed: int):
+    """Controller ``name`` for ``sim``'s arms, seeded by ``controller_seed`` if it takes a seed."""
+    params = {"seed": controller_seed} if takes_parameter(name, "seed") else {}
+    return make_controller(name, sim.arm_names, sim.arm_classes, **params)
+
+
+def pairs(seeds: int, controller_seeds: int, offset: int) -> list[tuple[int, int]]:
+    """Every (simulator seed, controller seed) pair of the report."""
+    return [
+        (seed, CONTROLLER_SEED0 + offset + c)
+        for seed in range(offset, offset + seeds)
+        for c in range(controller_seeds)
+    ]
+
+
+def episode_reward(
+    name: str, sim: CurriculumSimulator, horizon: int, seed: int, controller_seed: int
+) -> float:
     """Cumulative reward of ``name`` driving ``sim`` for ``horizon`` evaluations 50 steps apart."""
     env = MixtureEnv(sim, horizon=horizon)
-    controller = make_controller(name, sim.arm_names, sim.arm_classes)
-    return float(rollout(controller, env, seed).sum())
+    return float(rollout(seeded(name, sim, controller_seed), env, seed).sum())
 
 
-def best_arm_shares(name: str, seeds: int, forget: float, offset: int = 0) -> np.ndarray:
-    """Best-arm share over the last 10 of 30 updates, for seeds x 2 choices of best arm."""
+def best_arm_shares(name: str, runs: list[tuple[int, int]], forget: float) -> np.ndarray:
+    """Best-arm share over the last 10 of 30 updates for each (simulator, controller) seed pair;
+    the simulator seed also draws which arm is best."""
     shares = []
-    for seed in range(offset, offset + seeds):
-        for best in (seed % 6, (seed + 2) % 6):
-            sim = ForgettingBandit(seed=seed, forget_per_interval=forget, best_arm=best)
-            controller = make_controller(name, sim.arm_names, sim.arm_classes)
-            shares.append(play(controller, sim, 30)[-10:, best].mean())
+    for seed, controller_seed in runs:
+        sim = ForgettingBandit(seed=seed, forget_per_interval=forget)
+        controller = seeded(name, sim, controller_seed)
+        shares.append(play(controller, sim, 30)[-10:, sim.best_arm].mean())
     return np.asarray(shares)
 
 
-def simulator_report(seeds: int, horizon: int, offset: int = 0) -> None:
-    """Print (1) rewards side by side and (2) best-arm shares, over seeds offset..offset+seeds-1."""
+def simulator_report(seeds: int, controller_seeds: int, horizon: int, offset: int = 0) -> None:
+    """Print (1) rewards side by side and (2) best-arm shares, over every pair of simulator
+    seeds offset..offset+seeds-1 and ``controller_seeds`` controller seeds."""
+    runs = pairs(seeds, controller_seeds, offset)
     print(
-        f"cumulative reward, mean of {seeds} seeds (from {offset}) x {horizon} evaluations, and "
-        "its ratio to fixed uniform's (n/a where fixed's is not positive)"
+        f"cumulative reward, mean of {len(runs)} (simulator seed, controller seed) pairs "
+        f"({seeds} x {controller_seeds}, from {offset}) x {horizon} evaluations, and its ratio to "
+        "fixed uniform's (n/a where fixed's is not positive)"
     )
     results = {name: {} for name in CONTROLLERS}
     for scenario, make in SCENARIOS.items():
         for name in CONTROLLERS:
             results[name][scenario] = np.array(
-                [
-                    episode_reward(name, make(seed), horizon, seed)
-                    for seed in range(offset, offset + seeds)
-                ]
+                [episode_reward(name, make(seed), horizon, seed, c) for seed, c in runs]
             )
     width = 18
     print(f"  {'':9s}" + "".join(f"{s:>{width}s}" for s in SCENARIOS))
@@ -124,14 +150,14 @@ def simulator_report(seeds: int, horizon: int, offset: int = 0) -> None:
     )
 
     print(
-        f"\nbandit: best-arm share over the last 10 of 30 updates, {seeds} seeds x 2 best arms "
-        "(uniform 0.17): mean (worst)"
+        f"\nbandit: best-arm share over the last 10 of 30 updates, {len(runs)} (simulator seed, "
+        "controller seed) pairs (uniform 0.17): mean (worst)"
     )
     print(f"  {'':22s}" + "".join(f"{n:>14s}" for n in ADAPTIVE))
     for forget in (0.0, 0.01):
-        cells = [best_arm_shares(name, seeds, forget, offset) for name in ADAPTIVE]
+        cells = [best_arm_shares(name, runs, forget) for name in ADAPTIVE]
         row = "".join(f"{c.mean():7.2f} ({c.min():.2f})" for c in cells)
-        print(f"  forget {forget:.2f}/interval  {row}")
+        print(f"  forget {forget:.2f}/interval  {row}", flush=True)
 
 
 def timing_report(seconds_per_step: float) -> None:
@@ -208,25 +234,36 @@ def train_once(name: str, seed: int, steps: int) -> TrainedRun:
 
 
 def training_report(names: list[str], seeds: int, steps: int) -> None:
-    """Print (4): final mean validation loss per controller, side by side, and update share;
-    then, per controller, each arm's final loss and mean realised mixture (means over seeds)."""
+    """Print (4): final mean validation loss per controller (mean +- std over seeds, each seed's
+    difference to uniform), update share; then, per controller, each arm's final loss and mean
+    realised mixture (means over seeds)."""
     print(f"\nquickstart training, {steps} steps, seeds {list(range(seeds))} (same token budget)")
     runs = {}
     for name in names:
-        runs[name] = [train_once(name, seed, steps) for seed in range(seeds)]
+        runs[name] = []
+        for seed in range(seeds):
+            runs[name].append(train_once(name, seed, steps))
+            print(f"    {name} seed {seed}: {runs[name][-1].loss:.4f}", flush=True)
+        losses = np.array([r.loss for r in runs[name]])
         wall = sum(r.wall_s for r in runs[name])
         print(
-            f"  {name:9s} mean val loss over arms {np.mean([r.loss for r in runs[name]]):.4f} "
-            f"(per seed {', '.join(f'{r.loss:.4f}' for r in runs[name])})  controller "
+            f"  {name:9s} mean val loss over arms {losses.mean():.4f} +- {losses.std(ddof=1):.4f}"
+            f" (per seed {', '.join(f'{v:.4f}' for v in losses)})  controller "
             f"{100 * sum(r.update_s for r in runs[name]) / wall:.3f}% of {wall / seeds:.0f} s",
             flush=True,
         )
-    means = {n: np.mean([r.loss for r in rs]) for n, rs in runs.items()}
     if "fixed" in runs:
-        print(
-            "  vs fixed uniform: "
-            + ", ".join(f"{n} {means[n] - means['fixed']:+.4f}" for n in runs if n != "fixed")
-        )
+        uniform = np.array([r.loss for r in runs["fixed"]])
+        print("  minus fixed uniform, per seed (negative: lower loss than uniform)")
+        for name in runs:
+            if name == "fixed":
+                continue
+            diff = np.array([r.loss for r in runs[name]]) - uniform
+            print(
+                f"  {name:9s} {diff.mean():+.4f} +- {diff.std(ddof=1):.4f}  per seed "
+                f"{', '.join(f'{d:+.4f}' for d in diff)}  (below uniform on "
+                f"{int((diff < 0).sum())} of {seeds})"
+            )
     arms = list(next(iter(runs.values()))[0].arm_losses)
     print("\nper arm, mean over seeds: final val loss / mean realised mixture share")
     print(f"  {'':9s}" + "".join(f"{arm[:16]:>18s}" for arm in arms))
@@ -240,6 +277,7 @@ def training_report(names: list[str], seeds: int, steps: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--controller-seeds", type=int, default=10)
     parser.add_argument("--horizon", type=int, default=40)
     # Tune on seeds the default report does not show (e.g. 100), then confirm on the default ones.
     parser.add_argument("--seed-offset", type=int, default=0)
@@ -247,26 +285,28 @@ def main() -> None:
     parser.add_argument("--measure-training", action="store_true")
     parser.add_argument("--skip-simulator", action="store_true")
     parser.add_argument("--train-steps", type=int, default=600)
-    parser.add_argument("--train-seeds", type=int, default=3)
+    parser.add_argument("--train-seeds", type=int, default=5)
     parser.add_argument("--train-controllers", default=",".join(CONTROLLERS))
     args = parser.parse_args()
     names = [n.strip() for n in args.train_controllers.split(",") if n.strip()]
     unknown = sorted(set(names) - set(CONTROLLERS))
     if (
         args.seeds < 1
+        or args.controller_seeds < 1
         or args.horizon < 1
         or args.train_steps < 1
-        or args.train_seeds < 1
+        or args.train_seeds < 2
         or args.seed_offset < 0
         or unknown
     ):
         parser.error(
-            "--seeds, --horizon, --train-steps and --train-seeds must be >= 1, --seed-offset "
+            "--seeds, --controller-seeds, --horizon, --train-steps and --train-seeds must be "
+            ">= 1 (--train-seeds >= 2: a spread needs two), --seed-offset "
             ">= 0 and "
             f"--train-controllers a comma list of {', '.join(CONTROLLERS)}"
         )
     if not args.skip_simulator:
-        simulator_report(args.seeds, args.horizon, args.seed_offset)
+        simulator_report(args.seeds, args.controller_seeds, args.horizon, args.seed_offset)
         timing_report(args.seconds_per_step)
     if args.measure_training:
         training_report(names, args.train_seeds, args.train_steps)

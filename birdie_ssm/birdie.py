@@ -48,7 +48,7 @@ from birdie_ssm.config import (
     error_text,
     load_raw,
 )
-from birdie_ssm.curriculum import Controller, eval_steps, make_controller
+from birdie_ssm.curriculum import Controller, eval_steps, make_controller, takes_parameter
 from birdie_ssm.curriculum.base import floats_from_json, floats_to_json
 from birdie_ssm.curriculum.rewards import get_reward, total_reward
 from birdie_ssm.errors import BirdieError
@@ -99,9 +99,45 @@ def birdie_rl_fields(batch: Batch) -> dict[str, np.ndarray]:
     }
 
 
+# Bytes a packed batch holds per token: five int32 fields and two bool masks (pipeline.Batch).
+BATCH_BYTES_PER_TOKEN = 5 * 4 + 2
+# Copies of a batch alive while one is packed: the packer's intermediates, the batch, its
+# device-bound copy (the ready batches of the prefetch queues come on top).
+PACKING_COPIES = 3
+
+
+def available_host_bytes() -> int | None:
+    """The host memory available to a new allocation (Linux's MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_host_memory(config: Config, available: int | None) -> None:
+    """Refuse, in one line, a batch whose packing would not fit ``available`` bytes of host
+    memory: the pipeline would grow until the kernel killed the process without a word."""
+    data = config.data
+    workers = data.workers if isinstance(data.workers, int) else 1
+    batches = PACKING_COPIES + data.prefetch * max(workers, 1)
+    need = BATCH_BYTES_PER_TOKEN * data.batch_size * data.seq_len * batches
+    if available is not None and need > available:
+        raise BirdieError(
+            f"a batch of {data.batch_size} x {data.seq_len} tokens needs about "
+            f"{need / 2**30:.1f} GiB of host memory to pack ({batches} batches in flight), more "
+            f"than the {available / 2**30:.1f} GiB available: lower data.batch_size or "
+            "data.seq_len (or data.prefetch)"
+        )
+
+
 def build_controller(config: Config, arms: Sequence[Arm]) -> Controller:
     """The controller ``config.controller`` names (its plug-in modules imported first); it is
-    told the configured mixture and decides itself what to make of it."""
+    told the configured mixture and decides itself what to make of it, and seeded by
+    ``train.seed`` when it takes a ``seed`` that ``controller.params`` does not set."""
     section = config.controller
     for name in section.modules:
         import_module(name, what="controller.modules")
@@ -109,13 +145,17 @@ def build_controller(config: Config, arms: Sequence[Arm]) -> Controller:
         raise BirdieError(
             "controller.params.reward: the reward is set by controller.reward (birdie or relative)"
         )
+    params = dict(section.params)
+    # A controller's own randomness follows the run's seed unless the config fixes it.
+    if "seed" not in params and takes_parameter(section.name, "seed"):
+        params["seed"] = config.train.seed
     return make_controller(
         section.name,
         [a.name for a in arms],
         [a.objective_class for a in arms],
         mixture=[a.weight for a in arms],
         reward=section.reward,
-        **section.params,
+        **params,
     )
 
 
@@ -282,6 +322,7 @@ class Birdie:
             "objectives": objectives.model_dump(mode="json"),
             "controller": config.controller.model_dump(mode="json"),
         }  # fmt: skip
+        check_host_memory(config, available_host_bytes())
         pipeline = open_pipeline(config, source, tokenizer, arms, mixture, **hosts)
         try:
             return cls(

@@ -8,6 +8,7 @@ import json
 import os
 import runpy
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -438,12 +439,12 @@ def _eval(args: argparse.Namespace) -> None:
     for task in tasks:
         result = evaluate_task(ctx, task, settings[task], all_predictions=args.all_predictions)
         if get_task(task).meaning:
-            print(f"{task}: {result.metric} = {get_task(task).meaning}")
-        print(result.table(), flush=True)  # printed before the write: a failed write loses nothing
+            _say(f"{task}: {result.metric} = {get_task(task).meaning}")
+        _say(result.table())  # printed before the write: a failed write loses nothing
         if args.show:
-            print(result.show_predictions(args.show), flush=True)
+            _say(result.show_predictions(args.show))
         path = save_result(result, result_file(ctx, task, settings[task]))
-        print(f"written to {path}\n", flush=True)
+        _say(f"written to {path}\n")
 
 
 def _configured_tasks(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
@@ -466,14 +467,16 @@ def _configured_tasks(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
 def _eval_items(ctx, items, options, name: str, args: argparse.Namespace) -> None:
     from birdie_ssm.evaluation.api import evaluate
-    from birdie_ssm.train import rundir
 
     result = evaluate(ctx, items, args.scorer, name=name, **options)
-    print(result.table(), flush=True)
+    _say(result.table())
     if args.show:
-        print(result.show_predictions(args.show), flush=True)
-    path = result.save(rundir.eval_dir(args.checkpoint) / f"{name}.json", args.all_predictions)
-    print(f"written to {path}\n", flush=True)
+        _say(result.show_predictions(args.show))
+    from birdie_ssm.evaluation.results import items_result_path
+
+    where = items_result_path(args.checkpoint, args.items, args.scorer, ctx.step, options)
+    path = result.save(where, args.all_predictions)
+    _say(f"written to {path}\n")
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -520,12 +523,35 @@ def _seeds(text: str) -> list[int]:
 
 def _experiment(args: argparse.Namespace) -> None:
     from birdie_ssm.experiments import run_experiment
+    from birdie_ssm.train.trainer import Interrupted
 
     if args.output is not None:
         check_writable(args.output, "--output")
-    paths = run_experiment(args.file, overrides=args.set, output=args.output, seeds=args.seeds)
+    try:
+        paths = run_experiment(args.file, overrides=args.set, output=args.output, seeds=args.seeds)
+    except Interrupted as exc:  # its line says train --resume, which experiment has not
+        stopped = BirdieError(
+            f"{exc.signal_name} at step {exc.step}: checkpoint written; run the same "
+            "`birdie-ssm experiment` command again to continue (finished stages are kept)"
+        )
+        stopped.exit_code = exc.exit_code
+        raise stopped from None
     for path in paths:
         print(path)
+
+
+def _silence_stdout() -> None:
+    """Send what is still printed (and Python's flush at exit) to /dev/null."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _say(text: str) -> None:
+    """Print ``text`` at once; a reader that went away (``| head``) silences what follows but
+    stops no work (the result files are still written)."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
 
 
 _DISK_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT)
@@ -552,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("birdie-ssm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`| head`): nothing more to say
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except OSError as exc:
         if exc.errno not in _DISK_ERRORS:
             raise

@@ -12,6 +12,7 @@ from birdie_ssm.curriculum.controller import (
     make_controller,
     normalise,
     register_controller,
+    takes_parameter,
 )
 from birdie_ssm.curriculum.env import MixtureEnv, MixtureTrainer, rollout
 from birdie_ssm.curriculum.rewards import class_rewards, get_reward, total_reward
@@ -31,5 +32,6 @@ __all__ = [
     "normalise",
     "register_controller",
     "rollout",
+    "takes_parameter",
     "total_reward",
 ]

@@ -3,6 +3,7 @@ averaged."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,46 @@ import numpy as np
 from birdie_ssm.curriculum.base import ControllerBase, uniform
 from birdie_ssm.curriculum.controller import register_controller
 from birdie_ssm.curriculum.reward_model import fit_posterior, predict_changes
-from birdie_ssm.errors import BirdieError, check_range
+from birdie_ssm.errors import check_range
+
+
+@dataclass(frozen=True)
+class BirdieConfig:
+    """The ``birdie`` controller's parameters (``controller.params``); see ``BirdieController``."""
+
+    gamma: float = 0.9
+    prior_own: float = 0.4
+    prior_cross: float = 0.2
+    prior_shared: float = 0.1
+    draw_width: float = 0.35
+    prior_concave: float = 0.8
+    prior_trend: float = 2.0
+    prior_noise: float = 0.1
+    candidates: int = 2048
+    sparse_fraction: float = 0.5
+    max_support: int = 3
+    top_k: int = 8
+    floor: float = 0.005
+    max_move: float = 0.3
+    warmup_steps: int = 50
+    max_transitions: int = 64
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        inf = float("inf")
+        for name in ("candidates", "max_support", "top_k", "max_transitions"):
+            check_range(name, getattr(self, name), 1, 1 << 31, integer=True)
+        for name in ("prior_own", "prior_cross", "prior_shared", "prior_noise"):
+            check_range(name, getattr(self, name), 0.0, inf, open_low=True)
+        for name in ("draw_width", "prior_concave", "prior_trend"):
+            check_range(name, getattr(self, name), 0.0, inf)
+        check_range("warmup_steps", self.warmup_steps, 0, 1 << 31, integer=True)
+        for name in ("gamma", "sparse_fraction", "floor", "max_move"):
+            check_range(name, getattr(self, name), 0.0, 1.0)
+        if self.top_k > self.candidates:
+            raise ValueError(
+                f"parameter 'top_k' must be <= candidates ({self.candidates}), got {self.top_k}"
+            )
 
 
 @register_controller("birdie")
@@ -28,73 +68,41 @@ class BirdieController(ControllerBase):
     on at most ``max_support`` arms, plus every single arm) gets the predicted new losses over an
     interval as long as the last, their per-arm reward by the configured formula, and the
     class-aggregated total (arm rewards averaged within a class, class rewards summed). The
-    ``top_k`` best are averaged, given a
-    floor of ``floor`` per arm, and the mixture moves toward that target by at most ``max_move``
-    (total variation) from the mixture it returned last. Until step ``warmup_steps`` the mixture
-    stays uniform.
+    ``top_k`` best are averaged, given a floor of ``floor`` per arm, and the mixture moves toward
+    that target by at most ``max_move`` (total variation) from the mixture it returned last.
+    Until step ``warmup_steps`` the mixture stays uniform. Parameters: ``BirdieConfig``.
     """
+
+    Config = BirdieConfig
 
     def __init__(
         self,
         arms: list[str],
         classes: list[str],
         reward: str = "birdie",
-        *,
-        gamma: float = 0.9,
-        prior_own: float = 0.4,
-        prior_cross: float = 0.2,
-        prior_shared: float = 0.1,
-        draw_width: float = 0.5,
-        prior_concave: float = 0.8,
-        prior_trend: float = 2.0,
-        prior_noise: float = 0.1,
-        candidates: int = 2048,
-        sparse_fraction: float = 0.5,
-        max_support: int = 3,
-        top_k: int = 8,
-        floor: float = 0.005,
-        max_move: float = 0.6,
-        warmup_steps: int = 50,
-        max_transitions: int = 64,
-        seed: int = 0,
+        config: BirdieConfig | None = None,
     ) -> None:
         super().__init__(arms, classes, reward)
-        for name, value in [("candidates", candidates), ("max_support", max_support),
-                            ("top_k", top_k), ("max_transitions", max_transitions)]:  # fmt: skip
-            if value < 1:
-                raise BirdieError(f"birdie controller parameter '{name}' must be >= 1, got {value}")
-        if top_k > candidates:
-            raise BirdieError(
-                f"birdie controller needs top_k <= candidates, got {top_k} > {candidates}"
-            )
-        for name, value in [("prior_own", prior_own), ("prior_cross", prior_cross),
-                            ("prior_shared", prior_shared),
-                            ("prior_noise", prior_noise)]:  # fmt: skip
-            if not value > 0:
-                raise BirdieError(f"birdie controller parameter '{name}' must be > 0, got {value}")
-        self.gamma = check_range("gamma", gamma, 0.0, 1.0)
-        self.prior_own, self.prior_cross = float(prior_own), float(prior_cross)
-        self.prior_noise = float(prior_noise)
-        self.prior_shared = float(prior_shared)
-        if draw_width < 0:
-            raise BirdieError(
-                f"birdie controller parameter 'draw_width' must be >= 0, got {draw_width}"
-            )
-        self.draw_width = float(draw_width)
-        self.prior_concave = float(prior_concave)
-        self.prior_trend = float(prior_trend)
-        self.candidates, self.top_k = int(candidates), int(top_k)
-        self.max_support, self.max_transitions = int(max_support), int(max_transitions)
-        self.sparse_fraction = check_range("sparse_fraction", sparse_fraction, 0.0, 1.0)
+        self.config = config = BirdieConfig() if config is None else config
         # At most half the mass goes to the floor, however many arms there are.
-        self.floor = min(check_range("floor", floor, 0.0, 1.0), 0.5 / len(arms))
-        self.max_move = check_range("max_move", max_move, 0.0, 1.0)
-        self.warmup_steps = int(warmup_steps)
-        self.rng = np.random.default_rng(seed)
+        self.floor = min(config.floor, 0.5 / len(arms))
+        self.rng = np.random.default_rng(config.seed)
         self.steps_seen: list[int] = []  # the step of each evaluation
         self.losses_seen: list[list[float]] = []  # losses at each evaluation (NaN: not measured)
         self.actions_seen: list[list[float]] = []  # the mixture trained before each evaluation
         self._raw: np.ndarray | None = None
+
+    @classmethod
+    def create(
+        cls,
+        arms: list[str],
+        classes: list[str],
+        mixture: list[float] | None,
+        reward: str = "birdie",
+        **params: Any,
+    ) -> BirdieController:
+        """Built from ``controller.params`` (the fields of ``BirdieConfig``); starts uniform."""
+        return cls(arms, classes, reward, BirdieConfig(**params))
 
     def update(
         self, step: int, val_losses: np.ndarray, played: np.ndarray | None = None
@@ -108,9 +116,9 @@ class BirdieController(ControllerBase):
         """Uniform simplex samples, sparse ones on 1..max_support random arms, and each single
         arm."""
         n = len(self.arms)
-        sparse = int(round(self.candidates * self.sparse_fraction))
-        dense = self.rng.dirichlet(np.ones(n), self.candidates - sparse)
-        support = self.rng.integers(1, min(self.max_support, n) + 1, sparse)
+        sparse = int(round(self.config.candidates * self.config.sparse_fraction))
+        dense = self.rng.dirichlet(np.ones(n), self.config.candidates - sparse)
+        support = self.rng.integers(1, min(self.config.max_support, n) + 1, sparse)
         ranks = self.rng.random((sparse, n)).argsort(axis=1).argsort(axis=1)
         weights = self.rng.standard_gamma(1.0, (sparse, n)) * (ranks < support[:, None])
         # The corners too: a sampled simplex point rarely puts nearly all weight on one arm.
@@ -118,7 +126,7 @@ class BirdieController(ControllerBase):
 
     def _transitions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The last ``max_transitions`` (mixture, log-loss change, valid, steps) transitions."""
-        keep = slice(-self.max_transitions - 1, None)
+        keep = slice(-self.config.max_transitions - 1, None)
         losses = np.asarray(self.losses_seen, dtype=np.float64)[keep]
         steps = np.asarray(self.steps_seen, dtype=np.float64)[keep]
         # Entry k's mixture is what was trained between evaluations k - 1 and k.
@@ -136,22 +144,22 @@ class BirdieController(ControllerBase):
             changes,
             valid,
             lengths,
-            gamma=self.gamma,
-            prior_own=self.prior_own,
-            prior_cross=self.prior_cross,
-            prior_shared=self.prior_shared,
-            prior_concave=self.prior_concave,
-            prior_trend=self.prior_trend,
-            prior_noise=self.prior_noise,
+            gamma=self.config.gamma,
+            prior_own=self.config.prior_own,
+            prior_cross=self.config.prior_cross,
+            prior_shared=self.config.prior_shared,
+            prior_concave=self.config.prior_concave,
+            prior_trend=self.config.prior_trend,
+            prior_noise=self.config.prior_noise,
         )
         # One draw per decision: Thompson sampling, so an arm the model is unsure of gets tried.
-        effects = posterior.sample(self.rng, 1, self.draw_width)
+        effects = posterior.sample(self.rng, 1, self.config.draw_width)
         pool = self._candidates()
         horizon = lengths[-1] / np.mean(lengths)
         level = np.where(np.isfinite(losses) & (losses > 0), losses, 1.0)
         change = np.clip(horizon * predict_changes(effects, pool)[0], -20.0, 20.0)  # [C, N]
         scores = self.reward_fn(level, level * np.exp(change)) @ self.credit_weights
-        best = np.argsort(scores)[-self.top_k :]
+        best = np.argsort(scores)[-self.config.top_k :]
         self.info.update(
             predicted_reward=float(scores[best].mean()), model_noise=float(posterior.noise.mean())
         )
@@ -165,14 +173,14 @@ class BirdieController(ControllerBase):
         self.losses_seen.append([float(v) if np.isfinite(v) else float("nan") for v in raw])
         self.actions_seen.append(played.tolist())
         n = len(self.arms)
-        if step < self.warmup_steps or arm_rewards is None:
+        if step < self.config.warmup_steps or arm_rewards is None:
             target = uniform(n)
         else:
             target = (1.0 - n * self.floor) * self._target(losses) + self.floor
         # Move from the last mixture toward the target by at most max_move (total variation);
         # both carry the floor, so every point between them does too.
         distance = 0.5 * np.abs(target - self.mixture).sum()
-        reach = min(1.0, self.max_move / max(distance, 1e-12))
+        reach = min(1.0, self.config.max_move / max(distance, 1e-12))
         return self.mixture + reach * (target - self.mixture)
 
     def _state(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ installed package (loaded on the first lookup).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -94,9 +95,19 @@ def make_controller(
         raise BirdieError(f"bad parameters for controller '{name}': {exc}") from None
 
 
+def takes_parameter(name: str, parameter: str) -> bool:
+    """Whether controller ``name`` takes ``parameter`` in ``controller.params``."""
+    accepted = _parameters(_CONTROLLERS.lookup(name))
+    return accepted is None or parameter in accepted
+
+
 def _parameters(cls: Callable[..., Controller]) -> set[str] | None:
     """The keyword parameters ``make_controller`` can pass to ``cls.create`` (and through its
-    ``**params`` to the constructor); None when it takes any (``**kwargs`` all the way down)."""
+    ``**params`` to the constructor): the fields of its ``Config`` dataclass when it has one; None
+    when it takes any (``**kwargs`` all the way down)."""
+    config = getattr(cls, "Config", None)
+    if dataclasses.is_dataclass(config):
+        return {f.name for f in dataclasses.fields(config)} | {"reward"}
     names: set[str] = set()
     for function in (cls.create, cls):
         try:

@@ -115,8 +115,8 @@ class HarnessModel:
     ``EvalContext``. ``format``: the prompt layout ("auto": prefix if the run trained prefix_lm,
     else causal; see evaluation/prompts.py); ``objective``: lay contexts out as that trained
     objective's input instead. ``max_length``: the longest row scored (default: the run's
-    ``data.seq_len``); longer contexts lose their oldest tokens. Requests may be lm_eval
-    ``Instance`` objects or plain argument tuples.
+    ``data.seq_len``); longer contexts lose their oldest tokens, and a longer continuation is
+    scored in windows. Requests may be lm_eval ``Instance`` objects or plain argument tuples.
     """
 
     def __init__(
@@ -167,14 +167,26 @@ class HarnessModel:
         )
 
     def _score(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[tuple[float, bool]]:
-        rows = []
-        for context, cont in pairs:
-            cont = cont[-(self.max_length - 2) :]  # at most the row, bar paradigm and sep
-            rows.append((self._prompt(context, len(cont)), cont))
-        return token_logprobs(
+        """``(log p(cont | context), whether greedy decoding gives it)`` per pair. A continuation
+        longer than a row is scored in windows, each read after as many of the tokens before it
+        as the row holds, so every token of it counts."""
+        overhead = len(render(self.fmt, self.specials, np.zeros(0, np.int32)))
+        window = max(self.max_length - overhead - 1, 1)  # one context token at least
+        rows, owner = [], []
+        for n, (context, cont) in enumerate(pairs):
+            whole = np.concatenate([context, cont]).astype(np.int32)
+            for start in range(0, len(cont), window):
+                piece = cont[start : start + window]
+                rows.append((self._prompt(whole[: len(context) + start], len(piece)), piece))
+                owner.append(n)
+        scored = token_logprobs(
             self.run.model, rows, prefix_len=self.fmt.prefix_len, pad=self.specials.pad,
             batch_size=self.batch_size,
         )  # fmt: skip
+        out = [(0.0, True)] * len(pairs)
+        for n, (logp, greedy) in zip(owner, scored, strict=True):
+            out[n] = (out[n][0] + logp, out[n][1] and greedy)
+        return out
 
     # -- the three request types ------------------------------------------------------------
 
@@ -191,20 +203,9 @@ class HarnessModel:
 
     def loglikelihood_rolling(self, requests: Sequence[Any], disable_tqdm: bool = False):
         """The log-likelihood of each whole text, scored in windows of ``max_length``."""
-        window = self.max_length - 3  # the paradigm, the separator and one context token
-        pairs, owner = [], []
-        for n, request in enumerate(requests):
-            ids = self._encode(_args(request)[0])
-            for start in range(0, len(ids), window):
-                cont = ids[start : start + window]
-                room = self.max_length - 2 - len(cont)  # what the row holds besides it
-                context = ids[max(0, start - room) : start]
-                pairs.append((context, cont))
-                owner.append(n)
-        totals = [0.0] * len(requests)
-        for n, (logp, _) in zip(owner, self._score(pairs), strict=True):
-            totals[n] += logp
-        return totals
+        empty = np.zeros(0, np.int32)
+        pairs = [(empty, self._encode(_args(request)[0])) for request in requests]
+        return [logp for logp, _ in self._score(pairs)]
 
     def generate_until(self, requests: Sequence[Any], disable_tqdm: bool = False):
         """Greedy continuations, each cut at its first ``until`` string."""
@@ -214,8 +215,11 @@ class HarnessModel:
             kwargs = dict(kwargs or {})
             until = kwargs.get("until") or []
             until = [until] if isinstance(until, str) else list(until)
-            prompt = self._prompt(self._encode(context), 1)
-            wanted = int(kwargs.get("max_gen_toks", DEFAULT_GEN_TOKENS))
+            wanted = max(1, int(kwargs.get("max_gen_toks", DEFAULT_GEN_TOKENS)))
+            # A context that fills the row loses its oldest tokens to leave the answer what it
+            # asks, up to a quarter of the row; a shorter one is read whole, the answer getting
+            # the rest of the row.
+            prompt = self._prompt(self._encode(context), min(wanted, self.max_length // 4))
             prompts.append(prompt)
             limits.append(max(1, min(wanted, self.max_length - len(prompt))))
             stops.append(until)

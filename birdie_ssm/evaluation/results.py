@@ -1,10 +1,13 @@
 """A task's result: per-sweep-point metrics and a sample of per-item predictions, printed as a
-table and stored as JSON (``run_dir/eval/<task>.json``, or ``<task>@<key>.json`` for results
-under other settings or an earlier checkpoint)."""
+table and stored as JSON (``run_dir/eval/<task>@<key>.json``, the key naming the checkpoint and
+everything else that sets the result apart, so that no result overwrites another)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,20 +82,48 @@ def _cell(value: Any) -> str:
 
 
 def result_path(run_dir: str | Path, task: str, key: str | None = None) -> Path:
-    """Where a task's result of a run lives: ``run_dir/eval/<task>.json`` under the run's own
-    settings at its latest checkpoint, ``run_dir/eval/<task>@<key>.json`` under others (see
-    ``runner.result_key``)."""
+    """Where a result of a run lives: ``run_dir/eval/<task>@<key>.json`` (``result_key``)."""
     return rundir.eval_dir(run_dir) / (f"{task}@{key}.json" if key else f"{task}.json")
 
 
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_.=,+\-\[\]]{1,80}")
+
+
+def result_key(parts: dict[str, Any]) -> str:
+    """``name=value,...`` of ``parts`` in their order (values as compact JSON, strings bare);
+    a key too long or not filename-safe becomes a hash of them (the file records them too)."""
+    texts = []
+    for name, value in parts.items():
+        text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        texts.append(f"{name}={text}")
+    key = ",".join(texts)
+    if _SAFE_KEY.fullmatch(key):
+        return key
+    blob = json.dumps(parts, sort_keys=True, default=str)
+    return "h" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def items_result_path(
+    run_dir: str | Path, items_file: str | Path, scorer: str, step: int, options: dict[str, Any]
+) -> Path:
+    """Where the result of ``eval --items FILE`` lives: ``eval/custom-<stem>@<key>.json``, the
+    key naming the step, the scorer, the file's contents (a digest) and every ``--set`` option."""
+    digest = hashlib.sha256(Path(items_file).read_bytes()).hexdigest()[:10]
+    parts = {"step": step, "scorer": scorer, "items": digest} | dict(sorted(options.items()))
+    return result_path(run_dir, f"custom-{Path(items_file).stem}", result_key(parts))
+
+
 def write_json(data: dict[str, Any], path: str | Path) -> Path:
-    """Write ``data`` as JSON to ``path`` (creating its folder); an OSError becomes one
-    BirdieError naming the file."""
+    """Write ``data`` as JSON to ``path`` (creating its folder) through a temporary file, so an
+    interrupted write leaves no partial file; an OSError becomes one BirdieError naming it."""
     path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, path)
     except OSError as exc:
+        temporary.unlink(missing_ok=True)
         raise BirdieError(f"could not write '{path}': {exc.strerror or exc}") from None
     return path
 

@@ -10,9 +10,6 @@ filled to a fixed size with filler rows.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -26,7 +23,7 @@ from flax import nnx
 from birdie_ssm.config import Config
 from birdie_ssm.errors import BirdieError, check_writable
 from birdie_ssm.evaluation.prompts import TASK_FORMAT, PromptFormat, choose_format, render
-from birdie_ssm.evaluation.results import TaskResult, result_path, save_result
+from birdie_ssm.evaluation.results import TaskResult, result_key, result_path, save_result
 from birdie_ssm.objectives.arms import as_values
 from birdie_ssm.objectives.copying import CopyingConfig
 from birdie_ssm.objectives.spans import parse_band
@@ -36,7 +33,6 @@ from birdie_ssm.tasks.base import text_of
 from birdie_ssm.tasks.phonebook import multi_phonebook_room
 from birdie_ssm.text.corpus import held_out_passages, make_source
 from birdie_ssm.text.tokenizer import Tokenizer
-from birdie_ssm.train import rundir
 
 __all__ = [
     "EvalContext",
@@ -348,8 +344,6 @@ def run_task(
 
 # -- where a result is kept: apart from results under other settings or checkpoints ---------
 
-_SAFE_KEY = re.compile(r"[A-Za-z0-9_.=,+\-\[\]]{1,80}")
-
 
 def own_settings(config: Config, name: str) -> dict[str, Any] | None:
     """The settings a run asks task ``name`` by itself (``birdie-ssm eval --checkpoint DIR``):
@@ -360,39 +354,20 @@ def own_settings(config: Config, name: str) -> dict[str, Any] | None:
         return None
 
 
-def result_key(
-    own: dict[str, Any] | None, settings: dict[str, Any], step: int, latest: int | None
-) -> str | None:
-    """What sets a result apart from the run's own: ``step=N`` unless at the latest checkpoint,
-    then each setting that differs from ``own`` (``samples=8,book_sizes=[4,8]``); a key too
-    long or not filename-safe becomes a hash of the settings and step (both are also recorded
-    in the file). None: the run's own settings at its latest checkpoint."""
-    parts = [] if step == latest else [f"step={step}"]
+def task_result_key(own: dict[str, Any] | None, settings: dict[str, Any], step: int) -> str:
+    """What sets a task's result apart: ``step=N``, then each setting that differs from the
+    run's own ``own`` (``step=4,samples=8,book_sizes=[4,8]``)."""
+    parts: dict[str, Any] = {"step": step}
     for key in sorted(settings):
         if own is None or key not in own or settings[key] != own[key]:
-            value = settings[key]
-            text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-            parts.append(f"{key}={text}")
-    if not parts:
-        return None
-    key = ",".join(parts)
-    if _SAFE_KEY.fullmatch(key):
-        return key
-    blob = json.dumps({"settings": settings, "step": step}, sort_keys=True)
-    return "h" + hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-
-def latest_step(run_dir: Path | None) -> int | None:
-    """The step of a run directory's latest checkpoint (None: it holds none)."""
-    return max(rundir.checkpoint_steps(run_dir), default=None) if run_dir is not None else None
+            parts[key] = settings[key]
+    return result_key(parts)
 
 
 def result_file(ctx: EvalContext, name: str, settings: TaskSettings) -> Path:
     """Where the result of task ``name`` under ``settings`` at ``ctx``'s checkpoint is kept:
-    ``eval/<name>.json`` for the run's own settings at its latest checkpoint, else
-    ``eval/<name>@<key>.json`` (``result_key``), so that no result overwrites another."""
-    own = own_settings(ctx.config, name)
-    key = result_key(own, settings_dict(settings), ctx.step, latest_step(ctx.run_dir))
+    ``eval/<name>@<key>.json`` (``task_result_key``), so that no result overwrites another."""
+    key = task_result_key(own_settings(ctx.config, name), settings_dict(settings), ctx.step)
     return result_path(ctx.run_dir, name, key)
 
 

@@ -6,6 +6,9 @@ evaluated. A run with ``pretrain: false`` skips pretraining: its one stage is th
 stage from random weights, lengthened by the pretraining steps (so it sees the same number of
 updates), with the run's ``set`` applied to that stage. Each seed repeats the whole experiment
 with ``data.seed`` and ``train.seed`` set to it.
+
+Precedence, the same for every run: the base config, then ``shared``, the seed, the run's own
+``set``, and last the command's ``--set`` overrides.
 """
 
 from __future__ import annotations
@@ -177,7 +180,9 @@ def finetune_config(
 ) -> Config:
     """The fine-tuning stage's config for ``run``: its pretraining config (or, for a run with
     ``pretrain: false``, the shared one with the command's ``overrides``, as every pretraining
-    run has them) with the stage's objectives, schedule and batch."""
+    run has them) with the stage's objectives, schedule and batch. A ``pretrain: false`` run's
+    own ``set`` comes next, then the command's overrides of the keys it sets: as for every
+    pretraining run, the command line wins over the run's ``set``."""
     ft = spec.finetune
     assert ft is not None
     if pretrained is None:
@@ -202,9 +207,17 @@ def finetune_config(
     stage += [(f"data.{k}", v) for k in ("batch_size", "seq_len") if (v := getattr(ft, k))]
     stage += list(ft.set.items())
     if not run.pretrain:
+        # One precedence for every run: the command line beats the run's own set.
         stage += list(run.set.items())
+        stage += [(k, v) for k, v in _overrides(overrides or []) if _names_any(k, run.set)]
     raw = pretrained.model_dump(mode="json")
     return _build(raw, stage, f"run '{run.name}', fine-tuning stage")
+
+
+def _names_any(key: str, keys: dict[str, Any]) -> bool:
+    """Whether ``key`` is one of ``keys``, inside one, or holds one (``model`` and
+    ``model.width``)."""
+    return any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in keys)
 
 
 def _check_shared_budget(configs: dict[str, Config]) -> None:

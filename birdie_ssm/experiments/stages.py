@@ -17,7 +17,12 @@ from typing import Any
 from birdie_ssm.config import Config, load_config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.results import TaskResult, read_result, result_path, save_result
-from birdie_ssm.evaluation.runner import EvalContext, evaluate_task, own_settings, result_key
+from birdie_ssm.evaluation.runner import (
+    EvalContext,
+    evaluate_task,
+    own_settings,
+    task_result_key,
+)
 from birdie_ssm.pipeline import with_recorded_workers
 from birdie_ssm.tasks import TaskSettings, settings_dict
 from birdie_ssm.train import rundir
@@ -87,7 +92,7 @@ def evaluate_run(
     ctx: EvalContext | None = None
     results = {}
     for name, settings in tasks.items():
-        key = result_key(own_settings(config, name), settings_dict(settings), step, step)
+        key = task_result_key(own_settings(config, name), settings_dict(settings), step)
         path = result_path(run_dir, name, key)
         old = _current(path, settings, step)
         if old is not None:

@@ -228,7 +228,9 @@ def asked_names(context: str) -> list[str]:
 
 _QUESTION = re.compile(r"What are the phone numbers for ([^?\n]*)\?")
 # One answer: a number, optionally preceded by the name it answers (``Name: number``).
-_ANSWER = re.compile(r"(?:(?P<name>[^:,\n]+?) *: *)?(?P<number>[0-9(+][0-9.()+-]*)")
+# A number may start with any character a number_format may (``-``, ``.``, ``)`` included) but
+# holds at least one digit.
+_ANSWER = re.compile(r"(?:(?P<name>[^:,\n]+?) *: *)?(?P<number>[0-9.()+-]*[0-9][0-9.()+-]*)")
 
 
 def parse_answers(text: str, names: Sequence[str]) -> list[str]:

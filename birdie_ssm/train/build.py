@@ -19,7 +19,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from birdie_ssm.birdie import Birdie
+from birdie_ssm.birdie import Birdie, available_host_bytes
 from birdie_ssm.config import Config, ModelConfig
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
@@ -128,6 +128,27 @@ def sum_over_hosts(values: np.ndarray) -> np.ndarray:
     return np.asarray(multihost_utils.process_allgather(values)).sum(axis=0)
 
 
+def check_device_memory(model: ModelConfig, vocab_size: int, devices: list[jax.Device]) -> None:
+    """Refuse, in one line, a model whose parameters, gradients and Adam moments alone do not
+    fit the devices (sharded over all of them at best; no batch size or sequence length would
+    make it fit)."""
+    shapes = jax.eval_shape(lambda: nnx.split(build_model(model, vocab_size, nnx.Rngs(0)))[1])
+    count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
+    need = 4 * 4 * count  # float32 parameters, gradients and two Adam moments
+    if devices[0].platform == "cpu":  # CPU devices share the host's memory
+        limit = available_host_bytes()
+    else:
+        limit = (devices[0].memory_stats() or {}).get("bytes_limit")
+        limit = None if limit is None else limit * len(devices)
+    if limit is not None and need > limit:
+        raise BirdieError(
+            f"the model's {count / 1e9:.2f} B parameters need about {need / 2**30:.1f} GiB with "
+            f"their gradients and optimizer state, more than the {limit / 2**30:.1f} GiB of "
+            f"{devices[0].platform} memory: lower model.width ({model.width}) or model.depth "
+            f"({model.depth})"
+        )
+
+
 def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     """Assemble every part of a run of ``config``; ``init_from``: start from another run's
     parameters (fine-tuning, ``train.loading.load_run``) instead of fresh ones."""
@@ -143,6 +164,7 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     check_batch(data.batch_size // accum, mesh)
     tokenizer = build_tokenizer(config)
 
+    check_device_memory(config.model, vocab_size_for(config, tokenizer), jax.devices())
     model = build_model_for(config, tokenizer)
     num_params = count_params(model)
     graphdef, params = nnx.split(model)

@@ -70,6 +70,22 @@ def accumulated_value_and_grad(
     return value_and_grad
 
 
+def all_finite(tree: Any) -> jax.Array:
+    """Whether every floating-point value in ``tree`` is finite (a scalar bool)."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack([jnp.bool_(True), *(jnp.isfinite(x).all() for x in leaves)]))
+
+
+def guarded_update(
+    finite: jax.Array, new: tuple[nnx.State, Any], old: tuple[nnx.State, Any]
+) -> tuple[jax.Array, tuple[nnx.State, Any]]:
+    """``new`` (params, optimizer state) when ``finite`` and every value of ``new`` is finite,
+    else ``old``; with whether ``new`` was taken. An update that overflows (or starts from a
+    state already holding NaN) is never kept."""
+    ok = finite & all_finite(new)
+    return ok, jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     optimizer: optax.GradientTransformation,
@@ -79,9 +95,10 @@ def make_train_step(
 ) -> Callable[..., tuple[nnx.State, Any, Metrics]]:
     """``step(params, opt_state, batch) -> (params, opt_state, metrics)``, jitted and donating.
 
-    A step whose loss or gradients are not finite leaves params and optimizer state unchanged
-    (``metrics["finite"]`` is False); the trainer counts such steps. ``grad_accum`` > 1 computes
-    the gradient of the same batch in that many micro-batches (``accumulated_value_and_grad``).
+    A step whose loss or gradients are not finite, or whose updated params or optimizer state
+    are not, leaves both unchanged (``metrics["finite"]`` is False); the trainer counts such
+    steps. ``grad_accum`` > 1 computes the gradient of the same batch in that many micro-batches
+    (``accumulated_value_and_grad``).
     """
 
     def loss_fn(params, batch):
@@ -102,10 +119,9 @@ def make_train_step(
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         updates, new_opt_state = optimizer.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
-        keep = lambda new, old: jax.tree.map(  # noqa: E731
-            lambda n, o: jnp.where(finite, n, o), new, old
+        finite, (params, opt_state) = guarded_update(
+            finite, (new_params, new_opt_state), (params, opt_state)
         )
-        params, opt_state = keep(new_params, params), keep(new_opt_state, opt_state)
         sums, counts = arm_sums(jax.lax.stop_gradient(nll), batch, num_arms)
         metrics = {
             "loss": loss,

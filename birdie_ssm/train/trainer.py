@@ -43,7 +43,7 @@ class Interrupted(BirdieError):
     def __init__(self, signum: int, step: int) -> None:
         name = signal.Signals(signum).name
         super().__init__(f"{name} at step {step}: checkpoint written; continue with --resume")
-        self.exit_code = 128 + signum
+        self.exit_code, self.signal_name, self.step = 128 + signum, name, step
 
 
 @dataclass

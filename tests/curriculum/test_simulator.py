@@ -99,14 +99,17 @@ def test_interaction_bandit_rewards_the_helper_most():
 def test_birdie_credits_the_helper_where_a_per_arm_bandit_cannot():
     # Training the helper lowers the best arm's loss too: birdie's cross-arm terms see it, so it
     # keeps a real share on the helper and earns more; ucb credits the gain to the best arm only.
+    # Finding the helper takes exploration: with the defaults' smaller moves and narrower draw
+    # (which keep the best arm of a plain bandit) birdie rarely tries it, so the wider ones.
+    explore = {"birdie": {"draw_width": 0.5, "max_move": 0.6}, "ucb": {}}
     shares, rewards = {}, {}
     for name in ("birdie", "ucb"):
         shares[name], rewards[name] = [], []
         for seed in range(4):
             sim = InteractionBandit(seed=seed)
-            controller = make_controller(name, sim.arm_names, sim.arm_classes)
+            controller = make_controller(name, sim.arm_names, sim.arm_classes, **explore[name])
             shares[name].append(play(controller, sim, 30)[-10:, sim.helper].mean())
-            controller = make_controller(name, sim.arm_names, sim.arm_classes)
+            controller = make_controller(name, sim.arm_names, sim.arm_classes, **explore[name])
             env = MixtureEnv(InteractionBandit(seed=seed), horizon=30)
             rewards[name].append(rollout(controller, env, seed).sum())
     assert np.mean(shares["birdie"]) > 0.25 and np.mean(shares["ucb"]) < 0.1, shares

@@ -127,6 +127,11 @@ def test_items_files_fail_on_one_clear_line(tmp_path, capsys, text, expected):
     assert code == 2 and expected.lstrip(":") in err and err.count("\n") == 1
 
 
+def _written(out: str) -> Path:
+    """The result file the CLI says it wrote (the last one)."""
+    return Path(re.findall(r"^written to (.+)$", out, re.M)[-1])
+
+
 def test_eval_custom_items_from_the_cli(run_dir, tmp_path, capsys):
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(json.dumps(i) + "\n" for i in ITEMS * 5))
@@ -134,11 +139,14 @@ def test_eval_custom_items_from_the_cli(run_dir, tmp_path, capsys):
     assert main([*argv, "--scorer", "contains", "--show", "1", "--set", "batch_size=1"]) == 0
     out = capsys.readouterr().out
     assert "contains" in out and "prediction:" in out and out.count("prediction:") == 1
-    data = json.loads((run_dir / "eval" / "custom-mine.json").read_text())
+    contains = _written(out)
+    data = json.loads(contains.read_text())
     assert data["n"] == 10 and len(data["predictions"]) == 8  # a sample by default
     assert main([*argv, "--all-predictions"]) == 0
-    assert "prediction:" not in capsys.readouterr().out  # shown only on request
-    data = json.loads((run_dir / "eval" / "custom-mine.json").read_text())
+    out = capsys.readouterr().out
+    assert "prediction:" not in out  # shown only on request
+    assert _written(out) != contains and contains.is_file()  # another scorer: another file
+    data = json.loads(_written(out).read_text())
     assert len(data["predictions"]) == 10 and data["scorer"] == "exact"
 
 
@@ -146,7 +154,7 @@ def test_task_results_store_a_sample_of_predictions(run_dir, capsys):
     argv = ["eval", "phonebook", "--checkpoint", str(run_dir), "--set", "book_sizes=[3,4]",
             "--set", "samples=10", "--set", "batch_size=8"]  # fmt: skip
     assert main(argv) == 0
-    written = Path(re.findall(r"^written to (.+)$", capsys.readouterr().out, re.M)[-1])
+    written = _written(capsys.readouterr().out)
     data = json.loads(written.read_text())
     assert len(data["predictions"]) == 16  # 8 per sweep point
     record = data["predictions"][0]

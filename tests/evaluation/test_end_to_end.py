@@ -73,8 +73,8 @@ def test_eval_writes_a_result_and_prints_a_table(run_dir, capsys, monkeypatch):
     assert main(["eval", "mqar", "--checkpoint", str(run_dir), *TASK]) == 0
     out = capsys.readouterr().out
     assert "pairs  accuracy  n" in out and "format prefix" in out
-    assert _written(out) == run_dir / "eval" / "mqar.json"  # the run's own settings, latest step
-    result = json.loads((run_dir / "eval" / "mqar.json").read_text())
+    assert _written(out) == run_dir / "eval" / "mqar@step=4.json"  # the run's own settings
+    result = json.loads((run_dir / "eval" / "mqar@step=4.json").read_text())
     assert result["format"] == "prefix" and result["step"] == 4 and result["points"][0]["n"] == 3
     assert result["headline"] == pytest.approx(2 / 3)
     assert [p["prediction"] for p in result["predictions"]] == [
@@ -92,20 +92,18 @@ def test_eval_without_tasks_asks_the_runs_configured_tasks(run_dir, capsys):
 
 
 def test_results_under_other_settings_or_steps_are_kept_apart(run_dir, capsys):
-    own = run_dir / "eval" / "mqar.json"
+    own = run_dir / "eval" / "mqar@step=4.json"
     assert main(["eval", "mqar", "--checkpoint", str(run_dir), *TASK]) == 0
     first = own.read_text()
     other = ["--set", "pairs=[4]", "--set", "samples=2", "--set", "batch_size=4"]
     assert main(["eval", "mqar", "--checkpoint", str(run_dir), *other]) == 0
-    assert _written(capsys.readouterr().out) == run_dir / "eval" / "mqar@samples=2.json"
+    assert _written(capsys.readouterr().out) == run_dir / "eval" / "mqar@step=4,samples=2.json"
     assert main(["eval", "mqar", "--checkpoint", str(run_dir), *TASK, "--step", "2"]) == 0
     earlier = _written(capsys.readouterr().out)
     assert earlier == run_dir / "eval" / "mqar@step=2.json"
     assert json.loads(earlier.read_text())["step"] == 2
-    assert (
-        json.loads((run_dir / "eval" / "mqar@samples=2.json").read_text())["settings"]["samples"]
-        == 2
-    )
+    other_result = json.loads((run_dir / "eval" / "mqar@step=4,samples=2.json").read_text())
+    assert other_result["settings"]["samples"] == 2
     assert own.read_text() == first  # the run's own result is untouched
     assert main(["eval", "mqar", "--checkpoint", str(run_dir), *TASK, "--step", "3"]) == 2
     assert "3" in capsys.readouterr().err

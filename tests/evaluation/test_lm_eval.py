@@ -113,14 +113,34 @@ def test_generate_until_keeps_the_question_and_caps_the_generation(ctx, monkeypa
     prompt = render(model.fmt, ctx.tokenizer.specials, ctx.tokenizer.encode(question))
     assert np.array_equal(seen["prompts"][0], prompt)
     assert seen["max_new"] == [64 - len(prompt)] and len(prompt) + 10 < 64
-    # A question longer than the row loses its oldest tokens, keeping room for one token.
-    model.generate_until([(question * 3, {"max_gen_toks": 5})])
+    # A question longer than the row loses its oldest tokens, leaving the answer the 5 tokens
+    # it asks for (at most a quarter of the row: 16 of 64).
+    overhead = len(prompt) - len(ctx.tokenizer.encode(question))
     ids = ctx.tokenizer.encode(question * 3)
-    kept = render(
-        model.fmt, ctx.tokenizer.specials, ids[len(ids) - 63 + len(prompt) - len(question) :]
-    )
-    assert len(kept) == 63 and np.array_equal(seen["prompts"][0], kept)
-    assert seen["max_new"] == [1]
+    for wanted, room in ((5, 5), (256, 16)):
+        model.generate_until([(question * 3, {"max_gen_toks": wanted})])
+        kept = render(model.fmt, ctx.tokenizer.specials, ids[len(ids) - (64 - room - overhead) :])
+        assert len(kept) == 64 - room and np.array_equal(seen["prompts"][0], kept)
+        assert seen["max_new"] == [room]
+
+
+def test_a_continuation_longer_than_the_row_is_scored_whole(ctx):
+    """Every token of a continuation longer than the row counts: windows of 13 tokens (16 -
+    paradigm - separator - one context token), each after what room the row has of the tokens
+    before it."""
+    context, continuation = "Ada: ", "abcdefghij" * 4
+    got, _ = HarnessModel(ctx, max_length=16).loglikelihood([(context, continuation)])[0]
+    ids = ctx.tokenizer.encode("Ada:")
+    cont = ctx.tokenizer.encode(" " + continuation)
+    whole = [*ids, *cont]
+    expected = 0.0
+    for start in range(0, len(cont), 13):
+        piece = cont[start : start + 13]
+        before = whole[: len(ids) + start][-(14 - len(piece)) :]
+        expected += _direct(ctx, ctx.tokenizer.decode(before), ctx.tokenizer.decode(piece))[0]
+    assert got == pytest.approx(expected, rel=1e-4)
+    tail_only = _direct(ctx, ctx.tokenizer.decode(whole[-14:-13]), continuation[-13:])[0]
+    assert got < tail_only - 1.0  # the whole continuation, not the part that fits one row
 
 
 needs_lm_eval = pytest.mark.skipif(

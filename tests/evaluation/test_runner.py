@@ -6,7 +6,13 @@ from flax import nnx
 
 from birdie_ssm.evaluation import runner
 from birdie_ssm.evaluation.prompts import PromptFormat
-from birdie_ssm.evaluation.results import TaskResult, read_result, result_path, save_result
+from birdie_ssm.evaluation.results import (
+    TaskResult,
+    items_result_path,
+    read_result,
+    result_path,
+    save_result,
+)
 from birdie_ssm.evaluation.runner import bucket, complete
 from birdie_ssm.models import build_model
 from birdie_ssm.tasks import Item
@@ -88,18 +94,47 @@ def test_result_round_trips_through_json(tmp_path):
     assert "pairs  accuracy  n" in result.table()
 
 
-def test_a_result_is_keyed_by_what_sets_it_apart_from_the_runs_own():
+def test_a_result_is_keyed_by_its_step_and_what_sets_it_apart_from_the_runs_own():
     own = {"pairs": [4, 8], "samples": 32, "seed": 0, "format": "auto"}
-    assert runner.result_key(own, dict(own), 100, 100) is None  # eval/<task>.json
-    assert runner.result_key(own, own | {"samples": 8}, 100, 100) == "samples=8"
-    assert runner.result_key(own, own | {"pairs": [4], "seed": 3}, 50, 100) == (
+    assert runner.task_result_key(own, dict(own), 100) == "step=100"
+    assert runner.task_result_key(own, own | {"samples": 8}, 100) == "step=100,samples=8"
+    assert runner.task_result_key(own, own | {"pairs": [4], "seed": 3}, 50) == (
         "step=50,pairs=[4],seed=3"
     )
     # Not filename-safe (a '/' or '#'), or too long: a hash of the settings and the step.
-    hashed = runner.result_key(own, own | {"format": "a/b"}, 100, 100)
+    hashed = runner.task_result_key(own, own | {"format": "a/b"}, 100)
     assert hashed.startswith("h") and len(hashed) == 13
-    assert hashed != runner.result_key(own, own | {"format": "a/b"}, 50, 100)
+    assert hashed != runner.task_result_key(own, own | {"format": "a/b"}, 50)
     assert result_path("run", "mqar", "samples=8") == Path("run/eval/mqar@samples=8.json")
+
+
+def test_extending_a_run_keeps_the_earlier_steps_result_apart(tmp_path):
+    """Evaluated at step 6 while it was the latest, then at 8 after training on: two files."""
+    config = tiny_config()
+    settings = runner.task_settings("mqar", dict(config.eval.tasks.get("mqar") or {}))
+    (tmp_path / "checkpoints" / "6").mkdir(parents=True)
+    at6 = runner.result_file(runner.EvalContext(None, config, ByteTokenizer(), tmp_path, 6),
+                             "mqar", settings)  # fmt: skip
+    (tmp_path / "checkpoints" / "8").mkdir()
+    at8 = runner.result_file(runner.EvalContext(None, config, ByteTokenizer(), tmp_path, 8),
+                             "mqar", settings)  # fmt: skip
+    assert at6 != at8 and at6.name == "mqar@step=6.json" and at8.name == "mqar@step=8.json"
+
+
+def test_custom_item_results_are_keyed_by_file_scorer_options_and_step(tmp_path):
+    items = tmp_path / "f.jsonl"
+    items.write_text('{"prompt": "a", "answer": "b"}\n')
+    paths = {
+        items_result_path(tmp_path, items, "exact", 4, {}),
+        items_result_path(tmp_path, items, "contains", 4, {}),
+        items_result_path(tmp_path, items, "token_accuracy", 2, {}),
+        items_result_path(tmp_path, items, "exact", 4, {"format": "causal"}),
+        items_result_path(tmp_path, items, "exact", 4, {"max_new_tokens": 3}),
+    }
+    assert len(paths) == 5
+    assert items_result_path(tmp_path, items, "exact", 4, {}) in paths  # the same evaluation
+    items.write_text('{"prompt": "a", "answer": "c"}\n')  # other items under the same name
+    assert items_result_path(tmp_path, items, "exact", 4, {}) not in paths
 
 
 def _infilling_prompts(monkeypatch, **settings):

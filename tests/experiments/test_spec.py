@@ -35,3 +35,23 @@ def test_command_overrides_reach_a_run_without_pretraining(tmp_path):
     # Without overrides the file's own values stand.
     plain = finetune_config(spec, path, spec.runs[1], None, 0)
     assert (plain.model.width, plain.train.steps) == (32, 8)
+
+
+def test_the_command_line_beats_a_runs_own_set_for_every_run(tmp_path):
+    """``--set model.bidirectional=none`` makes every run causal, the pretrain: false control
+    too, though its own set says alternate; keys its set does not name keep the stage's."""
+    spec, path = _spec(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    for run in raw["runs"]:
+        run["set"] = {"model.bidirectional": "alternate"}
+    path.write_text(yaml.safe_dump(raw))
+    spec = load_spec(path)
+    overrides = ["model.bidirectional=none", "train.steps=10"]
+    pretrained = run_configs(spec, path, overrides)["ntp"]
+    tuned = finetune_config(spec, path, spec.runs[0], pretrained, 0, overrides)
+    scratch = finetune_config(spec, path, spec.runs[1], None, 0, overrides)
+    assert pretrained.model.bidirectional == tuned.model.bidirectional == "none"
+    assert scratch.model.bidirectional == "none"
+    assert scratch.train.steps == 14  # the stage's own length, not the command's 10
+    plain = finetune_config(spec, path, spec.runs[1], None, 0)
+    assert plain.model.bidirectional == "alternate"

@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.runner import aggregate, longest_trained_copy
@@ -140,6 +142,33 @@ def test_multi_phonebook_names_must_be_the_ones_asked_in_order():
     assert score(f"{names[1]}: {numbers[0]}, {numbers[1]}")["number_acc"] == 0.5  # wrong slot
     assert score(numbers[0]) == {"number_acc": 0.5, "digit_acc": 0.5}  # the second is missing
     assert score("") == {"number_acc": 0.0, "digit_acc": 0.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    layout=st.text(alphabet=sorted(phonebook.NUMBER_CHARS - {"#"}) + ["#"] * 3, max_size=12),
+    named=st.booleans(),
+)
+def test_multi_phonebook_every_valid_format_scores_a_perfect_reader_fully(layout, named):
+    """Any number_format that passes validation (one that starts with '-', '.' or ')' too) gives
+    numbers that a reader answering right, bare or after the names, scores 1.0 on."""
+    number_format = layout + "#"
+    item = _items("multi-phonebook", queries=[3], book_size=8, samples=1,
+                  number_format=number_format)[0]  # fmt: skip
+    names = phonebook.asked_names(TOK.decode(item.context))
+    numbers = TOK.decode(item.answer).split(", ")
+    if named:
+        text = ", ".join(f"{n}: {x}" for n, x in zip(names, numbers, strict=True))
+    else:
+        text = ", ".join(numbers)
+    (score,) = phonebook.score_multi_phonebook([item], [TOK.encode(text)], TOK, False)
+    assert score == {"number_acc": 1.0, "digit_acc": 1.0}
+
+
+def test_parse_answers_reads_numbers_starting_with_punctuation():
+    assert phonebook.parse_answers("-123-4567", ["Ann"]) == ["-123-4567"]
+    assert phonebook.parse_answers("Ann: .55, ) 1", ["Ann", "Bo"]) == [".55", ""]
+    assert phonebook.parse_answers("--, Bo: )1(", ["Ann", "Bo"]) == ["", ")1("]
 
 
 @pytest.mark.parametrize("book_size", [8, 64])
