@@ -11,6 +11,7 @@ import numpy as np
 
 from birdie_ssm.config import Config
 from birdie_ssm.objectives.arms import Arm
+from birdie_ssm.pipeline.documents import TokenCorpus, token_corpus
 from birdie_ssm.pipeline.inprocess import Pipeline, validation_batches
 from birdie_ssm.pipeline.packing import Batch
 from birdie_ssm.pipeline.workers import WorkerPool
@@ -22,8 +23,10 @@ __all__ = [
     "BatchSource",
     "Pipeline",
     "WorkerPool",
+    "TokenCorpus",
     "open_pipeline",
     "resolve_workers",
+    "token_corpus",
     "validation_batches",
     "with_recorded_workers",
     "with_workers_resolved",
@@ -45,6 +48,8 @@ class BatchSource(Protocol):
 
     def close(self) -> None: ...
 
+    def source_tokens(self) -> dict[str, int]: ...
+
 
 def _usable_cpus() -> int:
     """CPUs this process may run on (a container's or job's share, not the machine's)."""
@@ -60,8 +65,7 @@ def resolve_workers(
     CPU backend (the train step needs the cores), else ``min(8, CPUs - 2)``.
 
     ``platform`` (the JAX backend) and ``cpus`` default to this process's. The one place the
-    count is decided: ``open_pipeline`` uses it, and the trainer stores the result in the run's
-    config.yaml (``with_workers_resolved``), so a resumed run keeps its count on any machine.
+    count is decided: ``open_pipeline`` uses it. The count does not change the batches.
     CPUs are this process's share (its affinity: a job scheduler's binding counts); with several
     training processes sharing one host's cores unbound, set a number. Call it after
     ``jax.distributed.initialize`` (it reads the default backend).
@@ -100,7 +104,7 @@ def with_recorded_workers(config: Config, recorded: Config) -> Config:
 
 def open_pipeline(
     config: Config,
-    source: DocumentSource,
+    source: DocumentSource | TokenCorpus,
     tokenizer: Tokenizer,
     arms: list[Arm],
     mixture: np.ndarray,
@@ -109,23 +113,27 @@ def open_pipeline(
     process_count: int = 1,
 ) -> BatchSource:
     """The training pipeline a config describes: in-process, or ``data.workers`` processes
-    (``"auto"``: see ``resolve_workers``).
+    (``"auto"``: see ``resolve_workers``, at most ``data.streams``), with the same batches.
 
-    ``data.batch_size`` is the global batch; host ``process_index`` of ``process_count`` is
-    served its own rows of it (see ``Pipeline``).
+    ``source``: ``make_source(config.data)`` (file sources are tokenized into the token cache
+    here, once) or the ``TokenCorpus`` already made of it. ``data.batch_size`` is the global
+    batch; host ``process_index`` of ``process_count`` packs only its own rows of it, from its
+    own share of the documents (see ``Pipeline``).
     """
     data = config.data
+    corpus = source if isinstance(source, TokenCorpus) else token_corpus(data, source, tokenizer)
     shared = dict(
         seq_len=data.seq_len,
         batch_size=data.batch_size,
         seed=data.seed,
         mixture=mixture,
+        streams=data.streams,
         process_index=process_index,
         process_count=process_count,
     )
     workers = resolve_workers(data.workers)
+    if data.workers == "auto":
+        workers = min(workers, data.streams)
     if workers == 0:
-        return Pipeline(source.train, tokenizer, arms, **shared)
-    return WorkerPool(
-        source.train, tokenizer, arms, **shared, workers=workers, prefetch=data.prefetch
-    )
+        return Pipeline(corpus, tokenizer, arms, **shared)
+    return WorkerPool(corpus, tokenizer, arms, **shared, workers=workers, prefetch=data.prefetch)

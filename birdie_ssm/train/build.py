@@ -25,7 +25,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
 from birdie_ssm.objectives import expand_arms
 from birdie_ssm.objectives.arms import Arm
-from birdie_ssm.pipeline import BatchSource, open_pipeline, validation_batches
+from birdie_ssm.pipeline import BatchSource, open_pipeline, token_corpus, validation_batches
 from birdie_ssm.plugins import import_module
 from birdie_ssm.text import Tokenizer, make_tokenizer, padded_vocab_size
 from birdie_ssm.text.corpus import DocumentSource, make_source
@@ -178,9 +178,10 @@ def build_run(config: Config, *, init_from: TrainedRun | None = None) -> Run:
     mixture = np.asarray(controller.initial_mixture(), dtype=np.float64)
     # Every host runs the same streams and is served its own rows of each global batch.
     hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
-    pipeline = open_pipeline(config, source, tokenizer, arms, mixture, **hosts)
+    corpus = token_corpus(data, source, tokenizer)  # file sources: the token cache, built once
+    pipeline = open_pipeline(config, corpus, tokenizer, arms, mixture, **hosts)
     val_sets = validation_batches(
-        source.val,
+        corpus,
         tokenizer,
         arms,
         seq_len=data.seq_len,
