@@ -66,20 +66,31 @@ def permute(index: int, n: int, key: int) -> int:
             return x
 
 
-def held_out(n: int) -> tuple[int, Callable[[int], int], int, Callable[[int], int]]:
-    """Split ``n`` documents: (training count, training index -> document, held-out count,
-    held-out index -> document). Every 50th document is held out, at least the last one."""
-    if n < MIN_DOCUMENTS:
-        raise ValueError(f"{n} documents cannot be split")
-    if n < _HELD_OUT_EVERY:
-        return n - 1, (lambda t: t), 1, (lambda j: n - 1)
-    every = _HELD_OUT_EVERY
-    return (
-        n - n // every,
-        lambda t: t + t // (every - 1),
-        n // every,
-        lambda j: every * j + every - 1,
-    )
+class Split:
+    """A finite source's documents split in two, independently of any seed: ``n_val`` held
+    out (its own validation part; else every 50th document, at least the last one) and
+    ``n_train`` to train on; ``train_index``/``val_index`` map each side's index to a document."""
+
+    def __init__(self, n: int, separate_val: int | None = None) -> None:
+        self.n, self.separate = n, separate_val is not None
+        if self.separate:
+            self.n_train, self.n_val = n, int(separate_val)
+        elif n < MIN_DOCUMENTS:
+            raise ValueError(f"{n} documents cannot be split")
+        elif n < _HELD_OUT_EVERY:
+            self.n_train, self.n_val = n - 1, 1
+        else:
+            self.n_train, self.n_val = n - n // _HELD_OUT_EVERY, n // _HELD_OUT_EVERY
+
+    def train_index(self, t: int) -> int:
+        if self.separate or self.n < _HELD_OUT_EVERY:
+            return t
+        return t + t // (_HELD_OUT_EVERY - 1)
+
+    def val_index(self, j: int) -> int:
+        if self.separate:
+            return j
+        return self.n - 1 if self.n < _HELD_OUT_EVERY else _HELD_OUT_EVERY * j + _HELD_OUT_EVERY - 1
 
 
 class FiniteSource:
@@ -90,28 +101,25 @@ class FiniteSource:
         self, train: Documents, val: Documents | None, key: int, label: str, shuffle: bool = True
     ) -> None:
         self.train_docs, self.val_docs, self.key, self.shuffle = train, val, key, shuffle
-        if val is None:
-            if len(train) < MIN_DOCUMENTS:
-                raise BirdieError(
-                    f"data source '{label}' holds {len(train)} document; at least "
-                    f"{MIN_DOCUMENTS} are needed (one is held out for validation)"
-                )
-            self.n_train, self._train_index, self.n_val, self._val_index = held_out(len(train))
-        else:
-            self.n_train, self._train_index = len(train), (lambda t: t)
-            self.n_val, self._val_index = len(val), (lambda j: j)
-            if not self.n_val:
-                raise BirdieError(f"data source '{label}': its validation part is empty")
+        if val is None and len(train) < MIN_DOCUMENTS:
+            raise BirdieError(
+                f"data source '{label}' holds {len(train)} document; at least "
+                f"{MIN_DOCUMENTS} are needed (one is held out for validation)"
+            )
+        if val is not None and not len(val):
+            raise BirdieError(f"data source '{label}': its validation part is empty")
+        self.split = Split(len(train), None if val is None else len(val))
+        self.n_train = self.split.n_train
 
     def train(self, position: int) -> np.ndarray:
         epoch, index = divmod(position, self.n_train)
         if self.shuffle:
             index = permute(index, self.n_train, _mix64(self.key ^ (epoch << 20)))
-        return self.train_docs[self._train_index(index)]
+        return self.train_docs[self.split.train_index(index)]
 
     def val(self, index: int) -> np.ndarray:
         docs = self.train_docs if self.val_docs is None else self.val_docs
-        return docs[self._val_index(index % self.n_val)]
+        return docs[self.split.val_index(index % self.split.n_val)]
 
 
 class EncodedSource:

@@ -112,6 +112,7 @@ class Stream:
         self.mixture = np.zeros(len(arms))
         self.arm_tokens = [0] * len(arms)
         self.set_mixture(mixture)
+
     def set_mixture(self, mixture: np.ndarray) -> None:
         """Use ``mixture`` (probabilities over arms) for every example from now on.
 

@@ -126,7 +126,7 @@ def _build(source: SourceConfig, part: Part, tokenizer: Tokenizer, directory: Pa
         ):
             # What an interrupted build wrote after its last progress record is written again.
             tok_file.truncate(tokens * dtype.itemsize)
-            off_file.truncate(docs * 8)
+            off_file.truncate((docs + 1) * 8 if docs else 0)
             if docs == 0:
                 off_file.write(np.zeros(1, dtype=np.int64).tobytes())
             skip = docs

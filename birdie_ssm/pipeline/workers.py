@@ -219,8 +219,16 @@ class WorkerPool:
         self.processes = [
             ctx.Process(
                 target=_worker_main,
-                args=(w, workers, shared, spec, files, self.commands[w], self.batches[w],
-                      self.errors),  # fmt: skip
+                args=(
+                    w,
+                    workers,
+                    shared,
+                    spec,
+                    files,
+                    self.commands[w],
+                    self.batches[w],
+                    self.errors,
+                ),  # fmt: skip
                 name=f"birdie-data-{w}",
                 daemon=True,
             )

@@ -196,7 +196,7 @@ def open_dataset(source: SourceConfig, split: str) -> Any:
     label, name = source.label, source.dataset
     assert name is not None
     local = Path(name).expanduser()
-    if local.is_dir():
+    if (local / "dataset_dict.json").is_file() or (local / "state.json").is_file():
         try:
             loaded = datasets.load_from_disk(str(local))
         except FileNotFoundError as exc:

@@ -10,7 +10,7 @@ from birdie_ssm.config import Config, ObjectiveEntry, load_config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.experiments.spec import load_spec
 from birdie_ssm.objectives import expand_arms
-from birdie_ssm.pipeline import Pipeline, WorkerPool, open_pipeline
+from birdie_ssm.pipeline import WorkerPool, open_pipeline
 from birdie_ssm.text import make_tokenizer
 from birdie_ssm.text.corpus import make_source
 
