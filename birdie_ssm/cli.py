@@ -140,6 +140,10 @@ def _train(args: argparse.Namespace) -> None:
         if not args.resume:
             _remove_new_run(run_dir, created)
         raise
+    if not args.resume:  # the run keeps its tokenizer's files: it evaluates once moved
+        from birdie_ssm.text import save_tokenizer
+
+        save_tokenizer(trainer.run.tokenizer, run_dir)
     if trainer.removed_checkpoints:
         print(f"removed checkpoints {', '.join(map(str, trainer.removed_checkpoints))} to "
               f"resume from {trainer.step}", flush=True)  # fmt: skip

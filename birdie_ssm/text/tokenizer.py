@@ -147,7 +147,7 @@ def document_joiner(tokenizer: Tokenizer) -> np.ndarray:
     """What goes between two documents in a token stream: the tokenizer's own end- and
     begin-of-document ids (``eos_id``/``bos_id``, where it has them), else a paragraph break."""
     own = [i for i in (getattr(tokenizer, "eos_id", None), getattr(tokenizer, "bos_id", None))]
-    own = [i for i in own if i is not None]
+    own = list(dict.fromkeys(i for i in own if i is not None))  # GPT-2: one id is both
     if own:
         return np.asarray(own, dtype=np.int32)
     return np.asarray(tokenizer.encode("\n\n"), dtype=np.int32)

@@ -27,7 +27,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
     if not (run_dir / "checkpoints").is_dir():
         raise BirdieError(f"'{run_dir}' holds no checkpoints")
     config = load_config(run_dir / "config.yaml")
-    tokenizer = build_tokenizer(config)
+    tokenizer = build_tokenizer(config, run_dir)
     graphdef, params = nnx.split(build_model_for(config, tokenizer))
     # Abstract optimizer state: the restore target without allocating it.
     opt_state = jax.eval_shape(make_optimizer(config.train).init, params)
