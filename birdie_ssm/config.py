@@ -268,7 +268,7 @@ class DataConfig(Section):
     def _files_needed(self) -> DataConfig:
         if self.corpus == "files" and not (self.files or self.sources):
             raise ValueError(
-                "data.corpus is 'files' but data.sources and data.files are empty; list sources"
+                "data.corpus is 'files' but data.files is empty and data.sources lists none"
             )
         if self.files and self.sources:
             raise ValueError("give data.sources or data.files (one source), not both")

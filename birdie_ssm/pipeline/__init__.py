@@ -12,6 +12,7 @@ import numpy as np
 from birdie_ssm.config import Config
 from birdie_ssm.objectives.arms import Arm
 from birdie_ssm.pipeline.documents import TokenCorpus, token_corpus
+from birdie_ssm.pipeline.hosts import HostStates
 from birdie_ssm.pipeline.inprocess import Pipeline, validation_batches
 from birdie_ssm.pipeline.packing import Batch
 from birdie_ssm.pipeline.workers import WorkerPool
@@ -118,7 +119,8 @@ def open_pipeline(
     ``source``: ``make_source(config.data)`` (file sources are tokenized into the token cache
     here, once) or the ``TokenCorpus`` already made of it. ``data.batch_size`` is the global
     batch; host ``process_index`` of ``process_count`` packs only its own rows of it, from its
-    own share of the documents (see ``Pipeline``).
+    own share of the documents (see ``Pipeline``); its state is every host's
+    (``HostStates``).
     """
     data = config.data
     corpus = source if isinstance(source, TokenCorpus) else token_corpus(data, source, tokenizer)
@@ -135,5 +137,9 @@ def open_pipeline(
     if data.workers == "auto":
         workers = min(workers, data.streams)
     if workers == 0:
-        return Pipeline(corpus, tokenizer, arms, **shared)
-    return WorkerPool(corpus, tokenizer, arms, **shared, workers=workers, prefetch=data.prefetch)
+        pipeline: BatchSource = Pipeline(corpus, tokenizer, arms, **shared)
+    else:
+        pipeline = WorkerPool(
+            corpus, tokenizer, arms, **shared, workers=workers, prefetch=data.prefetch
+        )
+    return HostStates(pipeline, process_index, process_count) if process_count > 1 else pipeline
