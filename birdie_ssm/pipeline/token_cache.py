@@ -162,9 +162,11 @@ def _build(source: SourceConfig, part: Part, tokenizer: Tokenizer, directory: Pa
         "build_seconds": round(seconds, 3),
         "chars_per_second": round(chars / max(seconds, 1e-9)),
     }
-    if docs == 0:
+    if tokens == 0:
         shutil.rmtree(partial, ignore_errors=True)
-        raise BirdieError(f"data source '{source.label}': its {part} part holds no documents")
+        raise BirdieError(
+            f"data source '{source.label}': its {part} part holds no non-empty documents"
+        )
     _write_json(partial / "meta.json", meta)
     progress_file.unlink(missing_ok=True)
     os.replace(partial, directory)

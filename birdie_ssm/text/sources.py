@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from birdie_ssm.config import SourceConfig
-from birdie_ssm.errors import BirdieError
+from birdie_ssm.errors import BirdieError, not_a_file
 
 Part = Literal["train", "val"]
 BATCH = 512  # documents per batch handed to the tokenizer
@@ -51,6 +51,9 @@ def expand_files(patterns: list[str], label: str) -> list[Path]:
         if not glob.has_magic(expanded) and Path(expanded).is_file():
             matches = [expanded]
         matches = [m for m in matches if Path(m).is_file()]
+        if not matches and not glob.has_magic(expanded):
+            why = not_a_file(expanded)
+            raise BirdieError(f"data source '{label}': file '{pattern}' {why}")
         if not matches:
             raise BirdieError(f"data source '{label}': '{pattern}' matches no file")
         for match in matches:
@@ -61,6 +64,8 @@ def expand_files(patterns: list[str], label: str) -> list[Path]:
                     f"data source '{label}': file '{path}' has an unsupported format; accepted: "
                     f"{', '.join(sorted(FORMATS))}, the text formats optionally .gz or .zst"
                 )
+            if path.stat().st_size == 0:
+                raise BirdieError(f"data source '{label}': file '{path}' is empty")
             paths.append(path)
     return paths
 
@@ -132,7 +137,7 @@ class _Reader:
             raise self.fail(f"a record is {type(record).__name__}, not an object")
         if self.field not in record:
             fields = ", ".join(sorted(record)) or "none"
-            raise self.fail(f"no field '{self.field}' (text_field); fields: {fields}")
+            raise self.fail(f"text_field '{self.field}' is not a column; columns: {fields}")
         value = record[self.field]
         return value if isinstance(value, str) else None
 
@@ -165,7 +170,7 @@ class _Reader:
         table = pq.ParquetFile(self.path)
         if self.field not in table.schema_arrow.names:
             fields = ", ".join(table.schema_arrow.names)
-            raise self.fail(f"no column '{self.field}' (text_field); columns: {fields}")
+            raise self.fail(f"text_field '{self.field}' is not a column; columns: {fields}")
         for batch in table.iter_batches(batch_size=BATCH, columns=[self.field]):
             yield from (t for t in batch.column(0).to_pylist() if isinstance(t, str))
 
@@ -235,7 +240,7 @@ def _hub_problem(name: str, source: SourceConfig, split: str, exc: Exception) ->
 def _with_column(ds: Any, source: SourceConfig) -> Any:
     if source.text_field not in ds.column_names:
         raise BirdieError(
-            f"data source '{source.label}': no column '{source.text_field}' (text_field); "
+            f"data source '{source.label}': text_field '{source.text_field}' is not a column; "
             f"columns: {', '.join(ds.column_names)}"
         )
     return ds

@@ -61,7 +61,7 @@ def test_a_saved_dataset_directory_and_its_splits(tmp_path):
     assert read(source, "val") == DOCS[:5]
     with pytest.raises(BirdieError, match="no split 'nope'; splits: train, test"):
         read(source.model_copy(update={"split": "nope"}))
-    with pytest.raises(BirdieError, match="no column 'text'.*columns: body"):
+    with pytest.raises(BirdieError, match="text_field 'text' is not a column; columns: body"):
         read(source.model_copy(update={"text_field": "text"}))
 
 
@@ -98,7 +98,7 @@ def test_a_hub_name_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (b'{"text": "a"}\n{"body": "b"}\n', r"'bad.jsonl' at line 2: no field 'text'"),
+        (b'{"text": "a"}\n{"body": "b"}\n', r"'bad.jsonl' at line 2: text_field 'text' is not a column"),
         (b'{"text": "a"}\n{"text": \n', r"'bad.jsonl' at line 2: is not valid JSON"),
         (b'{"text": "\xff"}\n', r"'bad.jsonl' at line 1: not valid UTF-8"),
     ],
@@ -121,6 +121,8 @@ def test_a_corrupt_compressed_file_is_named(tmp_path):
 def test_a_pattern_matching_nothing_or_an_unknown_format_is_named(tmp_path):
     with pytest.raises(BirdieError, match=r"data source '.*\*.jsonl': .* matches no file"):
         read(SourceConfig(files=[str(tmp_path / "*.jsonl")]))
+    with pytest.raises(BirdieError, match=r"file '.*none.jsonl' does not exist"):
+        read(SourceConfig(files=[str(tmp_path / "none.jsonl")]))
     (tmp_path / "x.csv").write_text("a")
     with pytest.raises(BirdieError, match="unsupported format"):
         read(SourceConfig(files=[str(tmp_path / "x.csv")]))

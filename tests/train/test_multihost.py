@@ -31,8 +31,7 @@ final = trainer.fit()
 trainer.close()
 out = {"final": final, "devices": jax.device_count(), "local": jax.local_device_count()}
 if count > 1:  # both hosts' pipeline states are in the checkpoint; each resumes its own
-    resumed = Trainer(cfg.model_copy(update={"train": cfg.train.model_copy(update={"steps": 5})}),
-                      run_dir, resume=True)
+    resumed = Trainer(cfg, run_dir, resume=True)
     out["resumed"] = resumed.run.pipeline.source.state_dict()
     resumed.close()
 if process == 0:
