@@ -15,8 +15,7 @@ from tests.train.test_multihost import _free_port
 ROOT = Path(__file__).resolve().parents[2]
 BATCHES = 6
 
-SCRIPT = (
-    """
+SCRIPT = """
 import json, re, sys
 import jax
 import numpy as np
@@ -38,10 +37,11 @@ tok = make_tokenizer(config.data)
 arms = expand_arms(config.objectives.mixture, tok.specials)
 pipe = open_pipeline(config, make_source(config.data), tok, arms, np.ones(1),
                      process_index=process, process_count=count)
-batches = [pipe.next_batch() for _ in range(%d)]
+batches = [pipe.next_batch() for _ in range(BATCHES)]
 local = pipe.source if count > 1 else pipe
 read = sum(sum(s["documents"]["cursors"]) for s in local.state_dict()["streams"])
-ids = sorted({int(m) for b in batches for m in re.findall(r"doc (\\d+):", tok.decode(b.input_ids.ravel()))})
+text = "".join(tok.decode(b.input_ids.ravel()) for b in batches)
+ids = sorted({int(m) for m in re.findall(r"doc (\\d+):", text)})
 out = {"read": read, "ids": ids, "rows": [b.input_ids.shape[0] for b in batches]}
 if count > 1:
     glob = multihost_utils.process_allgather(batches[-1].input_ids, tiled=True)
@@ -53,9 +53,7 @@ if count > 1:
     again.load_state_dict(state)
     out["resumed"] = bool((again.next_batch().input_ids == pipe.next_batch().input_ids).all())
 print("RESULT" + json.dumps(out), flush=True)
-"""
-    % BATCHES
-)
+""".replace("BATCHES", str(BATCHES))
 
 
 def _run(process, count, port, corpus, cache):
