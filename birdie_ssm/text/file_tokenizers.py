@@ -136,7 +136,9 @@ class HFTokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
         """Many texts at once (the library encodes them on all cores)."""
-        out = self._tok.encode_batch_fast(texts, add_special_tokens=False)
+        # encode_batch_fast (tokenizers >= 0.21) skips the offsets nobody here reads
+        batch = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        out = batch(texts, add_special_tokens=False)
         return [np.asarray(e.ids, dtype=np.int32) for e in out]
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> str:

@@ -141,3 +141,17 @@ def test_file_corpora_are_shuffled_with_the_seed(tmp_path):
     val = {tok.decode(corpus.sources[0].val(j)) for j in range(4)}
     assert len(train) == 196 and not train & val
     assert isinstance(corpus.sources[0].train_docs, TokenDocs)
+
+
+def test_validation_files_replace_the_held_out_share(tmp_path):
+    write(tmp_path / "train.jsonl", [f"train {i}" for i in range(60)])
+    write(tmp_path / "val.jsonl", [f"val {i}" for i in range(3)])
+    source = {"files": [str(tmp_path / "train.jsonl")], "val_files": [str(tmp_path / "val.jsonl")]}
+    data = Config.model_validate(
+        {"data": {"corpus": "files", "sources": [source], "cache_dir": str(tmp_path / "c")}}
+    ).data
+    tok = ByteTokenizer()
+    (finite,) = token_corpus(data, make_source(data), tok).sources
+    assert {tok.decode(finite.train(u)) for u in range(60)} == {f"train {i}" for i in range(60)}
+    assert [tok.decode(finite.val(j)) for j in range(4)] == ["val 0", "val 1", "val 2", "val 0"]
+    assert make_source(data).held_out == ["val 0", "val 1", "val 2"]
