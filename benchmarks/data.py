@@ -279,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
         "--workers", type=int, default=0, help="also run the mixtures with this many workers"
     )
     parser.add_argument("--train", nargs=2, metavar=("SMALL", "BIG"), help="train footprints")
+    parser.add_argument(
+        "--train-tokenizer", help="tokenizer.json or byte for --train (default: --tokenizer's)"
+    )
     parser.add_argument("--no-mixtures", action="store_true", help="skip the mixtures section")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory(prefix="birdie-bench-data-") as tmp:
@@ -312,8 +315,8 @@ def main(argv: list[str] | None = None) -> None:
                     line += f" | {args.workers} workers {pooled / 1e6:6.2f}M wall"
                 print(line)
         if args.train:
-            bpe = args.tokenizer or str(work / "bpe" / "tokenizer.json")
-            train_section(Path(args.train[0]), Path(args.train[1]), bpe, work)
+            tok = args.train_tokenizer or args.tokenizer or str(work / "bpe" / "tokenizer.json")
+            train_section(Path(args.train[0]), Path(args.train[1]), tok, work)
 
 
 if __name__ == "__main__":
