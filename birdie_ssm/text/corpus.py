@@ -30,9 +30,9 @@ MIN_DOCUMENTS = 2  # one to train on, one held out
 
 
 class DocumentSource(Protocol):
-    """Training documents by cursor; validation documents by index."""
-
-    def train(self, cursor: int) -> str: ...
+    """Held-out documents by index (what evaluation reads). The synthetic and prose sources also
+    give training documents by cursor (``train``); a ``SourceSet`` is trained on through the
+    token cache."""
 
     def val(self, index: int) -> str: ...
 
