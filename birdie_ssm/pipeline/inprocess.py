@@ -371,7 +371,7 @@ def validation_batches(
             arms,
             seq_len=seq_len,
             batch_size=batch_size,
-            seed=seed * 1000 + i,
+            seed=[seed, i],
             mixture=onehot,
             part="val",
             process_index=process_index,
