@@ -98,7 +98,7 @@ def test_a_hub_name_loads_from_the_local_cache_offline(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("content", "match"),
     [
-        (b'{"text": "a"}\n{"body": "b"}\n', r"'bad.jsonl' at line 2: text_field 'text' is not a column"),
+        (b'{"text": "a"}\n{"body": "b"}\n', r"'bad.jsonl' at line 2: text_field 'text' is not"),
         (b'{"text": "a"}\n{"text": \n', r"'bad.jsonl' at line 2: is not valid JSON"),
         (b'{"text": "\xff"}\n', r"'bad.jsonl' at line 1: not valid UTF-8"),
     ],
