@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from birdie_ssm.config import DataConfig, SourceConfig
 from birdie_ssm.errors import BirdieError, check_writable
@@ -119,6 +120,8 @@ def _build(source: SourceConfig, part: Part, tokenizer: Tokenizer, directory: Pa
     docs, tokens = (done["docs"], done["tokens"]) if done else (0, 0)
     encode = _encoder(tokenizer)
     started, chars = time.perf_counter(), 0
+    # A progress bar on a terminal only (disable=None): a big corpus takes minutes.
+    bar = tqdm(desc=f"token cache: {source.label} ({part})", unit=" docs", disable=None)
     try:
         with (
             (partial / "tokens.bin").open("ab") as tok_file,
@@ -131,6 +134,7 @@ def _build(source: SourceConfig, part: Part, tokenizer: Tokenizer, directory: Pa
                 off_file.write(np.zeros(1, dtype=np.int64).tobytes())
             skip = docs
             for number, batch in enumerate(text_batches(source, part), start=1):
+                bar.update(len(batch))
                 if skip >= len(batch):
                     skip -= len(batch)
                     continue
@@ -150,6 +154,8 @@ def _build(source: SourceConfig, part: Part, tokenizer: Tokenizer, directory: Pa
     except BirdieError:
         shutil.rmtree(partial, ignore_errors=True)  # bad data: nothing half-made is kept
         raise
+    finally:
+        bar.close()
     seconds = time.perf_counter() - started
     meta = {
         "version": VERSION,
