@@ -155,3 +155,12 @@ def test_validation_files_replace_the_held_out_share(tmp_path):
     assert {tok.decode(finite.train(u)) for u in range(60)} == {f"train {i}" for i in range(60)}
     assert [tok.decode(finite.val(j)) for j in range(4)] == ["val 0", "val 1", "val 2", "val 0"]
     assert make_source(data).held_out == ["val 0", "val 1", "val 2"]
+
+
+def test_more_workers_than_streams_is_refused(tmp_path):
+    config = two_sources(tmp_path, (0.5, 0.5))
+    config.data.workers = 3  # two_sources runs 2 streams
+    tok = ByteTokenizer()
+    with pytest.raises(BirdieError, match="data.workers 3 exceeds data.streams 2"):
+        open_pipeline(config, make_source(config.data), tok, expand_arms(ARMS, tok.specials),
+                      np.ones(1))  # fmt: skip
