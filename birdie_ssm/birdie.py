@@ -54,7 +54,7 @@ from birdie_ssm.curriculum.rewards import get_reward, total_reward
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import expand_arms
 from birdie_ssm.objectives.arms import Arm
-from birdie_ssm.pipeline import Batch, BatchSource, open_pipeline, resolve_workers
+from birdie_ssm.pipeline import Batch, BatchSource, open_pipeline, resolve_workers, token_corpus
 from birdie_ssm.pipeline import validation_batches as held_out_batches
 from birdie_ssm.plugins import import_module
 from birdie_ssm.text import Tokenizer, make_tokenizer
@@ -304,8 +304,9 @@ class Birdie:
         controller = build_controller(config, arms)
         mixture = np.asarray(controller.initial_mixture(), dtype=np.float64)
         hosts = dict(process_index=rank, process_count=world_size)
+        corpus = token_corpus(data, source, tokenizer)  # file sources: the token cache, built once
         validation = held_out_batches(
-            source.val,
+            corpus,
             tokenizer,
             arms,
             seq_len=data.seq_len,
@@ -323,7 +324,7 @@ class Birdie:
             "controller": config.controller.model_dump(mode="json"),
         }  # fmt: skip
         check_host_memory(config, available_host_bytes())
-        pipeline = open_pipeline(config, source, tokenizer, arms, mixture, **hosts)
+        pipeline = open_pipeline(config, corpus, tokenizer, arms, mixture, **hosts)
         try:
             return cls(
                 pipeline,
@@ -410,6 +411,12 @@ class Birdie:
         )
         self.history.append(record)
         return self.mixture.copy()
+
+    def source_tokens(self) -> dict[str, int]:
+        """Tokens read so far from each corpus source (this rank's): the realised corpus
+        mixture, beside the objective mixture."""
+        self._check_open()
+        return self.pipeline.source_tokens()
 
     def realised_mixture(self) -> np.ndarray | None:
         """Each arm's share of the target tokens served since the last report (all ranks);

@@ -76,10 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Keys a resumed run may change: how long it runs and how it reports, not what it learns.
+# Keys a resumed run may change: how long it runs, how it reports and how many processes make
+# its batches (data workers share out the streams: the batches stay the same), not what it learns.
 RESUME_SAFE = (
     "train.steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
     "train.progress", "train.max_nonfinite", "eval.every", "eval.schedule", "eval.scale",
+    "data.workers", "data.prefetch", "data.cache_dir",
 )  # fmt: skip
 
 

@@ -168,20 +168,72 @@ def _layer_kinds(arch: str, mixer: str, attention: str, pattern: str, depth: int
     return [names[pattern[i % len(pattern)]] for i in range(depth)]
 
 
+class SourceConfig(Section):
+    """One corpus source: local files (globs; .txt/.jsonl/.json/.parquet, optionally .gz/.zst),
+    or ``dataset``: a ``save_to_disk`` directory, else a Hugging Face dataset name."""
+
+    name: str | None = Field(None, description="label in metrics; default: the files or dataset")
+    files: list[str] = Field(default_factory=list, description="local files or globs")
+    dataset: str | None = Field(None, description="a save_to_disk directory or a Hub dataset name")
+    config: str | None = Field(None, description="the Hub dataset's configuration")
+    split: str = "train"
+    revision: str | None = None
+    text_field: str = "text"
+    weight: float = Field(1.0, description="share of training tokens (normalised over sources)")
+    val_files: list[str] = Field(default_factory=list, description="validation files or globs")
+    val_split: str | None = Field(None, description="validation split of the dataset")
+
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, value: float) -> float:
+        if not value >= 0:
+            raise ValueError(f"a source's weight must be >= 0, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SourceConfig:
+        if bool(self.files) == (self.dataset is not None):
+            raise ValueError("a data source needs exactly one of files or dataset")
+        if self.val_split is not None and self.dataset is None:
+            raise ValueError("val_split is for a dataset source; give files val_files")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How metrics and errors name the source."""
+        return self.name or self.dataset or ",".join(self.files)
+
+
 class DataConfig(Section):
     """Where documents come from and how they become batches."""
 
     corpus: Literal["synthetic", "prose", "files"] = Field(
-        "synthetic", description="synthetic templates, built-in English prose, or local files"
+        "synthetic",
+        description="synthetic templates, built-in English prose, or data.sources / data.files",
     )
-    files: list[str] = Field(default_factory=list, description="local .txt/.jsonl/.parquet files")
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="weighted corpus sources (corpus: files)"
+    )
+    files: list[str] = Field(
+        default_factory=list, description="local files: one source (sources' shorthand)"
+    )
     text_field: str = "text"
-    tokenizer: Literal["byte", "hf", "tiktoken"] = "byte"
-    tokenizer_path: str | None = None
+    tokenizer: Literal["byte", "hf", "sentencepiece", "tiktoken"] = "byte"
+    tokenizer_path: str | None = Field(
+        None,
+        description="hf: tokenizer.json, its directory or a Hub name; sentencepiece: a .model; "
+        "tiktoken: an encoding name or a BPE file named for its encoding",
+    )
+    cache_dir: str | None = Field(
+        None, description="token cache; default $BIRDIE_CACHE or ~/.cache/birdie-ssm/tokens"
+    )
     seq_len: int = Field(256, ge=16, le=1_048_576)
     batch_size: int = Field(16, ge=1, le=65536)
     seed: int = Field(0, ge=0)
     val_batches_per_arm: int = Field(2, ge=1, le=1000)
+    streams: int = Field(
+        8, ge=1, le=256, description="independent batch streams (workers share them out)"
+    )
     workers: int | Literal["auto"] = Field(
         "auto",
         description="batch-making processes; auto: 0 on a CPU backend, else min(8, CPUs - 2)",
@@ -197,11 +249,23 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _files_needed(self) -> DataConfig:
-        if self.corpus == "files" and not self.files:
-            raise ValueError("data.corpus is 'files' but data.files is empty; list local files")
+        if self.corpus == "files" and not (self.files or self.sources):
+            raise ValueError(
+                "data.corpus is 'files' but data.files is empty and data.sources lists none"
+            )
+        if self.files and self.sources:
+            raise ValueError("give data.sources or data.files (one source), not both")
+        if self.sources and not any(s.weight > 0 for s in self.sources):
+            raise ValueError("data.sources' weights are all zero; give one a positive weight")
         if self.tokenizer != "byte" and not self.tokenizer_path:
             raise ValueError(f"data.tokenizer '{self.tokenizer}' needs data.tokenizer_path")
         return self
+
+    def corpus_sources(self) -> list[SourceConfig]:
+        """The sources of a file corpus (``data.files`` is one source)."""
+        if self.files:
+            return [SourceConfig(files=self.files, text_field=self.text_field)]
+        return list(self.sources)
 
 
 class ObjectiveEntry(Section):
@@ -539,16 +603,33 @@ def diff_keys(a: BaseModel, b: BaseModel, prefix: str = "") -> list[str]:
 
 
 def resolve_paths(config: Config) -> Config:
-    """The config with its file paths (corpus files, tokenizer, module files) made absolute, so
-    a saved config.yaml works from any working directory."""
+    """The config with its file paths (corpus files and directories, tokenizer, token cache,
+    module files) made absolute, so a saved config.yaml works from any working directory."""
 
     def absolute(path: str) -> str:
         return str(Path(path).expanduser().resolve())
 
+    def local(path: str | None) -> str | None:
+        """A path that exists here made absolute; a name (a Hub dataset or tokenizer, a tiktoken
+        encoding) as given."""
+        return absolute(path) if path and Path(path).expanduser().exists() else path
+
+    sources = [
+        s.model_copy(
+            update={
+                "files": [absolute(f) for f in s.files],
+                "val_files": [absolute(f) for f in s.val_files],
+                "dataset": local(s.dataset),
+            }
+        )
+        for s in config.data.sources
+    ]
     data = config.data.model_copy(
         update={
             "files": [absolute(f) for f in config.data.files],
-            "tokenizer_path": config.data.tokenizer_path and absolute(config.data.tokenizer_path),
+            "sources": sources,
+            "tokenizer_path": local(config.data.tokenizer_path),
+            "cache_dir": config.data.cache_dir and absolute(config.data.cache_dir),
         }
     )
     modules = [absolute(m) if m.endswith(".py") else m for m in config.objectives.modules]

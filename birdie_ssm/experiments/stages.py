@@ -23,11 +23,14 @@ from birdie_ssm.evaluation.runner import (
     own_settings,
     task_result_key,
 )
-from birdie_ssm.pipeline import with_recorded_workers
 from birdie_ssm.tasks import TaskSettings, settings_dict
 from birdie_ssm.train import rundir
 
 DONE = "train_done.json"
+
+
+def _without_workers(config: Config) -> Config:
+    return config.model_copy(update={"data": config.data.model_copy(update={"workers": "auto"})})
 
 
 def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> dict[str, Any]:
@@ -37,9 +40,8 @@ def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> d
 
     done = run_dir / DONE
     saved = rundir.config_path(run_dir)
-    if saved.is_file():  # data.workers: auto means the count the run recorded when it started
-        config = with_recorded_workers(config, load_config(saved))
-    if saved.is_file() and load_config(saved) != config:
+    # How many processes make the batches does not change them: not part of the run's identity.
+    if saved.is_file() and _without_workers(load_config(saved)) != _without_workers(config):
         raise BirdieError(
             f"'{run_dir}' holds a run with a different config; delete it or choose another "
             "--output to run this experiment"

@@ -11,6 +11,8 @@ import numpy as np
 
 from birdie_ssm.config import Config
 from birdie_ssm.objectives.arms import Arm
+from birdie_ssm.pipeline.documents import TokenCorpus, token_corpus
+from birdie_ssm.pipeline.hosts import HostStates
 from birdie_ssm.pipeline.inprocess import Pipeline, validation_batches
 from birdie_ssm.pipeline.packing import Batch
 from birdie_ssm.pipeline.workers import WorkerPool
@@ -22,11 +24,11 @@ __all__ = [
     "BatchSource",
     "Pipeline",
     "WorkerPool",
+    "TokenCorpus",
     "open_pipeline",
     "resolve_workers",
+    "token_corpus",
     "validation_batches",
-    "with_recorded_workers",
-    "with_workers_resolved",
 ]
 AUTO_MAX_WORKERS = 8  # beyond this the trainer's process, not the workers, limits a GPU run
 AUTO_SPARE_CPUS = 2  # the trainer's process and the host-to-device feed keep two cores
@@ -45,6 +47,8 @@ class BatchSource(Protocol):
 
     def close(self) -> None: ...
 
+    def source_tokens(self) -> dict[str, int]: ...
+
 
 def _usable_cpus() -> int:
     """CPUs this process may run on (a container's or job's share, not the machine's)."""
@@ -60,8 +64,7 @@ def resolve_workers(
     CPU backend (the train step needs the cores), else ``min(8, CPUs - 2)``.
 
     ``platform`` (the JAX backend) and ``cpus`` default to this process's. The one place the
-    count is decided: ``open_pipeline`` uses it, and the trainer stores the result in the run's
-    config.yaml (``with_workers_resolved``), so a resumed run keeps its count on any machine.
+    count is decided: ``open_pipeline`` uses it. The count does not change the batches.
     CPUs are this process's share (its affinity: a job scheduler's binding counts); with several
     training processes sharing one host's cores unbound, set a number. Call it after
     ``jax.distributed.initialize`` (it reads the default backend).
@@ -78,29 +81,9 @@ def resolve_workers(
     return max(0, min(AUTO_MAX_WORKERS, cpus - AUTO_SPARE_CPUS))
 
 
-def with_workers_resolved(config: Config) -> Config:
-    """``config`` with ``data.workers`` as the count ``resolve_workers`` decides (what a run
-    records, so that it resumes with the same count)."""
-    workers = resolve_workers(config.data.workers)
-    if workers == config.data.workers:
-        return config
-    data = config.data.model_copy(update={"workers": workers})
-    return config.model_copy(update={"data": data})
-
-
-def with_recorded_workers(config: Config, recorded: Config) -> Config:
-    """``config`` with ``data.workers: auto`` read as the count ``recorded`` (a run's own
-    config.yaml, which holds the count it resolved) ran with: what continuing that run uses,
-    on this machine or another."""
-    if config.data.workers != "auto":
-        return config
-    data = config.data.model_copy(update={"workers": recorded.data.workers})
-    return config.model_copy(update={"data": data})
-
-
 def open_pipeline(
     config: Config,
-    source: DocumentSource,
+    source: DocumentSource | TokenCorpus,
     tokenizer: Tokenizer,
     arms: list[Arm],
     mixture: np.ndarray,
@@ -109,23 +92,32 @@ def open_pipeline(
     process_count: int = 1,
 ) -> BatchSource:
     """The training pipeline a config describes: in-process, or ``data.workers`` processes
-    (``"auto"``: see ``resolve_workers``).
+    (``"auto"``: see ``resolve_workers``, at most ``data.streams``), with the same batches.
 
-    ``data.batch_size`` is the global batch; host ``process_index`` of ``process_count`` is
-    served its own rows of it (see ``Pipeline``).
+    ``source``: ``make_source(config.data)`` (file sources are tokenized into the token cache
+    here, once) or the ``TokenCorpus`` already made of it. ``data.batch_size`` is the global
+    batch; host ``process_index`` of ``process_count`` packs only its own rows of it, from its
+    own share of the documents (see ``Pipeline``); its state is every host's
+    (``HostStates``).
     """
     data = config.data
+    corpus = source if isinstance(source, TokenCorpus) else token_corpus(data, source, tokenizer)
     shared = dict(
         seq_len=data.seq_len,
         batch_size=data.batch_size,
         seed=data.seed,
         mixture=mixture,
+        streams=data.streams,
         process_index=process_index,
         process_count=process_count,
     )
     workers = resolve_workers(data.workers)
+    if data.workers == "auto":
+        workers = min(workers, data.streams)
     if workers == 0:
-        return Pipeline(source.train, tokenizer, arms, **shared)
-    return WorkerPool(
-        source.train, tokenizer, arms, **shared, workers=workers, prefetch=data.prefetch
-    )
+        pipeline: BatchSource = Pipeline(corpus, tokenizer, arms, **shared)
+    else:
+        pipeline = WorkerPool(
+            corpus, tokenizer, arms, **shared, workers=workers, prefetch=data.prefetch
+        )
+    return HostStates(pipeline, process_index, process_count) if process_count > 1 else pipeline

@@ -1,7 +1,8 @@
 """The sample pipeline: documents → objective examples (arm drawn from the mixture) → packed rows.
 
 Documents flow through a token buffer: before each example it is topped up to at least the
-example's budget with the next documents (joined by paragraph breaks), the drawn objective takes
+example's budget with the next documents (joined by the tokenizer's own end- and
+begin-of-document tokens, or a paragraph break where it has none), the drawn objective takes
 what it needs from the front, and the rest stays for the next example. So short documents,
 whitespace and leftovers are carried over, and empty documents skipped, instead of failing.
 The mixture is honoured in *target tokens* (what the loss is averaged over), not in examples:
@@ -10,8 +11,8 @@ row; selective copying reads hundreds of tokens to produce sixteen), so drawing 
 from the mixture realised a very different token share. Each example instead goes to the arm
 furthest behind its requested share of the target tokens produced since the mixture was set
 (ties broken at random, weighted by the mixture), so the realised share tracks the request.
-The pipeline only reads the mixture it is given; its state (cursor, rng, buffer, per-arm token
-counts) is small and JSON-serialisable, so a checkpoint can resume it exactly.
+The pipeline only reads the mixture it is given; its state (per stream: source cursors, rng,
+buffer, per-arm token counts) is small and JSON-serialisable, so a checkpoint resumes it exactly.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import numpy as np
 
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.arms import Arm
+from birdie_ssm.pipeline.documents import SourceMixer, TokenCorpus, as_corpus
 from birdie_ssm.pipeline.packing import OVERHEAD, Batch, RowBuilder, stack_rows
-from birdie_ssm.text.tokenizer import Tokenizer
+from birdie_ssm.text.tokenizer import Tokenizer, document_joiner
 
 MIN_BUDGET = 16  # below this a row is closed: too little room for a useful example
 MAX_FAILURES = 200  # consecutive empty rows no example could be made for
@@ -80,55 +82,36 @@ def host_rows(batch_size: int, process_index: int, process_count: int) -> slice:
     return slice(process_index * n, (process_index + 1) * n)
 
 
-def check_workers(state: dict[str, Any], workers: int) -> None:
-    """Refuse pipeline state saved with another number of data workers (it would not resume
-    exactly)."""
-    saved = state.get("workers", 0)
-    if saved != workers:
-        raise BirdieError(
-            f"the checkpoint's pipeline ran {saved} data workers; "
-            f"set data.workers={saved} to resume it exactly"
-        )
+STATE_VERSION = 2  # streams and sources; earlier states tracked one cursor per worker
 
 
-class Pipeline:
-    """Produces packed batches from a document stream under the current mixture.
+class Stream:
+    """One batch stream: documents from its ``SourceMixer`` -> objective examples -> rows.
 
-    Reads documents ``offset, offset + stride, ...`` (worker processes take disjoint shares).
-    ``batch_size`` is the global batch. Under multi-host training every host (``process_index``
-    of ``process_count``) runs the same stream and keeps its own contiguous block of rows, so
-    the global batch, and the pipeline state a checkpoint holds, do not depend on the number of
-    hosts: a run trains the same on one host as on several, and resumes on any count.
+    Its state (source cursors and token counts, rng, token buffer, per-arm target-token counts)
+    is small and JSON-serialisable, so a checkpoint resumes it exactly.
     """
 
     def __init__(
         self,
-        documents: Callable[[int], str],
+        documents: SourceMixer,
         tokenizer: Tokenizer,
         arms: list[Arm],
         *,
         seq_len: int,
-        batch_size: int,
+        rows: int,
         seed: int | list[int],
-        mixture: np.ndarray | None = None,
-        stride: int = 1,
-        offset: int = 0,
-        process_index: int = 0,
-        process_count: int = 1,
+        mixture: np.ndarray,
     ) -> None:
-        check_arms_fit(arms, seq_len)
-        self.rows = host_rows(batch_size, process_index, process_count)
         self.documents, self.tokenizer, self.arms = documents, tokenizer, arms
-        self.seq_len, self.batch_size = seq_len, batch_size
-        self.stride, self.offset = stride, offset
+        self.seq_len, self.rows = seq_len, rows
         self.rng = np.random.default_rng(seed)
-        self.cursor = 0
         self.buffer = _EMPTY
         self.min_budgets = [a.objective.min_budget() for a in arms]
-        self.joiner = tokenizer.encode("\n\n").astype(np.int32)
+        self.joiner = document_joiner(tokenizer)
         self.mixture = np.zeros(len(arms))
         self.arm_tokens = [0] * len(arms)
-        self.set_mixture(np.full(len(arms), 1.0 / len(arms)) if mixture is None else mixture)
+        self.set_mixture(mixture)
 
     def set_mixture(self, mixture: np.ndarray) -> None:
         """Use ``mixture`` (probabilities over arms) for every example from now on.
@@ -172,28 +155,25 @@ class Pipeline:
         other = fits.index(max(fits))
         return other if fits[other] > 0 else arm
 
-    def _next_text(self) -> str:
+    def _next_document(self) -> np.ndarray:
         for _ in range(MAX_BLANK_DOCUMENTS):
-            text = self.documents(self.cursor * self.stride + self.offset)
-            self.cursor += 1
-            if text and not text.isspace():
-                return text
+            tokens = self.documents.next()
+            if len(tokens):
+                return tokens
         raise BirdieError(f"the corpus gave {MAX_BLANK_DOCUMENTS} empty documents in a row")
 
     def _refill(self, need: int) -> None:
-        """Append documents, separated by paragraph breaks, until the buffer holds ``need`` tokens.
-
-        Documents are joined as text and encoded together: one tokenizer call per pass.
-        """
-        while len(self.buffer) < need:
-            texts, chars = [], 0
-            while chars < need - len(self.buffer):  # a token spans at least one character
-                texts.append(self._next_text())
-                chars += len(texts[-1])
-            text = "\n\n".join(texts)
-            tokens = self.tokenizer.encode(text).astype(np.int32)
-            parts = [self.buffer, self.joiner, tokens] if len(self.buffer) else [tokens]
-            self.buffer = np.concatenate(parts)
+        """Append documents, joined by the document separator, until the buffer holds ``need``
+        tokens."""
+        parts = [self.buffer] if len(self.buffer) else []
+        have = len(self.buffer)
+        while have < need:
+            if parts:
+                parts.append(self.joiner)
+            parts.append(self._next_document())
+            have += len(parts[-1]) + (len(self.joiner) if len(parts) > 1 else 0)
+        if len(parts) > 1 or not len(self.buffer):
+            self.buffer = np.concatenate(parts).astype(np.int32, copy=False)
 
     def _fill(self, row: RowBuilder) -> None:
         failures = 0
@@ -226,22 +206,18 @@ class Pipeline:
                 )
 
     def next_batch(self) -> Batch:
-        """This host's rows of the next ``[batch_size, seq_len]`` packed batch."""
+        """The next ``[rows, seq_len]`` packed batch of this stream."""
         rows = []
-        for _ in range(self.batch_size):
+        for _ in range(self.rows):
             row = RowBuilder(self.seq_len, self.tokenizer.specials)
             self._fill(row)
             rows.append(row)
-        return stack_rows(rows[self.rows])
-
-    def close(self) -> None:
-        """Release resources (nothing to release in-process)."""
+        return stack_rows(rows)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the stream exactly (JSON-serialisable)."""
         return {
-            "workers": 0,
-            "cursor": self.cursor,
+            "documents": self.documents.state_dict(),
             "rng": self.rng.bit_generator.state,
             "buffer": encode_tokens(self.buffer),
             "mixture": self.mixture.tolist(),
@@ -250,17 +226,129 @@ class Pipeline:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a ``state_dict()``."""
-        check_workers(state, 0)
-        self.cursor = int(state["cursor"])
+        self.documents.load_state_dict(state["documents"])
         self.rng.bit_generator.state = state["rng"]
         self.buffer = decode_tokens(state["buffer"])
         self.set_mixture(np.asarray(state["mixture"]))
-        # Counts under the saved mixture (a state without them predates token-share tracking).
-        self.arm_tokens = [int(c) for c in state.get("arm_tokens") or [0] * len(self.arms)]
+        self.arm_tokens = [int(c) for c in state["arm_tokens"]]
+
+
+def check_state(state: dict[str, Any]) -> None:
+    """Refuse pipeline state this version cannot continue exactly."""
+    if state.get("version") != STATE_VERSION:
+        raise BirdieError(
+            "the checkpoint's data pipeline state comes from an earlier version of birdie-ssm "
+            "(one stream per data worker); it cannot be resumed exactly: start the run afresh"
+        )
+
+
+class Pipeline:
+    """Produces this host's packed rows of each global batch under the current mixture.
+
+    ``corpus``: a ``TokenCorpus``, or a function from index to document text (one unbounded
+    stream).
+    Batch ``b`` comes from stream ``b mod streams``; each stream reads its own documents of
+    this host's share (``SourceMixer``). ``batch_size`` is the global batch: host
+    ``process_index`` of ``process_count`` packs only its ``batch_size / process_count`` rows,
+    from its own documents. The streams, not the data workers, define the batches, so the same
+    run gives the same batches with any number of workers (``WorkerPool``), and resumes on any.
+    """
+
+    def __init__(
+        self,
+        corpus: TokenCorpus | Callable[[int], str],
+        tokenizer: Tokenizer,
+        arms: list[Arm],
+        *,
+        seq_len: int,
+        batch_size: int,
+        seed: int | list[int],
+        mixture: np.ndarray | None = None,
+        streams: int = 1,
+        process_index: int = 0,
+        process_count: int = 1,
+        part: str = "train",
+    ) -> None:
+        check_arms_fit(arms, seq_len)
+        rows = host_rows(batch_size, process_index, process_count)
+        self.arms = arms
+        self.corpus = corpus = as_corpus(corpus, tokenizer)
+        mixture = np.full(len(arms), 1.0 / len(arms)) if mixture is None else mixture
+        self.mixture = check_mixture(mixture, len(arms))
+        hosts = dict(process_index=process_index, process_count=process_count)
+        self.streams = [
+            Stream(
+                SourceMixer(corpus, stream=s, streams=streams, part=part, **hosts),
+                tokenizer,
+                arms,
+                seq_len=seq_len,
+                rows=rows.stop - rows.start,
+                seed=[*np.atleast_1d(seed).tolist(), process_index, s],
+                mixture=self.mixture,
+            )
+            for s in range(streams)
+        ]
+        self.taken = 0
+
+    def batch(self, index: int) -> Batch:
+        """Batch ``index`` (its stream's next batch: batches of a stream come in order)."""
+        return self.streams[index % len(self.streams)].next_batch()
+
+    def next_batch(self) -> Batch:
+        """This host's rows of the next global batch."""
+        batch = self.batch(self.taken)
+        self.taken += 1
+        return batch
+
+    def set_mixture(self, mixture: np.ndarray) -> None:
+        """Use ``mixture`` for every example from now on (see ``Stream.set_mixture``)."""
+        self.mixture = check_mixture(mixture, len(self.arms))
+        for stream in self.streams:
+            stream.set_mixture(self.mixture)
+
+    def source_tokens(self) -> dict[str, int]:
+        """Tokens read from each corpus source so far, by name (the corpus mixture realised)."""
+        return source_totals(self.corpus.names, [s.state_dict() for s in self.streams])
+
+    def close(self) -> None:
+        """Release resources (nothing to release in-process)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (JSON-serialisable; no worker count in it)."""
+        return {
+            "version": STATE_VERSION,
+            "taken": self.taken,
+            "streams": [s.state_dict() for s in self.streams],
+            "mixture": self.mixture.tolist(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a ``state_dict()`` (of a pipeline with the same streams)."""
+        check_state(state)
+        check_streams(state, len(self.streams))
+        self.taken = int(state["taken"])
+        for stream, saved in zip(self.streams, state["streams"], strict=True):
+            stream.load_state_dict(saved)
+        self.mixture = np.asarray(state["mixture"], dtype=np.float64)
+
+
+def check_streams(state: dict[str, Any], streams: int) -> None:
+    """Refuse state of another stream count (its batches would differ)."""
+    if len(state["streams"]) != streams:
+        raise BirdieError(
+            f"the checkpoint's pipeline ran {len(state['streams'])} data streams; "
+            f"set data.streams={len(state['streams'])} to resume it exactly"
+        )
+
+
+def source_totals(names: list[str], states: list[dict[str, Any]]) -> dict[str, int]:
+    """Tokens read per source over streams' states."""
+    totals = [sum(s["documents"]["tokens"][k] for s in states) for k in range(len(names))]
+    return dict(zip(names, totals, strict=True))
 
 
 def validation_batches(
-    documents: Callable[[int], str],
+    corpus: TokenCorpus | Callable[[int], str],
     tokenizer: Tokenizer,
     arms: list[Arm],
     *,
@@ -271,22 +359,21 @@ def validation_batches(
     process_index: int = 0,
     process_count: int = 1,
 ) -> list[list[Batch]]:
-    """A fixed held-out set per arm: the same for every run with the same config.
-
-    Each host gets its own rows of every (global) batch, as from ``Pipeline``.
-    """
+    """A fixed held-out set per arm, from the corpus's validation documents: the same for every
+    run with the same config. Each host gets its own rows of every global batch."""
     out = []
     for i in range(len(arms)):
         onehot = np.zeros(len(arms))
         onehot[i] = 1.0
         pipe = Pipeline(
-            documents,
+            corpus,
             tokenizer,
             arms,
             seq_len=seq_len,
             batch_size=batch_size,
             seed=[seed, i],
             mixture=onehot,
+            part="val",
             process_index=process_index,
             process_count=process_count,
         )

@@ -1,15 +1,16 @@
 """Data worker processes: packed batches produced ahead of the trainer.
 
-Worker ``w`` of ``N`` runs its own ``Pipeline`` over documents ``w, w+N, ...`` with an rng seeded
-by ``(seed, w)``; batch ``b`` comes from worker ``b mod N``. So the stream is a pure function of
-(seed, worker count, per-worker state). With each batch a worker sends its state *after* that
-batch; the pool's checkpoint state is the state behind the last batch the trainer took. A mixture
-change (or a restore) rewinds every worker to that state under a new generation number, and
-batches from older generations are dropped: a resumed run sees exactly the batches the
-uninterrupted run would have seen. Each worker keeps its own per-arm target-token counts (in its
-state), so every worker's share, and so the pool's, tracks the requested mixture. Processes are
-spawned (the parent holds JAX threads, so no fork), receive the documents, tokenizer and arms
-pickled (``.py`` plug-in files are loaded first, as their modules' names exist only where they
+The batches are defined by the pipeline's streams (``Pipeline``: batch ``b`` comes from stream
+``b mod S``), not by the workers: worker ``w`` of ``W`` runs the streams ``s`` with
+``s mod W == w`` and produces their batches in order. So the same run gives the same batches
+with any worker count, in-process included, and its state (the streams' states) resumes on any.
+With each batch a worker sends that stream's state *after* it; the pool's checkpoint state is
+the state behind the last batch the trainer took. A mixture change (or a restore) rewinds every
+worker to that state under a new generation number, and batches from older generations are
+dropped: a resumed run sees exactly the batches the uninterrupted run would have seen.
+Processes are spawned (the parent holds JAX threads, so no fork), receive the corpus, tokenizer
+and arms pickled (the corpus pickles as its cache paths: each worker maps the token files
+itself; ``.py`` plug-in files are loaded first, as their modules' names exist only where they
 were loaded), and are stopped by ``close()``, by a finaliser, or at interpreter exit.
 """
 
@@ -23,7 +24,6 @@ import sys
 import threading
 import traceback
 import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,15 @@ import numpy as np
 from birdie_ssm import plugins
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.arms import Arm
-from birdie_ssm.pipeline.inprocess import Pipeline, check_mixture, check_workers
+from birdie_ssm.pipeline.documents import TokenCorpus
+from birdie_ssm.pipeline.inprocess import (
+    STATE_VERSION,
+    Pipeline,
+    check_mixture,
+    check_state,
+    check_streams,
+    source_totals,
+)
 from birdie_ssm.pipeline.packing import Batch
 from birdie_ssm.text.tokenizer import Tokenizer
 
@@ -55,6 +63,7 @@ def plugin_files() -> list[str]:
 
 def _worker_main(
     index: int,
+    workers: int,
     shared: bytes,
     spec: dict[str, Any],
     files: list[str],
@@ -62,30 +71,38 @@ def _worker_main(
     batches: Any,
     errors: Any,
 ) -> None:
-    """A worker's loop: apply commands, produce a batch, hand it over (dropping it on a reset).
+    """A worker's loop: apply commands, produce its next batch, hand it over (dropping it on a
+    reset).
 
-    ``shared`` is the pickled documents, tokenizer and arms, read only once the plug-in
-    ``files`` are loaded (objectives and tasks they define are pickled by their modules' names);
-    ``spec`` the rest of this worker's ``Pipeline`` arguments."""
+    ``shared`` is the pickled corpus, tokenizer and arms, read only once the plug-in ``files``
+    are loaded (objectives and tasks they define are pickled by their modules' names); ``spec``
+    the rest of the ``Pipeline`` arguments."""
     batches.cancel_join_thread()  # never block exit on batches nobody will read
     parent = mp.parent_process()
     try:
         for path in files:
             plugins.import_module(path, f"data worker {index}")
-        documents, tokenizer, arms = pickle.loads(shared)
-        pipe = Pipeline(documents, tokenizer, arms, **spec)
-        generation = 0
+        corpus, tokenizer, arms = pickle.loads(shared)
+        pipe = Pipeline(corpus, tokenizer, arms, **spec)
+        streams = len(pipe.streams)
+        generation, taken = 0, 0
         while True:
             try:
                 while True:
                     command = commands.get_nowait()
                     if command[0] == "stop":
                         return
-                    _, generation, state = command
-                    pipe.load_state_dict(state)
+                    _, generation, taken, states = command
+                    for s, state in states.items():
+                        pipe.streams[s].load_state_dict(state)
             except queue.Empty:
                 pass
-            message = (generation, pipe.next_batch().as_dict(), pipe.state_dict())
+            while (taken % streams) % workers != index:
+                taken += 1
+            stream = pipe.streams[taken % streams]
+            batch = stream.next_batch()
+            message = (generation, taken, batch.as_dict(), stream.state_dict())
+            taken += 1
             while True:
                 try:
                     batches.put(message, timeout=_POLL_S)
@@ -99,14 +116,14 @@ def _worker_main(
         errors.put((index, traceback.format_exc()))
 
 
-def pickled(documents: Callable[[int], str], tokenizer: Tokenizer, arms: list[Arm]) -> bytes:
-    """What every worker receives, pickled once (the corpus may be large); a piece that cannot
-    be pickled is a BirdieError naming it."""
+def pickled(corpus: TokenCorpus, tokenizer: Tokenizer, arms: list[Arm]) -> bytes:
+    """What every worker receives, pickled once; a piece that cannot be pickled is a
+    BirdieError naming it."""
     try:
-        return pickle.dumps((documents, tokenizer, arms))
+        return pickle.dumps((corpus, tokenizer, arms))
     except Exception:  # PicklingError, AttributeError, TypeError: all mean "cannot"
         pass
-    pieces = [("the document source", documents), ("the tokenizer", tokenizer)]
+    pieces = [("the document source", corpus), ("the tokenizer", tokenizer)]
     pieces += [(f"arm '{arm.name}'", arm) for arm in arms]
     for what, piece in pieces:
         try:
@@ -154,12 +171,12 @@ def _shutdown(processes: list[Any], commands: list[Any], stop: threading.Event) 
 
 
 class WorkerPool:
-    """The ``Pipeline`` interface, served by ``workers`` spawned processes (each keeping this
-    host's rows of every batch, as ``Pipeline`` does)."""
+    """The ``Pipeline`` interface, served by ``workers`` spawned processes sharing out its
+    streams (the batches are the in-process ``Pipeline``'s, whatever the count)."""
 
     def __init__(
         self,
-        documents: Callable[[int], str],
+        corpus: TokenCorpus,
         tokenizer: Tokenizer,
         arms: list[Arm],
         *,
@@ -168,28 +185,30 @@ class WorkerPool:
         seed: int,
         mixture: np.ndarray,
         workers: int,
+        streams: int = 1,
         prefetch: int = 4,
         process_index: int = 0,
         process_count: int = 1,
     ) -> None:
-        shared = pickled(documents, tokenizer, arms)
-        self.arms, self.workers = arms, workers
-        specs = [
-            dict(
-                seq_len=seq_len,
-                batch_size=batch_size,
-                seed=[seed, w],
-                mixture=mixture,
-                stride=workers,
-                offset=w,
-                process_index=process_index,
-                process_count=process_count,
+        if not 1 <= workers <= streams:
+            raise BirdieError(
+                f"data.workers {workers} exceeds data.streams {streams}: a worker runs whole "
+                f"streams; set data.workers <= {streams} or raise data.streams"
             )
-            for w in range(workers)
-        ]
-        # The state behind the last batch taken from each worker (initially its fresh state).
-        self.states = [Pipeline(documents, tokenizer, arms, **s).state_dict() for s in specs]
-        self.mixture = np.asarray(mixture, dtype=np.float64)
+        shared = pickled(corpus, tokenizer, arms)
+        self.arms, self.workers, self.names = arms, workers, corpus.names
+        spec = dict(
+            seq_len=seq_len,
+            batch_size=batch_size,
+            seed=seed,
+            mixture=mixture,
+            streams=streams,
+            process_index=process_index,
+            process_count=process_count,
+        )
+        # The state behind the last batch taken from each stream (initially its fresh state).
+        self.states = [s.state_dict() for s in Pipeline(corpus, tokenizer, arms, **spec).streams]
+        self.mixture = check_mixture(mixture, len(arms))
         self.taken = 0
         self.generation = 0
         ctx = mp.get_context("spawn")
@@ -200,11 +219,20 @@ class WorkerPool:
         self.processes = [
             ctx.Process(
                 target=_worker_main,
-                args=(w, shared, spec, files, self.commands[w], self.batches[w], self.errors),
+                args=(
+                    w,
+                    workers,
+                    shared,
+                    spec,
+                    files,
+                    self.commands[w],
+                    self.batches[w],
+                    self.errors,
+                ),  # fmt: skip
                 name=f"birdie-data-{w}",
                 daemon=True,
             )
-            for w, spec in enumerate(specs)
+            for w in range(workers)
         ]
         for process in self.processes:
             process.start()
@@ -241,31 +269,41 @@ class WorkerPool:
         raise PipelineWorkerError(f"data worker {index} failed:\n{trace}")
 
     def next_batch(self) -> Batch:
-        """The next packed batch (from worker ``taken mod workers``); raises if a worker failed."""
+        """The next packed batch (from the worker running its stream); raises if a worker
+        failed."""
         if not self._finalizer.alive:
             raise BirdieError("the data pipeline is closed")
-        w = self.taken % self.workers
+        stream = self.taken % len(self.states)
+        w = stream % self.workers
         while True:
             self._raise_worker_error()
             try:
-                generation, arrays, state = self.ready[w].get(timeout=_POLL_S)
+                generation, index, arrays, state = self.ready[w].get(timeout=_POLL_S)
             except queue.Empty:
                 if not self.processes[w].is_alive():
                     self._raise_worker_error(w)
                 continue
             if generation == self.generation:
-                self.states[w] = state
+                assert index == self.taken, (index, self.taken)
+                self.states[stream] = state
                 self.taken += 1
                 return Batch(**arrays)
 
     def _rewind(self) -> None:
-        """Restart every worker from the state behind its last taken batch (new generation)."""
+        """Restart every worker from the states behind the last taken batches (new
+        generation)."""
         self.generation += 1
         mixture = self.mixture.tolist()
-        for w, state in enumerate(self.states):
-            if state["mixture"] != mixture:  # a new mixture: its token shares count from zero
-                state = dict(state, mixture=mixture, arm_tokens=[0] * len(self.arms))
-            self.commands[w].put(("reset", self.generation, state))
+        states = [
+            # a new mixture: its token shares count from zero
+            dict(s, mixture=mixture, arm_tokens=[0] * len(self.arms))
+            if s["mixture"] != mixture
+            else s
+            for s in self.states
+        ]
+        for w in range(self.workers):
+            own = {i: s for i, s in enumerate(states) if i % self.workers == w}
+            self.commands[w].put(("reset", self.generation, self.taken, own))
 
     def set_mixture(self, mixture: np.ndarray) -> None:
         """Sample every batch not yet taken from ``mixture``; workers keep running."""
@@ -275,20 +313,26 @@ class WorkerPool:
         self.mixture = mixture
         self._rewind()
 
+    def source_tokens(self) -> dict[str, int]:
+        """Tokens read from each corpus source for the batches taken so far, by name."""
+        return source_totals(self.names, self.states)
+
     def state_dict(self) -> dict[str, Any]:
-        """Per-worker states behind the last taken batches, and the mixture (JSON-serialisable)."""
+        """The streams' states behind the last taken batches, and the mixture (the in-process
+        ``Pipeline``'s format: no worker count in it)."""
         return {
-            "workers": self.workers,
+            "version": STATE_VERSION,
             "taken": self.taken,
-            "states": list(self.states),
+            "streams": list(self.states),
             "mixture": self.mixture.tolist(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue exactly from a ``state_dict()`` of a pool with the same worker count."""
-        check_workers(state, self.workers)
+        """Continue exactly from a ``state_dict()`` of a pipeline with the same streams."""
+        check_state(state)
+        check_streams(state, len(self.states))
         self.taken = int(state["taken"])
-        self.states = list(state["states"])
+        self.states = list(state["streams"])
         self.mixture = np.asarray(state["mixture"], dtype=np.float64)
         self._rewind()
 

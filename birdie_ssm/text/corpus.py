@@ -1,38 +1,38 @@
-"""Document sources: the synthetic corpus, the built-in prose (``text/prose.py``), or local
-text/JSONL/Parquet files read with ``datasets``.
+"""Document sources as text: the synthetic corpus, the built-in prose (``text/prose.py``), or
+``data.sources`` (``SourceSet``: files and datasets, read by ``text/sources.py``; training reads
+them as tokens through the pipeline's token cache).
 
-A source is indexable by a cursor that never runs out (file corpora wrap around, one epoch after
-another), split into a training stream and a disjoint held-out validation stream.
+The synthetic and prose sources are indexable by a cursor that never runs out, split into a
+training stream and a disjoint held-out validation stream.
 """
 
 from __future__ import annotations
 
 import bisect
-import logging
-import os
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from birdie_ssm.config import DataConfig
-from birdie_ssm.errors import BirdieError, not_a_file
+from birdie_ssm.config import DataConfig, SourceConfig
+from birdie_ssm.errors import BirdieError
 from birdie_ssm.text.prose import prose_documents
+from birdie_ssm.text.sources import has_validation, text_batches
 from birdie_ssm.text.synthetic import synthetic_document
 from birdie_ssm.text.tokenizer import Tokenizer
 
 # The synthetic validation stream starts far beyond anything training will read.
 _SYNTHETIC_VAL_OFFSET = 1 << 40
 _VAL_EVERY = 50
+HELD_OUT_TEXTS = 512  # held-out documents evaluation may cut passages from, per source
 MIN_DOCUMENTS = 2  # one to train on, one held out
 
 
 class DocumentSource(Protocol):
-    """Training documents by cursor; validation documents by index."""
-
-    def train(self, cursor: int) -> str: ...
+    """Held-out documents by index (what evaluation reads). The synthetic and prose sources also
+    give training documents by cursor (``train``); a ``SourceSet`` is trained on through the
+    token cache."""
 
     def val(self, index: int) -> str: ...
 
@@ -86,6 +86,11 @@ class FileSource:
     def held_out(self) -> list[str]:
         """The held-out documents, once each (``val`` wraps around them)."""
         return list(self._val)
+
+    @property
+    def train_texts(self) -> list[str]:
+        """The training documents, in their (shuffled) order."""
+        return self._train
 
 
 _SPACE = re.compile(r"\s+")
@@ -155,82 +160,52 @@ def held_out_passages(
     ``k`` is a distinct passage of at least ``n`` tokens for ``k`` below the count returned
     (None: unbounded, as the synthetic corpus never repeats). A file corpus's held-out
     documents are cut into passages rather than read from the start and wrapped around."""
-    if not isinstance(source, FileSource):
+    if not isinstance(source, FileSource | SourceSet):
         return source.val, None
     pieces = distinct_passages(source.held_out, tokenizer, n)
     return _Passages(pieces), len(pieces)
 
 
-_BUILDERS = {".txt": "text", ".text": "text", ".md": "text", ".jsonl": "json", ".json": "json"}
-_BUILDERS[".parquet"] = "parquet"
+class SourceSet:
+    """The ``data.sources`` of a file corpus (read through the token cache for training); its
+    held-out text, for evaluation, is read on first use: at most ``HELD_OUT_TEXTS`` documents."""
+
+    def __init__(self, specs: list[SourceConfig], seed: int) -> None:
+        self.specs, self.seed = specs, seed
+        self._held_out: list[str] | None = None
+
+    @property
+    def held_out(self) -> list[str]:
+        """Held-out documents of every source, interleaved (the same the token corpus holds
+        out: the validation part, else every 50th document, at least the last)."""
+        if self._held_out is None:
+            per_source = [_held_out_texts(spec) for spec in self.specs]
+            rounds = max(map(len, per_source))
+            self._held_out = [p[k] for k in range(rounds) for p in per_source if k < len(p)]
+        return self._held_out
+
+    def val(self, index: int) -> str:
+        return self.held_out[index % len(self.held_out)]
 
 
-def _builder_for(paths: list[Path]) -> str:
-    kinds = set()
-    for path in paths:
-        suffix = path.suffix.lower()
-        if suffix not in _BUILDERS:
-            raise BirdieError(
-                f"data file '{path}' has an unsupported extension '{suffix}'; "
-                f"accepted: {', '.join(sorted(_BUILDERS))}"
-            )
-        kinds.add(_BUILDERS[suffix])
-    if len(kinds) > 1:
-        raise BirdieError(f"data.files mixes formats ({', '.join(sorted(kinds))}); use one")
-    return kinds.pop()
-
-
-def _not_utf8(paths: list[Path], cause: UnicodeDecodeError) -> str:
-    """Which data file is not UTF-8 (datasets does not say): the first that fails to decode."""
-    for path in (p for p in paths if p.suffix.lower() != ".parquet"):  # binary by design
-        try:
-            with path.open(encoding="utf-8") as f:
-                while f.read(1 << 20):
-                    pass
-        except UnicodeDecodeError as exc:
-            return f"data file '{path}' is not valid UTF-8 text ({exc.reason} at byte {exc.start})"
-    return f"data files are not valid UTF-8 text ({cause.reason})"
-
-
-def read_files(files: list[str], text_field: str) -> list[str]:
-    """Read documents from local files with ``datasets`` (text files: one document per
-    paragraph)."""
-    paths = [Path(f).expanduser() for f in files]
-    for path in paths:
-        if not path.is_file():
-            raise BirdieError(f"data file '{path}' {not_a_file(path)}")
-        if path.stat().st_size == 0:
-            raise BirdieError(f"data file '{path}' is empty")
-    builder = _builder_for(paths)
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    import datasets  # deferred: importing datasets costs seconds and most runs never need it
-
-    datasets.disable_progress_bars()
-    kwargs = {"sample_by": "paragraph"} if builder == "text" else {}
-    # datasets logs a failed parse before raising it: the error below says it in one line.
-    library_logger = logging.getLogger("datasets")
-    level = library_logger.level
-    library_logger.setLevel(logging.CRITICAL)
-    try:
-        ds = datasets.load_dataset(
-            builder, data_files=[str(p) for p in paths], split="train", **kwargs
-        )
-    except Exception as exc:  # datasets wraps parse errors in many types
-        cause = exc if isinstance(exc, UnicodeDecodeError) else exc.__cause__ or exc
-        if isinstance(cause, UnicodeDecodeError):
-            raise BirdieError(_not_utf8(paths, cause)) from None
-        where = f"data file '{paths[0]}'" if len(paths) == 1 else "data files"
-        raise BirdieError(f"could not read {where}: {type(cause).__name__}: {cause}") from None
-    finally:
-        library_logger.setLevel(level)
-    if builder == "text":
-        text_field = "text"
-    if text_field not in ds.column_names:
-        raise BirdieError(
-            f"data.text_field '{text_field}' is not a column of the data files; "
-            f"columns: {', '.join(ds.column_names)}"
-        )
-    return [t for t in ds[text_field] if isinstance(t, str)]
+def _held_out_texts(spec: SourceConfig) -> list[str]:
+    texts: list[str] = []
+    if has_validation(spec):
+        for batch in text_batches(spec, "val"):
+            texts += batch[: HELD_OUT_TEXTS - len(texts)]
+            if len(texts) >= HELD_OUT_TEXTS:
+                break
+        return texts
+    last, n = "", 0
+    for batch in text_batches(spec, "train"):
+        for text in batch:
+            n += 1
+            if n % _VAL_EVERY == 0:
+                texts.append(text)
+            last = text
+        if len(texts) >= HELD_OUT_TEXTS:
+            return texts[:HELD_OUT_TEXTS]
+    return texts or [last]
 
 
 def make_source(config: DataConfig) -> DocumentSource:
@@ -239,4 +214,4 @@ def make_source(config: DataConfig) -> DocumentSource:
         return SyntheticSource(config.seed)
     if config.corpus == "prose":
         return FileSource(list(prose_documents()), shuffle_seed=config.seed)
-    return FileSource(read_files(config.files, config.text_field))
+    return SourceSet(config.corpus_sources(), config.seed)

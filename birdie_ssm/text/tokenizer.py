@@ -143,6 +143,16 @@ def special_name(specials: SpecialTokens, i: int) -> str:
     return f"<unk_{i}>"
 
 
+def document_joiner(tokenizer: Tokenizer) -> np.ndarray:
+    """What goes between two documents in a token stream: the tokenizer's own end- and
+    begin-of-document ids (``eos_id``/``bos_id``, where it has them), else a paragraph break."""
+    own = [i for i in (getattr(tokenizer, "eos_id", None), getattr(tokenizer, "bos_id", None))]
+    own = list(dict.fromkeys(i for i in own if i is not None))  # GPT-2: one id is both
+    if own:
+        return np.asarray(own, dtype=np.int32)
+    return np.asarray(tokenizer.encode("\n\n"), dtype=np.int32)
+
+
 def padded_vocab_size(tokenizer: Tokenizer, multiple: int = 64) -> int:
     """The model's vocabulary size: the tokenizer's, rounded up for efficient matmuls."""
     return -(-tokenizer.vocab_size // multiple) * multiple

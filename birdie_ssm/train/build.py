@@ -83,8 +83,9 @@ def init_distributed() -> None:
         raise BirdieError(f"train.distributed: could not join the job: {exc}") from None
 
 
-def build_tokenizer(config: Config) -> Tokenizer:
-    return make_tokenizer(config.data)
+def build_tokenizer(config: Config, run_dir: Path | None = None) -> Tokenizer:
+    """The run's tokenizer (from ``run_dir``'s saved copy of its files, when given and saved)."""
+    return make_tokenizer(config.data, run_dir)
 
 
 def vocab_size_for(config: Config, tokenizer: Tokenizer) -> int:

@@ -34,7 +34,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> TrainedRun:
     if not rundir.checkpoints_dir(run_dir).is_dir():
         raise BirdieError(f"'{run_dir}' holds no checkpoints")
     config = rundir.read_config(run_dir)
-    tokenizer = build_tokenizer(config)
+    tokenizer = build_tokenizer(config, run_dir)
     graphdef, params = nnx.split(build_model_for(config, tokenizer))
     # Abstract optimizer state: the restore target without allocating it.
     opt_state = jax.eval_shape(make_optimizer(config.train).init, params)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from birdie_ssm.config import Config, TrainConfig, diff_keys, error_text
 from birdie_ssm.errors import BirdieError
-from birdie_ssm.pipeline import with_workers_resolved
+from birdie_ssm.text import save_tokenizer
 from birdie_ssm.train import rundir
 from birdie_ssm.train.build import build_run
 from birdie_ssm.train.checkpoint import Checkpointer
@@ -126,8 +126,7 @@ class Trainer:
             if oom is None:
                 raise
             raise oom from None
-        # data.workers "auto" as the count the pipeline runs: recorded, so a resume keeps it.
-        self.config = config = with_workers_resolved(config)
+        self.config = config
         self.birdie = self.run.birdie
         self.arm_names, self.arm_classes = self.birdie.arm_names, self.birdie.arm_classes
         self.mfu = mfu_meter(config.model, self.run.vocab_size, config.data.seq_len)
@@ -159,6 +158,8 @@ class Trainer:
                 raise
         else:
             rundir.write_config(config, self.run_dir)
+            # The run keeps its tokenizer's files, so it evaluates once moved.
+            save_tokenizer(self.run.tokenizer, self.run_dir)
 
     @property
     def state(self) -> dict[str, Any]:
@@ -277,6 +278,7 @@ class Trainer:
                 "nonfinite_skipped": self.nonfinite_total,
                 "mixture": self._mixture_dict(),
                 "realised_mixture": None if realised is None else self._mixture_dict(realised),
+                "source_tokens": self.birdie.source_tokens(),
             }
         )
         text = (

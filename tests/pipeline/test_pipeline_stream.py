@@ -44,7 +44,7 @@ class OddDocuments:
 def config(workers=0):
     cfg = Config()
     cfg.data.seq_len, cfg.data.batch_size, cfg.data.workers = 512, 3, workers
-    cfg.data.prefetch = 2
+    cfg.data.prefetch, cfg.data.streams = 2, 2
     return cfg
 
 
@@ -181,7 +181,7 @@ def test_realised_token_share_tracks_the_requested_mixture(workers):
         pipe.close()
     np.testing.assert_allclose(_shares(first, 2), [0.5, 0.5], atol=0.04)
     np.testing.assert_allclose(_shares(second, 2), [0.8, 0.2], atol=0.04)
-    counts = [s["arm_tokens"] for s in state["states"]] if workers else [state["arm_tokens"]]
+    counts = [s["arm_tokens"] for s in state["streams"]]
     assert all(sum(c) > 0 for c in counts)  # checkpoints carry the per-arm counts
 
 
@@ -196,38 +196,53 @@ def test_an_arm_at_zero_weight_is_never_drawn():
     np.testing.assert_allclose(_shares(batches, len(arms))[[0, 3, 5]], [0.2, 0.3, 0.5], atol=0.05)
 
 
+class Recording(OddDocuments):
+    """OddDocuments that remember which indices were read (in-process only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read: set[int] = set()
+
+    def __call__(self, index: int) -> str:
+        self.read.add(index)
+        return super().__call__(index)
+
+
 @pytest.mark.parametrize("workers", [0, 2])
-def test_hosts_get_their_rows_of_the_same_global_batches(workers):
-    """Every host runs the same stream and keeps its block of rows: the hosts' rows together
-    are the one-host batch, so a run does not depend on the number of hosts."""
+def test_each_host_packs_its_rows_from_its_own_documents(workers):
+    """Two hosts: each packs batch_size / 2 rows, from documents the other never reads, and the
+    batches do not depend on the worker count."""
     tok = ByteTokenizer()
     arms = expand_arms(ALL[:3], tok.specials)
-    config = Config.model_validate({"data": {"seq_len": 128, "batch_size": 4, "workers": workers}})
     mixture = np.full(len(arms), 1 / len(arms))
 
-    def batches(index, count):
-        pipe = open_pipeline(
-            config, Source(), tok, arms, mixture, process_index=index, process_count=count
-        )
+    def batches(index, documents, workers=workers):
+        data = {"seq_len": 128, "batch_size": 4, "workers": workers, "streams": 2}
+        source = Source()
+        source.train = documents
+        pipe = open_pipeline(Config.model_validate({"data": data}), source, tok, arms, mixture,
+                             process_index=index, process_count=2)  # fmt: skip
         try:
-            return [pipe.next_batch().as_dict() for _ in range(2)]
+            return [pipe.next_batch().as_dict() for _ in range(3)]
         finally:
             pipe.close()
 
-    whole = batches(0, 1)
-    halves = [batches(i, 2) for i in range(2)]
-    for b, want in enumerate(whole):
-        assert len(halves[0][b]["input_ids"]) == 2
-        for key, value in want.items():
-            np.testing.assert_array_equal(
-                np.concatenate([halves[0][b][key], halves[1][b][key]]), value
-            )
+    reads = [Recording(), Recording()]
+    hosts = [batches(i, reads[i]) for i in range(2)]
+    for host in hosts:
+        for batch in host:
+            assert batch["input_ids"].shape == (2, 128)
+            assert (batch["segment_ids"][:, 0] > 0).all()  # every row holds an example
+    if workers == 0:
+        assert reads[0].read and reads[1].read and not reads[0].read & reads[1].read
+    else:  # the same batches as in-process
+        for i in range(2):
+            for got, want in zip(hosts[i], batches(i, OddDocuments(), 0), strict=True):
+                np.testing.assert_array_equal(got["input_ids"], want["input_ids"])
     val = validation_batches(OddDocuments(), tok, arms, seq_len=128, batch_size=4,
                              batches_per_arm=1, seed=1, process_index=1,
                              process_count=2)  # fmt: skip
-    full = validation_batches(OddDocuments(), tok, arms, seq_len=128, batch_size=4,
-                              batches_per_arm=1, seed=1)  # fmt: skip
-    np.testing.assert_array_equal(val[0][0].input_ids, full[0][0].input_ids[2:])
+    assert val[0][0].input_ids.shape == (2, 128)
 
 
 def test_a_batch_that_does_not_split_over_hosts_is_a_user_error():

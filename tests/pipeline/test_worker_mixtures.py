@@ -10,7 +10,7 @@ from birdie_ssm.config import Config, ObjectiveEntry, load_config
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.experiments.spec import load_spec
 from birdie_ssm.objectives import expand_arms
-from birdie_ssm.pipeline import Pipeline, WorkerPool, open_pipeline
+from birdie_ssm.pipeline import WorkerPool, open_pipeline
 from birdie_ssm.text import make_tokenizer
 from birdie_ssm.text.corpus import make_source
 
@@ -49,13 +49,11 @@ def test_shipped_mixtures_run_in_two_worker_processes(name):
         got = [pool.next_batch() for _ in range(4)]
     finally:
         pool.close()
-    # Worker w runs Pipeline(stride=2, offset=w, seed=[seed, w]) and serves batches w, w+2.
-    shared = dict(seq_len=seq_len, batch_size=2, mixture=weights, stride=2)
-    local = [
-        Pipeline(source.train, tokenizer, arms, seed=[0, w], offset=w, **shared) for w in (0, 1)
-    ]
-    for b, batch in enumerate(got):
-        want = local[b % 2].next_batch()
+    # The workers share out the streams; the batches are the in-process pipeline's.
+    local = open_pipeline(config.model_copy(update={"data": config.data.model_copy(
+        update={"workers": 0})}), source, tokenizer, arms, weights)  # fmt: skip
+    for batch in got:
+        want = local.next_batch()
         for key, value in want.as_dict().items():
             np.testing.assert_array_equal(batch.as_dict()[key], value, err_msg=key)
     seen = set(np.concatenate([b.arm_ids.ravel() for b in got]).tolist()) - {-1}

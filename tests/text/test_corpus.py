@@ -44,14 +44,15 @@ def test_passages_are_disjoint_stretches_of_n_tokens_round_robin_over_texts():
     assert pieces == [stretches[0], "x" * 40, joined, *stretches[1:]]
 
 
-def test_a_malformed_data_file_is_one_line_and_datasets_logs_nothing(tmp_path, capfd):
-    from birdie_ssm.text.corpus import read_files
+def test_a_malformed_data_file_is_one_line_and_nothing_is_logged(tmp_path, capfd):
+    from birdie_ssm.config import SourceConfig
+    from birdie_ssm.text.sources import text_batches
 
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "a"}\n{"text": \n')
     with pytest.raises(BirdieError) as info:
-        read_files([str(path)], "text")
-    assert f"could not read data file '{path}'" in str(info.value)
+        list(text_batches(SourceConfig(files=[str(path)]), "train"))
+    assert f"file '{path}' at line 2: is not valid JSON" in str(info.value)
     assert "\n" not in str(info.value)
     captured = capfd.readouterr()
-    assert captured.err == "" and captured.out == ""  # datasets' own "Failed to load JSON ..."
+    assert captured.err == "" and captured.out == ""

@@ -1,6 +1,7 @@
-"""Two processes joined by ``jax.distributed`` (one CPU device each, gloo collectives) train the
-same run as one process with two devices: every host runs the same data streams and feeds its
-own rows of each global batch (``pipeline.Pipeline``), so the losses match."""
+"""Two processes joined by ``jax.distributed`` (one CPU device each, gloo collectives) train one
+run: each host packs its own rows of every global batch from its own documents
+(``pipeline.Pipeline``), the hosts agree on every evaluation, and the checkpoint holds both
+hosts' pipeline states (``pipeline.hosts``), so the run resumes on two hosts."""
 
 import json
 import os
@@ -31,6 +32,10 @@ trainer = Trainer(cfg, run_dir)
 final = trainer.fit()
 trainer.close()
 out = {"final": final, "devices": jax.device_count(), "local": jax.local_device_count()}
+if count > 1:  # both hosts' pipeline states are in the checkpoint; each resumes its own
+    resumed = Trainer(cfg, run_dir, resume=True)
+    out["resumed"] = resumed.run.pipeline.source.state_dict()
+    resumed.close()
 if process == 0:
     records = read_metrics(f"{run_dir}/metrics.jsonl")
     out["train"] = [r["loss"] for r in records if r["kind"] == "train"]
@@ -68,16 +73,17 @@ def _result(proc: subprocess.Popen) -> dict:
     return json.loads(line[len("RESULT") :])
 
 
-def test_two_processes_train_like_one_process_with_two_devices(tmp_path):
+def test_two_processes_train_one_run_each_from_its_own_documents(tmp_path):
     port = _free_port()
     hosts = [_start(i, 2, port, tmp_path / "two_hosts", devices=1) for i in range(2)]
     one = _result(_start(0, 1, port, tmp_path / "one_host", devices=2))
     first, second = (_result(p) for p in hosts)
     assert (one["devices"], one["local"]) == (2, 2)
     assert (first["devices"], first["local"]) == (2, 1)
-    assert len(one["train"]) == 4
-    np.testing.assert_allclose(first["train"], one["train"], rtol=1e-6)
-    assert first["mixtures"] == one["mixtures"]  # the controller saw the same losses
-    for arm, loss in one["final"].items():
-        np.testing.assert_allclose(first["final"][arm], loss, rtol=1e-6)
+    assert len(first["train"]) == len(one["train"]) == 4
+    assert np.isfinite(first["train"]).all()
+    for arm in one["final"]:
         assert second["final"][arm] == first["final"][arm]  # every host agrees
+    # Each host resumed its own stream: the hosts' states differ, at the same batch.
+    a, b = first["resumed"], second["resumed"]
+    assert a["taken"] == b["taken"] and a["streams"] != b["streams"]
