@@ -297,6 +297,7 @@ class Birdie:
         if workers != data.workers:
             data = data.model_copy(update={"workers": workers})
             config = config.model_copy(update={"data": data})
+        check_host_memory(config, available_host_bytes())
         tokenizer = tokenizer or make_tokenizer(data)
         source = make_source(data)
         objectives = config.objectives
@@ -323,7 +324,6 @@ class Birdie:
             "objectives": objectives.model_dump(mode="json"),
             "controller": config.controller.model_dump(mode="json"),
         }  # fmt: skip
-        check_host_memory(config, available_host_bytes())
         pipeline = open_pipeline(config, corpus, tokenizer, arms, mixture, **hosts)
         try:
             return cls(

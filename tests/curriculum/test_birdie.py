@@ -169,8 +169,10 @@ def test_parameters_are_one_frozen_config():
     assert controller.config == BirdieConfig(gamma=0.5, seed=3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         controller.config.gamma = 0.7
-    with pytest.raises(BirdieError, match=r"^birdie controller parameter 'warmup_steps' must be"):
+    with pytest.raises(ValueError, match=r"^parameter 'warmup_steps' must be an integer in \[0,"):
         BirdieConfig(warmup_steps=-1)
+    with pytest.raises(BirdieError, match=r"controller 'birdie'.*'top_k' must be <= candidates"):
+        make_controller("birdie", ARMS, CLASSES, top_k=9, candidates=8)
 
 
 @pytest.mark.parametrize("forget", [0.0, 0.01])
