@@ -194,17 +194,12 @@ def with_tokenizer(
 
 
 def tokenizer_data_config(path: str | Path | None) -> DataConfig:
-    """``data`` settings naming the tokenizer file ``path`` (a tokenizers JSON or a tiktoken
-    file); the byte tokenizer when None."""
+    """``data`` settings naming the tokenizer file ``path`` (a tokenizers JSON, a SentencePiece
+    ``.model`` such as Gemma's, or a tiktoken file); the byte tokenizer when None."""
     if path is None:
         return DataConfig()
     path = Path(path)
-    if path.suffix == ".model":
-        raise BirdieError(
-            f"'{path}' is a SentencePiece model: this build reads tokenizers JSON (.json) and "
-            "tiktoken files; convert it to a tokenizers JSON first"
-        )
-    kind = "hf" if path.suffix == ".json" else "tiktoken"
+    kind = {".json": "hf", ".model": "sentencepiece"}.get(path.suffix, "tiktoken")
     return DataConfig(tokenizer=kind, tokenizer_path=str(path))
 
 

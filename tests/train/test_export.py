@@ -129,8 +129,7 @@ def test_a_tokenizer_of_another_size_is_refused():
     grown = {"embedder.table": np.ones((256, 16), np.float32)}
     config = with_tokenizer(grown, model.model_copy(update={"vocab_size": 256}), ByteTokenizer())
     assert config.vocab_size == grown["embedder.table"].shape[0] == 448
-    with pytest.raises(BirdieError, match="SentencePiece"):
-        tokenizer_data_config("gemma.model")
+    assert tokenizer_data_config("gemma.model").tokenizer == "sentencepiece"  # Gemma's tokenizer
 
 
 def test_an_export_without_a_tokenizer_refuses_text_in_one_line(trained, tmp_path, capsys):
