@@ -74,7 +74,7 @@ class ModelConfig(Section):
     )
     width: int = Field(128, ge=8, le=65536)
     depth: int = Field(4, ge=1, le=512)
-    mlp_expansion: int = Field(3, ge=1, le=16)
+    mlp_expansion: int = Field(3, ge=0, le=16, description="MLP width / width; 0: no MLP (Mamba)")
     mlp_bias: bool = Field(False, description="biases in the MLP's projections (RecurrentGemma)")
     embed_scale: float | None = Field(
         None, gt=0, description="input embeddings are multiplied by this; None: sqrt(width)"

@@ -76,6 +76,7 @@ def test_bad_corpus_and_impossible_lengths(tmp_path, capsys, content, args, expe
         assert f"'{corpus}'" in err  # which file
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_bad_checkpoints_leave_the_run_as_it_was(tmp_path, capsys):
     from tests.conftest import TINY
 

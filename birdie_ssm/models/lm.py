@@ -23,7 +23,8 @@ Cache = dict[str, Any]
 
 
 class ResidualBlock(nnx.Module):
-    """RMSNorm -> temporal mixer -> residual; RMSNorm -> gated MLP -> residual."""
+    """RMSNorm -> temporal mixer -> residual; RMSNorm -> gated MLP -> residual (no MLP when
+    ``model.mlp_expansion`` is 0, as in Mamba's blocks)."""
 
     def __init__(self, config: ModelConfig, kind: str, bidirectional: bool, *, rngs: nnx.Rngs):
         dtype = jnp.dtype(config.dtype)
@@ -31,25 +32,29 @@ class ResidualBlock(nnx.Module):
         self.mixer: Mixer = get_mixer(kind)(
             config, config.mixer_config(kind), bidirectional, rngs=rngs
         )
-        self.mlp_norm = RMSNorm(config.width)
-        self.mlp = GatedMLP(
-            config.width,
-            config.mlp_expansion * config.width,
-            dtype,
-            config.depth,
-            rngs,
-            bias=config.mlp_bias,
-        )
+        if not config.mlp_expansion:
+            self.mlp_norm = self.mlp = None
+        else:
+            self.mlp_norm = RMSNorm(config.width)
+            self.mlp = GatedMLP(
+                config.width,
+                config.mlp_expansion * config.width,
+                dtype,
+                config.depth,
+                rngs,
+                bias=config.mlp_bias,
+            )
 
     def __call__(self, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, Any]:
         y, state = self.mixer(self.mix_norm(x), ctx)
-        x = x + y
-        return x + self.mlp(self.mlp_norm(x)), state
+        return self._channel(x + y), state
 
     def step(self, x: jax.Array, cache: Any, ctx: StepContext) -> tuple[jax.Array, Any]:
         y, cache = self.mixer.step(self.mix_norm(x), cache, ctx)
-        x = x + y
-        return x + self.mlp(self.mlp_norm(x)), cache
+        return self._channel(x + y), cache
+
+    def _channel(self, x: jax.Array) -> jax.Array:
+        return x if self.mlp is None else x + self.mlp(self.mlp_norm(x))
 
 
 def _run_block(block: ResidualBlock, x: jax.Array, ctx: SeqContext) -> tuple[jax.Array, Any]:

@@ -17,6 +17,7 @@ from tests.conftest import tiny_config
 THREE_STEPS = ("train.steps=3", "train.log_every=1", "eval.schedule=every", "eval.every=2")
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_a_controller_from_a_user_module_trains(tmp_path):
     config = tiny_config(
         *THREE_STEPS,

@@ -42,6 +42,7 @@ def test_a_text_only_item_is_natively_its_text_form():
     assert [x.tolist() for x in item.form(native=True)] == [[1, 2], [3]]
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_fine_tune_from_a_checkpoint_then_evaluate_natively(tmp_path, capsys):
     first, tuned = tmp_path / "first", tmp_path / "tuned"
     # Steps and checkpoints by hand, not fit(): its validation passes would add compilations.

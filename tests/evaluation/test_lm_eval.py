@@ -49,6 +49,7 @@ def _direct(ctx, context, continuation):
     return float(picked.sum()), bool(greedy.all())
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_loglikelihood_equals_a_direct_forward_pass(ctx):
     assert HarnessModel(ctx).fmt.kind == "prefix"  # the tiny quickstart trains prefix_lm
     for batch_size in (1, 3):
@@ -67,6 +68,7 @@ def test_requests_may_be_instances_with_args(ctx):
     assert model.loglikelihood([Instance(p) for p in PAIRS]) == model.loglikelihood(PAIRS)
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_rolling_loglikelihood_sums_its_windows(ctx):
     text = "abcdefghij" * 3
     short = HarnessModel(ctx, max_length=64)

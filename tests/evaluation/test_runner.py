@@ -150,6 +150,7 @@ def _infilling_prompts(monkeypatch, **settings):
     return [r["prompt"][:24] for r in result.predictions], result.notes
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_infilling_asks_distinct_held_out_passages_and_seeds_ask_others(monkeypatch):
     # Before: 41 held-out documents read from the start and wrapped around, so 64 items held
     # 41 passages and seeds 0 and 1 shared 23 of 32.

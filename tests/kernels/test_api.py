@@ -156,6 +156,7 @@ SHARDED_CHECK = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_batch_sharded_inputs_in_a_two_device_subprocess():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     env["JAX_PLATFORMS"] = "cpu"

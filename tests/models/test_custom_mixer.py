@@ -116,6 +116,7 @@ def test_causal_over_targets_and_segments(model):
     assert next_in_prefix.any() and np.all(dep[next_in_prefix] > 0.0)
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_decoding_matches_full_forward(model):
     ids, prefix_mask, segment_ids = pack_prompts([[3, 1, 4, 1, 5], [9, 2, 6]], None)
     continuation = np.array([[7, 2, 8], [1, 8, 2]], np.int32)

@@ -29,6 +29,8 @@ PRESET_SIZES = {
     "hawk-1.4b": 1475,
     "transformer-1.4b": 1374,
     "griffin-125m": 122,
+    "mamba-130m": 115.1,
+    "jamba-125m": 122.9,
 }
 
 
@@ -208,3 +210,13 @@ def test_blocked_attention_equals_whole(monkeypatch):
     whole = model(ids, prefix, segments)
     monkeypatch.setattr(attention, "QUERY_BLOCK", 8)
     np.testing.assert_allclose(model(ids, prefix, segments), whole, rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_expansion_zero_leaves_the_mlp_out():
+    """Mamba's blocks: the mixer alone (model.mlp_expansion 0)."""
+    config = ModelConfig(width=16, depth=2, mlp_expansion=0)
+    with_mlp = count_params(_abstract(config.model_copy(update={"mlp_expansion": 1})))
+    model = build_model(config, 32, nnx.Rngs(0))
+    assert count_params(model) == with_mlp - 2 * (3 * 16 * 16 + 16)  # per block: MLP, its norm
+    logits = model(jnp.arange(8, dtype=jnp.int32)[None] % 32)
+    assert logits.shape[:2] == (1, 8) and bool(jnp.isfinite(logits).all())

@@ -56,6 +56,7 @@ def _batch():
     return ids, prefix, segments
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_logits_and_gradients_match(pair):
     looped, scanned = pair
     ids, prefix, segments = _batch()
@@ -79,6 +80,7 @@ def test_logits_and_gradients_match(pair):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_prefill_and_decode_steps_match(pair):
     looped, scanned = pair
     ids, prefix, segments = _batch()
@@ -111,6 +113,7 @@ def test_weight_decay_reaches_the_same_parameters(pair):
     ]
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_a_scanned_run_trains_checkpoints_and_restores(tmp_path):
     settings = ("model.scan_layers=true", "model.depth=4", "train.steps=4")
     settings += ("train.checkpoint_every=2", "train.log_every=2")

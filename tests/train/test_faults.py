@@ -155,6 +155,7 @@ def _garble(checkpoint: Path) -> None:
         path.write_bytes(b"garbage")
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_resume_from_a_damaged_step_removes_nothing_and_the_printed_command_works(
     reference, tmp_path, capsys
 ):
@@ -191,6 +192,7 @@ def test_truncated_metadata_names_the_intact_checkpoint(reference, tmp_path):
         Trainer(tiny_config("train.keep_checkpoints=3"), copy, resume=True)
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_orbax_reads_abandoned_by_a_failed_restore_are_not_reported(
     reference, tmp_path, monkeypatch, caplog
 ):
@@ -267,6 +269,7 @@ def test_orbax_reads_abandoned_by_a_failed_restore_are_not_reported(
     assert [r.exc_info[1] for r in caplog.records] == failed[1:]
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_resume_cannot_shorten_or_rewarm_a_run_and_leaves_it_as_it_was(reference, tmp_path, capsys):
     from birdie_ssm.cli import main
 

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow  # two jax.distributed processes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,8 +27,6 @@ from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
 
-pytestmark = pytest.mark.slow  # two jax.distributed processes
-
 cfg = tiny_config("train.steps=4", "train.log_every=1", "eval.schedule=every", "eval.every=2",
                   "data.batch_size=4", f"train.distributed={count > 1}")
 trainer = Trainer(cfg, run_dir)
@@ -34,7 +35,7 @@ trainer.close()
 out = {"final": final, "devices": jax.device_count(), "local": jax.local_device_count()}
 if count > 1:  # both hosts' pipeline states are in the checkpoint; each resumes its own
     resumed = Trainer(cfg, run_dir, resume=True)
-    out["resumed"] = resumed.run.pipeline.source.state_dict()
+    out["resumed"] = resumed.birdie.pipeline.source.state_dict()
     resumed.close()
 if process == 0:
     records = read_metrics(f"{run_dir}/metrics.jsonl")

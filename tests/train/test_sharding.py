@@ -54,6 +54,7 @@ def results():
     return {**one, **four}
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 @pytest.mark.parametrize("mesh", ["4x1", "2x2"])
 def test_same_losses_on_one_and_four_devices(results, mesh):
     ref, got = results["1x1"], results[mesh]

@@ -169,6 +169,7 @@ def test_a_resumed_run_cannot_go_below_its_step(finished_run, tmp_path):
         Trainer(tiny_config(*SETTINGS, "train.steps=20"), run_dir, resume=True)
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_extending_a_cosine_run_would_rewarm_it_so_it_is_refused(finished_run, tmp_path):
     run_dir, _, _ = finished_run
     longer = tiny_config(*SETTINGS, "train.steps=60")
@@ -197,6 +198,7 @@ def test_wsd_schedule_holds_then_decays_and_lengthens_without_a_jump():
     np.testing.assert_array_equal([lr(s) for s in range(81)], [longer(s) for s in range(81)])
 
 
+@pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_a_wsd_run_extends_from_its_stable_phase_not_from_its_decay(tmp_path):
     settings = ("train.schedule=wsd", "train.decay_fraction=0.5", "train.steps=20",
                 "train.keep_checkpoints=3")  # fmt: skip
