@@ -181,6 +181,14 @@ def pad_cache(state: KV, max_len: int) -> KV:
     return jnp.pad(state[0], pad), jnp.pad(state[1], pad)
 
 
+def write_cache(cache: KV, k: jax.Array, v: jax.Array, index: jax.Array) -> KV:
+    """One decode step's key and value written to slot ``index`` of an attention cache."""
+    return (
+        jax.lax.dynamic_update_slice_in_dim(cache[0], k, index, axis=1),
+        jax.lax.dynamic_update_slice_in_dim(cache[1], v, index, axis=1),
+    )
+
+
 def rope(x: jax.Array, positions: jax.Array, base: float = 10000.0) -> jax.Array:
     """Rotary embedding of x [B, L, H, Dh] at integer positions [B, L]."""
     half = x.shape[-1] // 2
@@ -254,7 +262,6 @@ class Attention(Mixer):
     def step(self, x: jax.Array, cache: KV, ctx: StepContext) -> tuple[jax.Array, KV]:
         """x [B, width] written to cache slot ``ctx.index``, attending to its segment's slots."""
         q, k, v = self._project(x[:, None], ctx.positions[:, None])
-        k_cache = jax.lax.dynamic_update_slice_in_dim(cache[0], k, ctx.index, axis=1)
-        v_cache = jax.lax.dynamic_update_slice_in_dim(cache[1], v, ctx.index, axis=1)
+        k_cache, v_cache = write_cache(cache, k, v, ctx.index)
         y = _sdpa(q, k_cache, v_cache, ctx.attend[:, None, None, :], "xla")
         return self.out(y.reshape(x.shape)), (k_cache, v_cache)

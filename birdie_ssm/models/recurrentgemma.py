@@ -28,7 +28,7 @@ from flax import nnx
 
 from birdie_ssm.config import ModelConfig
 from birdie_ssm.errors import check_range
-from birdie_ssm.models.attention import KV, pad_cache, rope
+from birdie_ssm.models.attention import KV, pad_cache, rope, write_cache
 from birdie_ssm.models.layers import ShortConv, dense, sqrt_bounded
 from birdie_ssm.models.masks import SeqContext, StepContext
 from birdie_ssm.models.recurrent import State, keep_mask, scan, step_keep, step_scan
@@ -212,8 +212,7 @@ class RGAttention(Mixer):
     def step(self, x: jax.Array, cache: KV, ctx: StepContext) -> tuple[jax.Array, KV]:
         """x [B, width] written to cache slot ``ctx.index``; it reads its window's slots."""
         q, k, v = self._project(x[:, None], ctx.positions[:, None])
-        k_cache = jax.lax.dynamic_update_slice_in_dim(cache[0], k, ctx.index, axis=1)
-        v_cache = jax.lax.dynamic_update_slice_in_dim(cache[1], v, ctx.index, axis=1)
+        k_cache, v_cache = write_cache(cache, k, v, ctx.index)
         slots = jnp.arange(k_cache.shape[1])
         visible = ctx.attend & (slots >= ctx.index - self.window)[None]
         return self._attend(q, k_cache, v_cache, visible[:, None, None, :])[:, 0], (
