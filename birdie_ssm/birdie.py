@@ -47,6 +47,7 @@ from birdie_ssm.config import (
     apply_override,
     error_text,
     load_raw,
+    run_identity,
 )
 from birdie_ssm.curriculum import Controller, eval_steps, make_controller, takes_parameter
 from birdie_ssm.curriculum.base import floats_from_json, floats_to_json
@@ -67,8 +68,6 @@ IGNORE = -100  # the label PyTorch's cross-entropy (and Hugging Face) skips
 SECTIONS = {"data": DataConfig, "objectives": ObjectivesConfig, "controller": ControllerConfig}
 EVAL_KEYS = ("schedule", "every", "scale")
 TRAIN_KEYS = ("steps", "seed")  # the evaluation schedule's length; the run's seed
-# Settings that change how fast batches are made, not which: not part of a state's identity.
-SPEED_KEYS = {"data.workers", "data.prefetch"}
 
 
 def causal_lm_fields(batch: Batch) -> dict[str, np.ndarray]:
@@ -319,11 +318,10 @@ class Birdie:
         ev = config.eval
         total = config.train.steps if steps is None else steps
         identity = {
-            "data": {k: v for k, v in data.model_dump(mode="json").items()
-                     if f"data.{k}" not in SPEED_KEYS},
-            "objectives": objectives.model_dump(mode="json"),
-            "controller": config.controller.model_dump(mode="json"),
-        }  # fmt: skip
+            "data": run_identity(data, "data"),
+            "objectives": run_identity(objectives, "objectives"),
+            "controller": run_identity(config.controller, "controller"),
+        }
         pipeline = open_pipeline(config, corpus, tokenizer, arms, mixture, **hosts)
         try:
             return cls(

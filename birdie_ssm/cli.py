@@ -76,20 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Keys a resumed run may change: how long it runs, how it reports and how many processes make
-# its batches (data workers share out the streams: the batches stay the same), not what it learns.
-RESUME_SAFE = (
-    "train.steps", "train.log_every", "train.checkpoint_every", "train.keep_checkpoints",
-    "train.progress", "train.max_nonfinite", "eval.every", "eval.schedule", "eval.scale",
-    "data.workers", "data.prefetch", "data.cache_dir",
-)  # fmt: skip
-
-
 def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
     """The run's config and directory. A new run reads --config (or the quickstart) and is
     named after its file or --run-dir unless the file names it; a resumed run reads its own
     config.yaml, and --set may change only the keys in RESUME_SAFE."""
-    from birdie_ssm.config import diff_keys, load_config, load_raw, resolve_paths
+    from birdie_ssm.config import RESUME_SAFE, load_config, load_raw, resolve_paths, resume_changes
     from birdie_ssm.train import rundir
 
     if args.resume:
@@ -102,7 +93,7 @@ def _train_config(args: argparse.Namespace) -> tuple[Config, Path]:
                               "directory has config.yaml and checkpoints/)")  # fmt: skip
         old = rundir.read_config(run_dir)
         config = rundir.read_config(run_dir, args.set)
-        unsafe = [k for k in diff_keys(old, config) if k not in RESUME_SAFE]
+        unsafe = resume_changes(old, config)
         if unsafe:
             raise BirdieError(f"--resume cannot change '{unsafe[0]}' (it would change what the "
                               f"run learns); on resume --set may change: "

@@ -589,6 +589,35 @@ def quickstart_yaml() -> str:
     return "\n".join(lines) + "\n"
 
 
+# The resume rules, for every caller (the CLI's --resume, the Trainer, an experiment's stages,
+# a Birdie state). Settings that change how a run's batches and steps are made, never which:
+# a resumed run may change them, and they are no part of a run's identity.
+SPEED_KEYS = ("data.workers", "data.prefetch", "data.cache_dir", "model.scan_impl")
+# Besides those, a resumed run may change how long it runs and how it reports, not what it learns.
+RESUME_SAFE = (
+    *SPEED_KEYS, "train.steps", "train.log_every", "train.checkpoint_every",
+    "train.keep_checkpoints", "train.progress", "train.max_nonfinite", "eval.every",
+    "eval.schedule", "eval.scale",
+)  # fmt: skip
+
+
+def run_identity(section: BaseModel, prefix: str) -> dict[str, Any]:
+    """``section`` (at dotted ``prefix``, e.g. ``data``) as JSON without its SPEED_KEYS: what
+    two runs, stages or Birdie states must share to be the same."""
+    dumped = section.model_dump(mode="json")
+    return {k: v for k, v in dumped.items() if f"{prefix}.{k}" not in SPEED_KEYS}
+
+
+def same_run(a: Config, b: Config) -> bool:
+    """Whether two configs describe the same run (they differ in SPEED_KEYS at most)."""
+    return all(k in SPEED_KEYS for k in diff_keys(a, b))
+
+
+def resume_changes(old: Config, new: Config) -> list[str]:
+    """The keys ``new`` changes that a resumed run may not (see RESUME_SAFE)."""
+    return [k for k in diff_keys(old, new) if k not in RESUME_SAFE]
+
+
 def diff_keys(a: BaseModel, b: BaseModel, prefix: str = "") -> list[str]:
     """The dotted keys whose values differ between two configs (or sections)."""
     keys = []

@@ -194,6 +194,17 @@ def test_a_state_from_other_settings_is_refused_naming_them():
         assert json.dumps(b.state_dict()) == before
 
 
+def test_a_state_resumes_with_other_speed_settings(tmp_path):
+    # data.workers, prefetch and the cache's place change how batches are made, not which.
+    with make() as a:
+        state = a.state_dict()
+        after = a.next_batch().as_dict()
+    with make("data.workers=1", "data.prefetch=3", f"data.cache_dir={tmp_path}") as b:
+        b.load_state_dict(state)
+        for key, value in b.next_batch().as_dict().items():
+            np.testing.assert_array_equal(value, after[key])
+
+
 def test_bad_construction_is_one_line():
     with pytest.raises(BirdieError, match="needs all_reduce"):
         make(world_size=2)

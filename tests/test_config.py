@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from birdie_ssm.config import Config, dump_config, load_config, quickstart_yaml
+from birdie_ssm.config import (
+    Config,
+    dump_config,
+    load_config,
+    quickstart_yaml,
+    resume_changes,
+    same_run,
+)
 from birdie_ssm.errors import BirdieError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,3 +156,18 @@ def test_dump_round_trip(tmp_path):
     cfg = load_config(None, ["train.steps=11", "controller.name=exp3s"])
     dump_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_one_set_of_resume_rules():
+    # Speed settings are no part of a run's identity; length and reporting may change on resume;
+    # anything that changes what the run learns may not.
+    base = load_config(None)
+    speed = load_config(
+        None,
+        ["data.workers=3", "data.prefetch=7", "data.cache_dir=/x", "model.scan_impl=reference"],
+    )
+    longer = load_config(None, ["train.steps=9999", "eval.every=7"])
+    other = load_config(None, ["data.seq_len=96", "train.lr=0.1"])
+    assert same_run(base, speed) and not same_run(base, longer) and not same_run(base, other)
+    assert resume_changes(base, speed) == [] and resume_changes(base, longer) == []
+    assert resume_changes(base, other) == ["data.seq_len", "train.lr"]

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from birdie_ssm.config import Config, load_config
+from birdie_ssm.config import Config, load_config, same_run
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.results import TaskResult, read_result, result_path, save_result
 from birdie_ssm.evaluation.runner import (
@@ -29,10 +29,6 @@ from birdie_ssm.train import rundir
 DONE = "train_done.json"
 
 
-def _without_workers(config: Config) -> Config:
-    return config.model_copy(update={"data": config.data.model_copy(update={"workers": "auto"})})
-
-
 def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> dict[str, Any]:
     """Train one stage to completion (resuming a partial one); returns what ``train_done.json``
     holds. ``init_from``: a trained run whose parameters this one starts from (fine-tuning)."""
@@ -40,8 +36,7 @@ def train_run(config: Config, run_dir: Path, init_from: Path | None = None) -> d
 
     done = run_dir / DONE
     saved = rundir.config_path(run_dir)
-    # How many processes make the batches does not change them: not part of the run's identity.
-    if saved.is_file() and _without_workers(load_config(saved)) != _without_workers(config):
+    if saved.is_file() and not same_run(load_config(saved), config):
         raise BirdieError(
             f"'{run_dir}' holds a run with a different config; delete it or choose another "
             "--output to run this experiment"

@@ -24,7 +24,7 @@ import numpy as np
 import pydantic
 from tqdm.auto import tqdm
 
-from birdie_ssm.config import Config, TrainConfig, diff_keys, error_text
+from birdie_ssm.config import Config, TrainConfig, diff_keys, error_text, run_identity
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.text import save_tokenizer
 from birdie_ssm.train import rundir
@@ -450,11 +450,11 @@ class Trainer:
     def _check_compatible(self, meta: dict[str, Any]) -> None:
         """Refuse a checkpoint whose model or arms differ from this config's, saying how."""
         saved = meta.get("config", {}).get("model", {})
-        current = self.config.model.model_dump(mode="json")
+        current = run_identity(self.config.model, "model")
         diffs = [
             f"model.{k}: checkpoint {saved.get(k)!r}, config {current[k]!r}"
             for k in current
-            if k in saved and saved[k] != current[k] and k != "scan_impl"
+            if k in saved and saved[k] != current[k]
         ]
         if meta.get("arms") != self.arm_names:
             diffs.append(f"arms: checkpoint {meta.get('arms')}, config {self.arm_names}")
