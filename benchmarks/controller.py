@@ -33,7 +33,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -194,6 +193,7 @@ class TrainedRun:
 def train_once(name: str, seed: int, steps: int) -> TrainedRun:
     """Train the quickstart under controller ``name`` (``fixed``: uniform) for ``steps`` steps."""
     from birdie_ssm.config import load_config
+    from birdie_ssm.train import rundir
     from birdie_ssm.train.metrics import read_metrics
     from birdie_ssm.train.trainer import Trainer
 
@@ -226,7 +226,7 @@ def train_once(name: str, seed: int, steps: int) -> TrainedRun:
         wall = time.perf_counter() - start
         logged = [
             r["realised_mixture"]
-            for r in read_metrics(Path(run_dir) / "metrics.jsonl")
+            for r in read_metrics(rundir.metrics_path(run_dir))
             if r.get("realised_mixture")
         ]
     mixture = {arm: float(np.mean([m[arm] for m in logged])) for arm in logged[0]}

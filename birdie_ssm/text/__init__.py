@@ -20,20 +20,19 @@ __all__ = [
     "padded_vocab_size",
     "save_tokenizer",
 ]
-RUN_TOKENIZER_DIR = "tokenizer"  # where a run directory keeps its copy of the tokenizer's files
 
 
-def make_tokenizer(config: DataConfig, run_dir: str | Path | None = None) -> Tokenizer:
+def make_tokenizer(config: DataConfig, saved: str | Path | None = None) -> Tokenizer:
     """The tokenizer ``data.tokenizer`` names: ``byte``, ``hf``, ``sentencepiece`` or
-    ``tiktoken`` (read from ``data.tokenizer_path``, or from the copy in ``run_dir`` when the run
-    saved one: a moved run evaluates with its own tokenizer)."""
+    ``tiktoken`` (read from the copy of its files in directory ``saved`` when there is one, so a
+    moved run evaluates with its own tokenizer, else from ``data.tokenizer_path``)."""
     if config.tokenizer == "byte":
         return ByteTokenizer()
     path = config.tokenizer_path
     if not path:
         raise BirdieError(f"data.tokenizer '{config.tokenizer}' needs data.tokenizer_path")
-    if run_dir is not None:
-        path = _saved_copy(config.tokenizer, Path(run_dir) / RUN_TOKENIZER_DIR) or path
+    if saved is not None:
+        path = _saved_copy(config.tokenizer, Path(saved)) or path
     if config.tokenizer == "hf":
         return HFTokenizer(path)
     if config.tokenizer == "sentencepiece":
@@ -50,13 +49,13 @@ def _saved_copy(kind: str, directory: Path) -> str | None:
     return str(files[0]) if len(files) == 1 else None
 
 
-def save_tokenizer(tokenizer: Tokenizer, run_dir: str | Path) -> None:
-    """Copy the files ``tokenizer`` was read from into ``run_dir/tokenizer`` (a tiktoken
-    encoding given by name is written out as its BPE file); the byte tokenizer has none."""
+def save_tokenizer(tokenizer: Tokenizer, directory: str | Path) -> None:
+    """Copy the files ``tokenizer`` was read from into ``directory`` (a tiktoken encoding given
+    by name is written out as its BPE file); the byte tokenizer has none."""
     files = getattr(tokenizer, "files", None)
     if files is None:
         return
-    directory = Path(run_dir) / RUN_TOKENIZER_DIR
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     for file in files:
         shutil.copyfile(file, directory / file.name)

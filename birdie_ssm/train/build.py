@@ -24,6 +24,7 @@ from birdie_ssm.config import Config, ModelConfig
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
 from birdie_ssm.text import Tokenizer, make_tokenizer, padded_vocab_size
+from birdie_ssm.train import rundir
 from birdie_ssm.train.optim import learning_rate, make_optimizer
 from birdie_ssm.train.sharding import (
     batch_sharding,
@@ -85,7 +86,7 @@ def init_distributed() -> None:
 
 def build_tokenizer(config: Config, run_dir: Path | None = None) -> Tokenizer:
     """The run's tokenizer (from ``run_dir``'s saved copy of its files, when given and saved)."""
-    return make_tokenizer(config.data, run_dir)
+    return make_tokenizer(config.data, None if run_dir is None else rundir.tokenizer_dir(run_dir))
 
 
 def vocab_size_for(config: Config, tokenizer: Tokenizer) -> int:

@@ -206,7 +206,7 @@ def run_card(run: TrainedRun) -> str:
     from birdie_ssm.train.metrics import read_metrics
 
     c, m = run.config, run.config.model
-    metrics = run.run_dir / "metrics.jsonl" if run.run_dir else None
+    metrics = rundir.metrics_path(run.run_dir) if run.run_dir else None
     evals = [r for r in read_metrics(metrics) if r.get("kind") == "eval"] if (
         metrics and metrics.is_file()) else []  # fmt: skip
     lines = [

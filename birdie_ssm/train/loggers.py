@@ -169,7 +169,7 @@ class TensorBoardLogger:
         # A resumed run rewrites the steps after its checkpoint: TensorBoard drops the old ones.
         purge = None if context.resume_step is None else context.resume_step + 1
         self.writer = SummaryWriter(
-            str(context.run_dir / "tensorboard"), purge_step=purge, flush_secs=10
+            str(rundir.logger_dir(context.run_dir, "tensorboard")), purge_step=purge, flush_secs=10
         )
 
     def log(self, step: int, record: dict[str, Any]) -> None:
@@ -193,7 +193,7 @@ class WandbLogger:
     def __init__(self, context: LoggerContext) -> None:
         import wandb
 
-        directory = context.run_dir / "wandb"
+        directory = rundir.logger_dir(context.run_dir, "wandb")
         directory.mkdir(parents=True, exist_ok=True)
         id_file = directory / "run_id"
         if id_file.is_file():

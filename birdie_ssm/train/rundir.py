@@ -3,9 +3,11 @@
 
 ``<run>/config.yaml`` the resolved config (what a resume and an evaluation rebuild the run from),
 ``checkpoints/<step>/`` Orbax checkpoints, ``metrics.jsonl`` the training and evaluation records,
-``eval/`` evaluation results; ``birdie-ssm report`` draws its PNGs at the top. An export
-directory (``birdie-ssm export``) holds ``model.safetensors`` and ``config.json`` instead, and is
-read wherever a run is.
+``eval/`` evaluation results, ``tokenizer/`` a copy of the tokenizer's files, ``tensorboard/``
+and ``wandb/`` the loggers' files; ``birdie-ssm report`` draws its PNGs at the top. An
+experiment's stage adds ``train_done.json`` and ``curve/`` (experiments/stages.py). An export
+directory (``birdie-ssm export``) holds ``model.safetensors`` and ``config.json`` instead, and
+is read wherever a run is.
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ def metrics_path(run_dir: str | Path) -> Path:
 def eval_dir(run_dir: str | Path) -> Path:
     """The folder of the run's evaluation results."""
     return Path(run_dir) / "eval"
+
+
+def tokenizer_dir(run_dir: str | Path) -> Path:
+    """The folder of the run's copy of its tokenizer's files (a moved run reads them there)."""
+    return Path(run_dir) / "tokenizer"
+
+
+def logger_dir(run_dir: str | Path, logger: str) -> Path:
+    """The folder a logger (``tensorboard``, ``wandb``) writes its own files into."""
+    return Path(run_dir) / logger
 
 
 def is_run(run_dir: str | Path) -> bool:

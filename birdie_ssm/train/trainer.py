@@ -159,7 +159,7 @@ class Trainer:
         else:
             rundir.write_config(config, self.run_dir)
             # The run keeps its tokenizer's files, so it evaluates once moved.
-            save_tokenizer(self.run.tokenizer, self.run_dir)
+            save_tokenizer(self.run.tokenizer, rundir.tokenizer_dir(self.run_dir))
 
     @property
     def state(self) -> dict[str, Any]:
