@@ -193,7 +193,7 @@ def mixture_rate(overrides: list[str], workers: int, seconds: float) -> tuple[fl
     tokenizer, source = make_tokenizer(config.data), make_source(config.data)
     arms = expand_arms(config.objectives.mixture, tokenizer.specials, tokenizer=tokenizer)
     weights = np.array([a.weight for a in arms])
-    pipe = open_pipeline(config, source, tokenizer, arms, weights / weights.sum())
+    pipe = open_pipeline(config.data, source, tokenizer, arms, weights / weights.sum())
     try:
         for _ in range(2 * max(workers, 1)):  # warm up (workers: spawned and running)
             pipe.next_batch()

@@ -32,7 +32,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pydantic
@@ -55,7 +55,15 @@ from birdie_ssm.curriculum.rewards import get_reward, total_reward
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import expand_arms
 from birdie_ssm.objectives.arms import Arm
-from birdie_ssm.pipeline import Batch, BatchSource, open_pipeline, resolve_workers, token_corpus
+from birdie_ssm.pipeline import (
+    Batch,
+    BatchSource,
+    available_host_bytes,
+    check_host_memory,
+    open_pipeline,
+    resolve_workers,
+    token_corpus,
+)
 from birdie_ssm.pipeline import validation_batches as held_out_batches
 from birdie_ssm.plugins import import_module
 from birdie_ssm.text import Tokenizer, make_tokenizer
@@ -64,10 +72,16 @@ from birdie_ssm.text.corpus import make_source
 __all__ = ["Birdie", "birdie_rl_fields", "build_controller", "causal_lm_fields"]
 
 IGNORE = -100  # the label PyTorch's cross-entropy (and Hugging Face) skips
-# Birdie's own sections of a run config; the others (model, train, ...) belong to the trainer.
-SECTIONS = {"data": DataConfig, "objectives": ObjectivesConfig, "controller": ControllerConfig}
-EVAL_KEYS = ("schedule", "every", "scale")
-TRAIN_KEYS = ("steps", "seed")  # the evaluation schedule's length; the run's seed
+# The sections of a run config Birdie reads (see Sections).
+SECTIONS = {
+    "data": DataConfig,
+    "objectives": ObjectivesConfig,
+    "controller": ControllerConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}
+# Of the trainer's sections Birdie reads only these keys (the rest are not checked here).
+KEPT = {"train": ("steps", "seed"), "eval": ("schedule", "every", "scale")}
 
 
 def causal_lm_fields(batch: Batch) -> dict[str, np.ndarray]:
@@ -98,42 +112,7 @@ def birdie_rl_fields(batch: Batch) -> dict[str, np.ndarray]:
     }
 
 
-# Bytes a packed batch holds per token: five int32 fields and two bool masks (pipeline.Batch).
-BATCH_BYTES_PER_TOKEN = 5 * 4 + 2
-# Copies of a batch alive while one is packed: the packer's intermediates, the batch, its
-# device-bound copy (the ready batches of the prefetch queues come on top).
-PACKING_COPIES = 3
-
-
-def available_host_bytes() -> int | None:
-    """The host memory available to a new allocation (Linux's MemAvailable), None if unknown."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def check_host_memory(config: Config, available: int | None) -> None:
-    """Refuse, in one line, a batch whose packing would not fit ``available`` bytes of host
-    memory: the pipeline would grow until the kernel killed the process without a word."""
-    data = config.data
-    workers = data.workers if isinstance(data.workers, int) else 1
-    batches = PACKING_COPIES + data.prefetch * max(workers, 1)
-    need = BATCH_BYTES_PER_TOKEN * data.batch_size * data.seq_len * batches
-    if available is not None and need > available:
-        raise BirdieError(
-            f"a batch of {data.batch_size} x {data.seq_len} tokens needs about "
-            f"{need / 2**30:.1f} GiB of host memory to pack ({batches} batches in flight), more "
-            f"than the {available / 2**30:.1f} GiB available: lower data.batch_size or "
-            "data.seq_len (or data.prefetch)"
-        )
-
-
-def build_controller(config: Config, arms: Sequence[Arm]) -> Controller:
+def build_controller(config: Config | Sections, arms: Sequence[Arm]) -> Controller:
     """The controller ``config.controller`` names (its plug-in modules imported first); it is
     told the configured mixture and decides itself what to make of it, and seeded by
     ``train.seed`` when it takes a ``seed`` that ``controller.params`` does not set."""
@@ -158,14 +137,23 @@ def build_controller(config: Config, arms: Sequence[Arm]) -> Controller:
     )
 
 
-def _sections(source: Config | Mapping[str, Any] | str | Path, overrides: list[str]) -> Config:
-    """A run config with Birdie's sections validated (data, objectives, controller, the eval
-    schedule and train.steps); the model's checks import JAX, so the model section is left to
-    the trainer (``model`` is None here unless ``source`` is a whole ``Config``)."""
+class Sections(NamedTuple):
+    """What Birdie reads of a run config (a ``Config`` has the same attributes). The model
+    section is the trainer's: its checks import JAX, and Birdie never does."""
+
+    data: DataConfig
+    objectives: ObjectivesConfig
+    controller: ControllerConfig
+    train: TrainConfig  # steps (the evaluation schedule's length) and seed; the rest default
+    eval: EvalConfig  # the evaluation schedule
+
+
+def _sections(source: Config | Mapping[str, Any] | str | Path, overrides: list[str]) -> Sections:
+    """Birdie's sections of a run config, validated (``key=value`` overrides applied first)."""
     if isinstance(source, Config):
         if overrides:
             raise BirdieError("overrides apply to a config file or mapping, not to a Config")
-        return source
+        return Sections(*(getattr(source, name) for name in Sections._fields))
     raw = dict(source) if isinstance(source, Mapping) else load_raw(source)
     for assignment in overrides:
         apply_override(raw, assignment)
@@ -174,21 +162,18 @@ def _sections(source: Config | Mapping[str, Any] | str | Path, overrides: list[s
         raise BirdieError(
             f"unknown config section '{unknown[0]}' (accepted: {', '.join(Config.model_fields)})"
         )
-    picked = {
-        **{name: raw.get(name) or {} for name in SECTIONS},
-        "eval": {k: v for k, v in (raw.get("eval") or {}).items() if k in EVAL_KEYS},
-        "train": {k: v for k, v in (raw.get("train") or {}).items() if k in TRAIN_KEYS},
-    }
-    kinds = {**SECTIONS, "eval": EvalConfig, "train": TrainConfig}
     parts: dict[str, Any] = {}
-    for name, values in picked.items():
+    for name, kind in SECTIONS.items():
+        values = raw.get(name) or {}
+        if name in KEPT:
+            values = {k: v for k, v in values.items() if k in KEPT[name]}
         try:
-            parts[name] = kinds[name].model_validate(values)
+            parts[name] = kind.model_validate(values)
         except pydantic.ValidationError as exc:
             error = exc.errors()[0]
             key = ".".join([name, *map(str, error["loc"])])
             raise BirdieError(f"{key}: {error_text(error)}") from None
-    return Config.model_construct(name=raw.get("name", "birdie"), model=None, **parts)
+    return Sections(**parts)
 
 
 def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -295,8 +280,7 @@ class Birdie:
         workers = _auto_workers(data.workers)
         if workers != data.workers:
             data = data.model_copy(update={"workers": workers})
-            config = config.model_copy(update={"data": data})
-        check_host_memory(config, available_host_bytes())
+        check_host_memory(data, available_host_bytes())
         tokenizer = tokenizer or make_tokenizer(data)
         source = make_source(data)
         objectives = config.objectives
@@ -322,7 +306,7 @@ class Birdie:
             "objectives": run_identity(objectives, "objectives"),
             "controller": run_identity(config.controller, "controller"),
         }
-        pipeline = open_pipeline(config, corpus, tokenizer, arms, mixture, **hosts)
+        pipeline = open_pipeline(data, corpus, tokenizer, arms, mixture, **hosts)
         try:
             return cls(
                 pipeline,

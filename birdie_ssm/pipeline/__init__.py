@@ -9,7 +9,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from birdie_ssm.config import Config
+from birdie_ssm.config import DataConfig
+from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives.arms import Arm
 from birdie_ssm.pipeline.documents import TokenCorpus, token_corpus
 from birdie_ssm.pipeline.hosts import HostStates
@@ -23,8 +24,10 @@ __all__ = [
     "Batch",
     "BatchSource",
     "Pipeline",
-    "WorkerPool",
     "TokenCorpus",
+    "WorkerPool",
+    "available_host_bytes",
+    "check_host_memory",
     "open_pipeline",
     "resolve_workers",
     "token_corpus",
@@ -81,8 +84,42 @@ def resolve_workers(
     return max(0, min(AUTO_MAX_WORKERS, cpus - AUTO_SPARE_CPUS))
 
 
+def available_host_bytes() -> int | None:
+    """The host memory available to a new allocation (Linux's MemAvailable), None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+# Bytes a packed batch holds per token: five int32 fields and two bool masks (pipeline.Batch).
+BATCH_BYTES_PER_TOKEN = 5 * 4 + 2
+# Copies of a batch alive while one is packed: the packer's intermediates, the batch, its
+# device-bound copy (the ready batches of the prefetch queues come on top).
+PACKING_COPIES = 3
+
+
+def check_host_memory(data: DataConfig, available: int | None) -> None:
+    """Refuse, in one line, a batch whose packing would not fit ``available`` bytes of host
+    memory: the pipeline would grow until the kernel killed the process without a word."""
+    workers = data.workers if isinstance(data.workers, int) else 1
+    batches = PACKING_COPIES + data.prefetch * max(workers, 1)
+    need = BATCH_BYTES_PER_TOKEN * data.batch_size * data.seq_len * batches
+    if available is not None and need > available:
+        raise BirdieError(
+            f"a batch of {data.batch_size} x {data.seq_len} tokens needs about "
+            f"{need / 2**30:.1f} GiB of host memory to pack ({batches} batches in flight), more "
+            f"than the {available / 2**30:.1f} GiB available: lower data.batch_size or "
+            "data.seq_len (or data.prefetch)"
+        )
+
+
 def open_pipeline(
-    config: Config,
+    data: DataConfig,
     source: DocumentSource | TokenCorpus,
     tokenizer: Tokenizer,
     arms: list[Arm],
@@ -91,16 +128,15 @@ def open_pipeline(
     process_index: int = 0,
     process_count: int = 1,
 ) -> BatchSource:
-    """The training pipeline a config describes: in-process, or ``data.workers`` processes
+    """The training pipeline a ``data`` section describes: in-process, or ``data.workers`` processes
     (``"auto"``: see ``resolve_workers``, at most ``data.streams``), with the same batches.
 
-    ``source``: ``make_source(config.data)`` (file sources are tokenized into the token cache
+    ``source``: ``make_source(data)`` (file sources are tokenized into the token cache
     here, once) or the ``TokenCorpus`` already made of it. ``data.batch_size`` is the global
     batch; host ``process_index`` of ``process_count`` packs only its own rows of it, from its
     own share of the documents (see ``Pipeline``); its state is every host's
     (``HostStates``).
     """
-    data = config.data
     corpus = source if isinstance(source, TokenCorpus) else token_corpus(data, source, tokenizer)
     shared = dict(
         seq_len=data.seq_len,

@@ -19,10 +19,11 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from birdie_ssm.birdie import Birdie, available_host_bytes
+from birdie_ssm.birdie import Birdie
 from birdie_ssm.config import Config, ModelConfig
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import build_model, count_params
+from birdie_ssm.pipeline import available_host_bytes
 from birdie_ssm.text import Tokenizer, make_tokenizer, padded_vocab_size
 from birdie_ssm.train import rundir
 from birdie_ssm.train.optim import learning_rate, make_optimizer

@@ -27,7 +27,7 @@ def test_custom_objective_runs_through_arms_pipeline_and_validation():
         "test_reverse[length=16]",
         "next_token",
     ]
-    pipe = open_pipeline(config, source, tokenizer, arms, np.array([0.5, 0.5, 0.0]))
+    pipe = open_pipeline(config.data, source, tokenizer, arms, np.array([0.5, 0.5, 0.0]))
     batch = pipe.next_batch()
     row, seg = batch.input_ids[0], batch.segment_ids[0]
     first = row[seg == 1]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from birdie_ssm.config import Config, ObjectiveEntry
+from birdie_ssm.config import Config, DataConfig, ObjectiveEntry
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import expand_arms
 from birdie_ssm.pipeline import Pipeline, open_pipeline, validation_batches
@@ -57,7 +57,7 @@ class Source:
 def run(cfg, arms, source, *, before, after, switch):
     """Batches ``before`` a checkpoint, then ``after`` it with a mixture switch half-way."""
     tok = ByteTokenizer()
-    pipe = open_pipeline(cfg, source, tok, arms, np.full(len(arms), 1 / len(arms)))
+    pipe = open_pipeline(cfg.data, source, tok, arms, np.full(len(arms), 1 / len(arms)))
     try:
         for _ in range(before):
             pipe.next_batch()
@@ -72,7 +72,7 @@ def run(cfg, arms, source, *, before, after, switch):
 
 def resumed(cfg, arms, source, state, *, after, switch):
     tok = ByteTokenizer()
-    pipe = open_pipeline(cfg, source, tok, arms, np.full(len(arms), 1 / len(arms)))
+    pipe = open_pipeline(cfg.data, source, tok, arms, np.full(len(arms), 1 / len(arms)))
     try:
         pipe.load_state_dict(state)
         out = [pipe.next_batch() for _ in range(after)]
@@ -109,7 +109,7 @@ def test_every_objective_survives_odd_documents_in_process():
 def test_a_failing_worker_surfaces_its_traceback_and_leaves_no_process():
     arms = expand_arms(ALL[:2], ByteTokenizer().specials)
     cfg = config(workers=2)
-    pipe = open_pipeline(cfg, Source(fail_at=41), ByteTokenizer(), arms, np.array([0.5, 0.5]))
+    pipe = open_pipeline(cfg.data, Source(fail_at=41), ByteTokenizer(), arms, np.array([0.5, 0.5]))
     with pytest.raises(PipelineWorkerError, match="corrupt document 41") as info:
         for _ in range(200):
             pipe.next_batch()
@@ -139,7 +139,9 @@ def test_an_arm_too_big_for_the_row_is_a_clear_error():
 
 def test_a_killed_worker_is_reported_not_waited_for():
     arms = expand_arms(ALL[:2], ByteTokenizer().specials)
-    pipe = open_pipeline(config(workers=2), Source(), ByteTokenizer(), arms, np.array([0.5, 0.5]))
+    pipe = open_pipeline(
+        config(workers=2).data, Source(), ByteTokenizer(), arms, np.array([0.5, 0.5])
+    )
     try:
         pipe.next_batch()
         pipe.processes[1].kill()
@@ -171,7 +173,7 @@ def test_realised_token_share_tracks_the_requested_mixture(workers):
     arms = expand_arms(TWO, tok.specials)
     cfg = config(workers)
     cfg.data.batch_size = 4
-    pipe = open_pipeline(cfg, Source(), tok, arms, np.array([0.5, 0.5]))
+    pipe = open_pipeline(cfg.data, Source(), tok, arms, np.array([0.5, 0.5]))
     try:
         first = [pipe.next_batch() for _ in range(24)]
         pipe.set_mixture(np.array([0.8, 0.2]))  # the counts start afresh under a new mixture
@@ -220,7 +222,7 @@ def test_each_host_packs_its_rows_from_its_own_documents(workers):
         data = {"seq_len": 128, "batch_size": 4, "workers": workers, "streams": 2}
         source = Source()
         source.train = documents
-        pipe = open_pipeline(Config.model_validate({"data": data}), source, tok, arms, mixture,
+        pipe = open_pipeline(DataConfig.model_validate(data), source, tok, arms, mixture,
                              process_index=index, process_count=2)  # fmt: skip
         try:
             return [pipe.next_batch().as_dict() for _ in range(3)]

@@ -105,7 +105,7 @@ def test_the_corpus_mixture_is_honoured_in_tokens_and_resumes_exactly(tmp_path):
     tok = ByteTokenizer()
     arms = expand_arms(ARMS, tok.specials)
     corpus = token_corpus(config.data, make_source(config.data), tok)
-    pipe = open_pipeline(config, corpus, tok, arms, np.ones(1))
+    pipe = open_pipeline(config.data, corpus, tok, arms, np.ones(1))
     for _ in range(20):
         pipe.next_batch()
     counts = pipe.source_tokens()
@@ -117,7 +117,7 @@ def test_the_corpus_mixture_is_honoured_in_tokens_and_resumes_exactly(tmp_path):
         cfg = config.model_copy(
             update={"data": config.data.model_copy(update={"workers": workers})}
         )
-        other = open_pipeline(cfg, corpus, tok, arms, np.ones(1))
+        other = open_pipeline(cfg.data, corpus, tok, arms, np.ones(1))
         try:
             other.load_state_dict(state)
             got = [other.next_batch().input_ids for _ in range(6)]
@@ -162,5 +162,5 @@ def test_more_workers_than_streams_is_refused(tmp_path):
     config.data.workers = 3  # two_sources runs 2 streams
     tok = ByteTokenizer()
     with pytest.raises(BirdieError, match="data.workers 3 exceeds data.streams 2"):
-        open_pipeline(config, make_source(config.data), tok, expand_arms(ARMS, tok.specials),
+        open_pipeline(config.data, make_source(config.data), tok, expand_arms(ARMS, tok.specials),
                       np.ones(1))  # fmt: skip

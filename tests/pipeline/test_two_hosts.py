@@ -35,7 +35,7 @@ config = Config.model_validate({"data": {"corpus": "files", "files": [corpus], "
     "objectives": {"mixture": [{"name": "next_token"}]}})
 tok = make_tokenizer(config.data)
 arms = expand_arms(config.objectives.mixture, tok.specials)
-pipe = open_pipeline(config, make_source(config.data), tok, arms, np.ones(1),
+pipe = open_pipeline(config.data, make_source(config.data), tok, arms, np.ones(1),
                      process_index=process, process_count=count)
 batches = [pipe.next_batch() for _ in range(BATCHES)]
 local = pipe.source if count > 1 else pipe
@@ -48,7 +48,7 @@ if count > 1:
     out["global"] = list(glob.shape)
     out["mine"] = bool((glob[process * 2:(process + 1) * 2] == batches[-1].input_ids).all())
     state = pipe.state_dict()  # every host's, gathered
-    again = open_pipeline(config, make_source(config.data), tok, arms, np.ones(1),
+    again = open_pipeline(config.data, make_source(config.data), tok, arms, np.ones(1),
                           process_index=process, process_count=count)
     again.load_state_dict(state)
     out["resumed"] = bool((again.next_batch().input_ids == pipe.next_batch().input_ids).all())

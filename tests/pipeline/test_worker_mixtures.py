@@ -43,15 +43,15 @@ def test_shipped_mixtures_run_in_two_worker_processes(name):
     tokenizer, source = make_tokenizer(config.data), make_source(config.data)
     arms = expand_arms(mixture(), tokenizer.specials, tokenizer=tokenizer)
     weights = np.array([a.weight for a in arms]) / sum(a.weight for a in arms)
-    pool = open_pipeline(config, source, tokenizer, arms, weights)
+    pool = open_pipeline(config.data, source, tokenizer, arms, weights)
     assert isinstance(pool, WorkerPool)
     try:
         got = [pool.next_batch() for _ in range(4)]
     finally:
         pool.close()
     # The workers share out the streams; the batches are the in-process pipeline's.
-    local = open_pipeline(config.model_copy(update={"data": config.data.model_copy(
-        update={"workers": 0})}), source, tokenizer, arms, weights)  # fmt: skip
+    in_process = config.data.model_copy(update={"workers": 0})
+    local = open_pipeline(in_process, source, tokenizer, arms, weights)
     for batch in got:
         want = local.next_batch()
         for key, value in want.as_dict().items():
@@ -76,7 +76,7 @@ def test_an_unpicklable_piece_is_one_clear_error():
     arms = expand_arms([ObjectiveEntry(name="next_token")], tokenizer.specials)
     source = type("S", (), {"train": Unpicklable()})()
     with pytest.raises(BirdieError, match="data.workers: 0"):
-        open_pipeline(config, source, tokenizer, arms, np.ones(1))
+        open_pipeline(config.data, source, tokenizer, arms, np.ones(1))
 
 
 PLUGIN = '''
@@ -112,7 +112,7 @@ def test_an_objective_from_a_py_file_runs_in_worker_processes(tmp_path):
     tokenizer, source = make_tokenizer(config.data), make_source(config.data)
     entries = [ObjectiveEntry(name="test_worker_head"), ObjectiveEntry(name="next_token")]
     arms = expand_arms(entries, tokenizer.specials, [str(path)])
-    pool = open_pipeline(config, source, tokenizer, arms, np.array([0.5, 0.5]))
+    pool = open_pipeline(config.data, source, tokenizer, arms, np.array([0.5, 0.5]))
     try:
         batches = [pool.next_batch() for _ in range(2)]
     finally:
