@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from typing import Any
 
 import numpy as np
@@ -91,5 +92,6 @@ class PieceEncoder:
         if len(self._cache) >= MAX_PIECES:
             self._cache.clear()
         tokens = self._tok.model.tokenize(piece.translate(self._bytes))
-        ids = self._cache[piece] = np.array([t.id for t in tokens], dtype=np.int32).tobytes()
+        # array's "i" is a 32-bit C int wherever numpy runs, and cheaper than numpy for a few ids
+        ids = self._cache[piece] = array("i", [t.id for t in tokens]).tobytes()
         return ids
