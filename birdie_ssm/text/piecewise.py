@@ -4,14 +4,16 @@ Such a tokenizer encodes text piece by piece: its ByteLevel pre-tokenizer splits
 GPT-2's rule and maps each byte to a printable character, then its BPE model turns each piece
 into tokens on its own. So ``encode(text)`` is the concatenation of each piece's tokens, and a
 piece seen before need not be merged again. Task items (evaluation and ``task_format``) are
-built from a small vocabulary of pieces (names, keys, letters), so nearly every piece is a
-cache hit and the library's per-call work (offsets, masks, the Encoding object) is skipped.
+built mostly from a small vocabulary of pieces (names, keys, values, punctuation), so most
+pieces are cache hits, and the library's per-call work (offsets, masks, the Encoding object)
+is skipped for all of them.
 
 On ASCII text GPT-2's rule needs no Unicode tables (``\\p{L}`` is ``[A-Za-z]``, ``\\p{N}`` is
 ``[0-9]``, ``\\s`` the six ASCII spaces), so Python's ``re`` splits exactly as the library's
 Oniguruma does. Any other text, text holding one of the tokenizer's added tokens, and any
 tokenizer that is not of this kind go to the library's own encode.
-tests/text/test_piecewise.py proves the two agree on random text.
+tests/text/test_piecewise.py checks the two agree (random text, every short string of the
+characters the rule treats apart, every synthesised task's items).
 """
 
 from __future__ import annotations
