@@ -39,6 +39,7 @@ from birdie_ssm.text.synthetic import FIRST, LAST
 from birdie_ssm.text.tokenizer import Tokenizer
 
 MAX_BOOK = len(FIRST) * len(LAST)
+SYNTHETIC_NAMES = [f"{first} {last}" for first in FIRST for last in LAST]  # index p: p // len(LAST)
 
 
 NUMBER_CHARS = set("0123456789#-.()+")
@@ -150,15 +151,14 @@ def make_book(
 ) -> list[tuple[str, str]]:
     """``size`` entries with distinct names: (name, number). The defaults (synthetic names,
     ``digits`` digits, the first 6-9) draw exactly as they always have."""
-    if names is None:
-        picks = rng.choice(MAX_BOOK, size=size, replace=False)
-        chosen = [f"{FIRST[p // len(LAST)]} {LAST[p % len(LAST)]}" for p in picks]
-    else:
-        chosen = [names[p] for p in rng.choice(len(names), size=size, replace=False)]
+    names = SYNTHETIC_NAMES if names is None else names
+    chosen = [names[p] for p in rng.choice(len(names), size=size, replace=False)]
     if number_format is None:
         first = rng.integers(6, 10, size=size)
         rest = rng.integers(0, 10, size=(size, digits - 1))
-        numbers = [str(f) + "".join(map(str, r)) for f, r in zip(first, rest, strict=True)]
+        # The digits as one ASCII string, cut into numbers (no per-digit string work).
+        text = (np.column_stack([first, rest]) + ord("0")).astype(np.uint8).tobytes().decode()
+        numbers = [text[i : i + digits] for i in range(0, len(text), digits)]
     else:
         drawn = rng.integers(0, 10, size=(size, number_format.count("#")))
         numbers = [_fill(number_format, row) for row in drawn]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from birdie_ssm.errors import BirdieError, not_a_file
+from birdie_ssm.text.piecewise import piece_encoder
 from birdie_ssm.text.tokenizer import SpecialTokens, decode_with_specials
 
 # Split rules (pre-tokenisation) and end-of-text ids of OpenAI's encodings
@@ -120,6 +121,7 @@ class HFTokenizer:
             raise BirdieError(
                 f"data.tokenizer_path: '{path}' is not a valid tokenizers JSON file ({exc})"
             ) from None
+        self._pieces = piece_encoder(self._tok)  # None: every text goes to the library
         self.files = [path] + ([config] if config and config.is_file() else [])
         self.fingerprint = "hf:" + "".join(_sha(f) for f in self.files)
         self.specials = SpecialTokens(base_size=self._tok.get_vocab_size(with_added_tokens=True))
@@ -132,7 +134,10 @@ class HFTokenizer:
 
     def encode(self, text: str) -> np.ndarray:
         """Text to int32 ids (the file's own special tokens are not added)."""
-        return np.asarray(self._tok.encode(text, add_special_tokens=False).ids, dtype=np.int32)
+        ids = self._pieces.encode(text) if self._pieces is not None else None
+        if ids is None:
+            ids = np.asarray(self._tok.encode(text, add_special_tokens=False).ids, np.int32)
+        return ids
 
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
         """Many texts at once (the library encodes them on all cores)."""
