@@ -299,7 +299,8 @@ def evaluate_task(
     if native and fmt.objective != TASK_FORMAT and not all(item.has_native for item in items):
         raise BirdieError(
             f"task '{name}' has items without a native form at these settings (too short for "
-            f"the {fmt.objective} layout); ask for format=prefix or causal, or longer items"
+            f"the {fmt.objective} layout, or spelled in varying token lengths by this "
+            "tokenizer); ask for format=prefix or causal"
         )
     room = ANSWER_ROOM.get(name)
     predictions = predict(ctx, items, fmt, settings.batch_size, native=native, room=room)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from birdie_ssm.errors import BirdieError
 from birdie_ssm.tasks.base import (
     Item,
     Task,
@@ -91,17 +90,15 @@ def _spell(alphabet: bytes, codes: np.ndarray, length: int) -> np.ndarray:
     return _spell_codes(alphabet, codes, length)
 
 
-def _rows(tokenizer: Tokenizer, keys: list[str], values: list[str]) -> np.ndarray:
-    """The pairs as token rows ``[key ids, value ids]`` (every row the same width)."""
+def _rows(tokenizer: Tokenizer, keys: list[str], values: list[str]) -> np.ndarray | None:
+    """The pairs as token rows ``[key ids, value ids]``, or None where the tokenizer spells
+    them in varying token lengths (a table needs one width: such items have no native form)."""
     rows = [
         np.concatenate([tokenizer.encode(k), tokenizer.encode(v)])
         for k, v in zip(keys, values, strict=True)
     ]
     if len({len(row) for row in rows}) != 1:
-        raise BirdieError(
-            "mqar's native form needs keys and values of a fixed token length; this tokenizer "
-            "spells them in varying lengths (use format=prefix or causal)"
-        )
+        return None
     return np.stack(rows).astype(np.int32)
 
 
@@ -149,11 +146,11 @@ def mqar_item(
     context, answer = _text(tokenizer, keys, values, asked)
     key_text = [k.tobytes().decode("ascii") for k in keys]
     value_text = [v.tobytes().decode("ascii") for v in values]
+    table = _rows(tokenizer, key_text, value_text)
+    if table is None:
+        return Item(context, answer, pairs)
     native_input, native_answer = recall_layout(
-        _rows(tokenizer, key_text, value_text),
-        np.array([asked]),
-        len(tokenizer.encode(key_text[asked])),
-        tokenizer.specials,
+        table, np.array([asked]), len(tokenizer.encode(key_text[asked])), tokenizer.specials
     )
     return Item(
         context,
