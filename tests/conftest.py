@@ -39,6 +39,20 @@ def tiny_config(*overrides: str) -> Config:
     return load_config(None, [*TINY, *overrides])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def token_cache_in_tmp(tmp_path_factory):
+    """Every token cache the suite builds (CLI subprocesses included, which inherit the
+    environment) goes to a temporary folder, never ``~/.cache``. A test that wants another place
+    sets ``data.cache_dir`` or ``BIRDIE_CACHE`` itself (``monkeypatch.setenv`` wins over this)."""
+    before = os.environ.get("BIRDIE_CACHE")
+    os.environ["BIRDIE_CACHE"] = str(tmp_path_factory.mktemp("birdie-cache"))
+    yield
+    if before is None:
+        os.environ.pop("BIRDIE_CACHE", None)
+    else:
+        os.environ["BIRDIE_CACHE"] = before
+
+
 @pytest.fixture
 def tiny() -> Config:
     return tiny_config()
