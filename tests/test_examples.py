@@ -15,8 +15,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 def run_example(name: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent)}
+    # Rows of 64 tokens, 4 to a batch: a quarter of the examples' own 128 x 8 tokens per step.
+    settings = ["eval.every=10", "data.seq_len=64", "data.batch_size=4"]
     out = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), "--steps", "20", "--set", "eval.every=10"],
+        [sys.executable, str(EXAMPLES / name), "--steps", "20",
+         *[arg for s in settings for arg in ("--set", s)]],
         capture_output=True, text=True, timeout=300, env=env, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]

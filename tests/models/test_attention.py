@@ -14,7 +14,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.models import attention, build_model
 from birdie_ssm.models.attention import block_mask, choose_impl, compare_impls, requested_impl
 from birdie_ssm.models.masks import make_context
-from tests.helpers import PREFIX, SEGMENTS, explicit_mix
+from tests.helpers import PREFIX, SEGMENTS, explicit_mix, jit_forward
 
 
 def _loss_and_grads(model, ids):
@@ -119,9 +119,9 @@ def test_cudnn_branch_gets_the_whole_row_and_its_mask(monkeypatch):
     ids = jax.random.randint(jax.random.key(1), SEGMENTS.shape, 0, 32)
     segs, prefix = jnp.asarray(SEGMENTS), jnp.asarray(PREFIX)
     monkeypatch.setattr(attention, "QUERY_BLOCK", 8)
-    blocked = model(ids, prefix, segs)
+    blocked = jit_forward(model, ids, prefix, segs)
     monkeypatch.setattr(attention, "choose_impl", lambda *args: "cudnn")
     monkeypatch.setattr(attention, "_sdpa", recording_sdpa)
-    whole = model(ids, prefix, segs)
+    whole = jit_forward(model, ids, prefix, segs)
     assert calls == [("cudnn", (2, 32, 2, 8), (2, 1, 32, 32))]
     np.testing.assert_allclose(whole, blocked, rtol=1e-5, atol=1e-5)

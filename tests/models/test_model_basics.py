@@ -16,6 +16,7 @@ from birdie_ssm.models import BirdieLM, build_model, count_params
 from birdie_ssm.models.attention import Attention
 from birdie_ssm.models.gated import GatedSSM
 from birdie_ssm.models.rglru import RGLRU
+from tests.helpers import jit_forward
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "models"
 # Expected size at a 32k vocabulary, in millions of parameters.
@@ -69,7 +70,7 @@ def test_transformer_arch_is_the_bidirectional_all_attention_pattern():
         32,
         nnx.Rngs(0),
     )
-    np.testing.assert_array_equal(arch(ids, prefix), pattern(ids, prefix))
+    np.testing.assert_array_equal(jit_forward(arch, ids, prefix), jit_forward(pattern, ids, prefix))
 
 
 def test_mixers_section_holds_exactly_the_used_mixers():
@@ -125,7 +126,7 @@ def test_bfloat16_activations_keep_float32_weights():
     results = {}
     for dtype in ("float32", "bfloat16"):
         config = ModelConfig(
-            mixer="rglru", block_pattern="RRA", bidirectional="all", width=16, depth=3,
+            mixer="rglru", block_pattern="RA", bidirectional="all", width=16, depth=2,
             dtype=dtype, mixers={"attention": {"num_heads": 2}},
         )  # fmt: skip
         graphdef, state = nnx.split(BirdieLM(config, 32, rngs=nnx.Rngs(0)))
@@ -172,12 +173,12 @@ def test_shape_errors_name_the_keys():
 
 def test_remat_keeps_loss_and_grads():
     """Recomputing each block in the backward pass changes memory, not the numbers."""
-    base = {"mixer": "rglru", "block_pattern": "RRA", "bidirectional": "alternate"}
+    base = {"mixer": "rglru", "block_pattern": "RA", "bidirectional": "alternate"}
     ids = jnp.arange(48, dtype=jnp.int32).reshape(2, 24) % 32
     prefix = jnp.arange(24)[None] < 7
     results = []
     for remat in (False, True):
-        config = ModelConfig(**base, width=16, depth=3, remat=remat, scan_impl="reference")
+        config = ModelConfig(**base, width=16, depth=2, remat=remat, scan_impl="reference")
         graphdef, state = nnx.split(build_model(config, 32, nnx.Rngs(0)))
 
         @jax.jit
@@ -207,9 +208,10 @@ def test_blocked_attention_equals_whole(monkeypatch):
     ids = jnp.arange(24, dtype=jnp.int32).reshape(1, 24) % 32
     segments = jnp.asarray([[1] * 10 + [2] * 11 + [0] * 3])
     prefix = jnp.asarray([[True] * 4 + [False] * 6 + [True] * 5 + [False] * 9])
-    whole = model(ids, prefix, segments)
+    whole = jit_forward(model, ids, prefix, segments)
     monkeypatch.setattr(attention, "QUERY_BLOCK", 8)
-    np.testing.assert_allclose(model(ids, prefix, segments), whole, rtol=1e-5, atol=1e-5)
+    blocked = jit_forward(model, ids, prefix, segments)
+    np.testing.assert_allclose(blocked, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_mlp_expansion_zero_leaves_the_mlp_out():
@@ -218,5 +220,5 @@ def test_mlp_expansion_zero_leaves_the_mlp_out():
     with_mlp = count_params(_abstract(config.model_copy(update={"mlp_expansion": 1})))
     model = build_model(config, 32, nnx.Rngs(0))
     assert count_params(model) == with_mlp - 2 * (3 * 16 * 16 + 16)  # per block: MLP, its norm
-    logits = model(jnp.arange(8, dtype=jnp.int32)[None] % 32)
+    logits = jit_forward(model, jnp.arange(8, dtype=jnp.int32)[None] % 32)
     assert logits.shape[:2] == (1, 8) and bool(jnp.isfinite(logits).all())

@@ -2,18 +2,19 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from birdie_ssm.config import Config, ObjectiveEntry, SourceConfig
+from birdie_ssm.config import Config, DataConfig, ObjectiveEntry, SourceConfig
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.objectives import expand_arms
 from birdie_ssm.pipeline import open_pipeline, token_corpus
 from birdie_ssm.pipeline.documents import Split, permute
-from birdie_ssm.pipeline.token_cache import TokenDocs, cached_docs
+from birdie_ssm.pipeline.token_cache import TokenDocs, cache_root, cached_docs
 from birdie_ssm.text.corpus import make_source
 from birdie_ssm.text.tokenizer import ByteTokenizer
 
@@ -30,6 +31,14 @@ def test_held_out_and_training_documents_partition_the_corpus(n):
     val = [split.val_index(j) for j in range(split.n_val)]
     assert sorted([split.train_index(t) for t in range(split.n_train)] + val) == list(range(n))
     assert val == ([n - 1] if n < 50 else list(range(49, n, 50)))
+
+
+def test_the_default_cache_follows_birdie_cache(monkeypatch, tmp_path):
+    # The suite's own default (tests/conftest.py) is a temporary folder, never ~/.cache.
+    assert not cache_root(DataConfig()).is_relative_to(Path.home() / ".cache")
+    monkeypatch.setenv("BIRDIE_CACHE", str(tmp_path))
+    assert cache_root(DataConfig()) == tmp_path / "tokens"
+    assert cache_root(DataConfig(cache_dir=str(tmp_path / "mine"))) == tmp_path / "mine"
 
 
 def write(path, docs):

@@ -19,6 +19,7 @@ from birdie_ssm.train.export import WEIGHTS, flat_params, load_export
 from birdie_ssm.train.loading import load_run
 from birdie_ssm.train.trainer import Trainer
 from tests.conftest import tiny_config
+from tests.helpers import jit_forward
 
 STEPS = ["train.steps=2", "train.checkpoint_every=2", "train.log_every=1", "data.seq_len=32",
          "model.bidirectional=alternate"]  # fmt: skip
@@ -52,7 +53,7 @@ def exported(run_dir, tmp_path_factory):
 def _logits(model):
     ids = jax.random.randint(jax.random.key(0), (2, 24), 0, 256)
     prefix = jnp.arange(24)[None].repeat(2, 0) < 10
-    return np.asarray(model(ids, prefix))
+    return np.asarray(jit_forward(model, ids, prefix))
 
 
 def test_float32_export_round_trips_exactly(trained, exported):
