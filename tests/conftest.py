@@ -39,35 +39,8 @@ jax.config.update(
     float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
 )
 
-from birdie_ssm.config import Config, load_config  # noqa: E402
-
-TINY = [
-    # The test suite's own mixture and model, fixed here so that tuning the quickstart (which
-    # Config() is) does not change what every test exercises.
-    "model.bidirectional=none",
-    "objectives.mixture=[{name: next_token}, {name: prefix_lm}, "
-    "{name: infilling, params: {mask_rate: [0.15, 0.5], mean_span: 3}}]",
-    "controller.name=birdie",
-    "train.lr=0.003",
-    "train.weight_decay=0.1",
-    "eval.scale=0.2",
-    "model.width=32",
-    "model.depth=2",
-    "data.seq_len=64",
-    "data.batch_size=4",
-    "data.val_batches_per_arm=1",
-    "data.workers=0",  # no worker processes even where 'auto' would start some (a GPU host)
-    "train.steps=30",
-    "train.warmup_steps=5",
-    "train.log_every=5",
-    "train.checkpoint_every=10",
-    "train.progress=false",
-]
-
-
-def tiny_config(*overrides: str) -> Config:
-    """The quickstart shrunk to a toy size, with extra ``key=value`` overrides."""
-    return load_config(None, [*TINY, *overrides])
+from birdie_ssm.config import Config  # noqa: E402
+from tests.helpers import tiny_config  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -78,7 +78,7 @@ def test_bad_corpus_and_impossible_lengths(tmp_path, capsys, content, args, expe
 
 @pytest.mark.slow  # over 5 s here: runs in `pytest -m slow`
 def test_bad_checkpoints_leave_the_run_as_it_was(tmp_path, capsys):
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     run_dir = tmp_path / "run"
     tiny = [
@@ -191,7 +191,7 @@ def test_out_of_memory_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypat
     import jax
 
     from birdie_ssm.train.trainer import Trainer
-    from tests.conftest import TINY
+    from tests.helpers import TINY
 
     def exhausted(self, *args):
         raise jax.errors.JaxRuntimeError(

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from birdie_ssm.cli import main
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 TINY_ARGS = [a for s in [*TINY, "train.steps=3", "train.checkpoint_every=3"] for a in ("--set", s)]
 CORPUS = "".join(

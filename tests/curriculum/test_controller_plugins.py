@@ -12,7 +12,7 @@ from birdie_ssm.curriculum import make_controller
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 THREE_STEPS = ("train.steps=3", "train.log_every=1", "eval.schedule=every", "eval.every=2")
 

@@ -16,7 +16,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.runner import complete
 from birdie_ssm.models import build_model
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 STEPS = ["train.steps=4", "train.checkpoint_every=4", "train.log_every=2"]
 ITEMS = [{"prompt": "Ada Lovelace: ", "answer": "12"}, {"prompt": "Bo: ", "answer": "7"}]

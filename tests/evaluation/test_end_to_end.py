@@ -16,7 +16,7 @@ from birdie_ssm.experiments import load_spec, run_configs
 from birdie_ssm.tasks import get_task
 from birdie_ssm.text.tokenizer import ByteTokenizer
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import TINY, tiny_config
+from tests.helpers import TINY, tiny_config
 
 STEPS = ["train.steps=4", "train.checkpoint_every=2", "train.log_every=2"]
 TASK = ["--set", "pairs=[4]", "--set", "samples=3", "--set", "batch_size=4"]

@@ -14,7 +14,7 @@ from birdie_ssm.evaluation.prompts import choose_format
 from birdie_ssm.tasks import Item
 from birdie_ssm.text.tokenizer import ByteTokenizer
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 SPECIALS = ByteTokenizer().specials
 FINE_TUNE = "objectives.mixture=[{name: task_format, params: {task: copying}}]"

@@ -18,7 +18,7 @@ from birdie_ssm.evaluation.runner import EvalContext, complete
 from birdie_ssm.models import build_model
 from birdie_ssm.tasks.base import text_of
 from birdie_ssm.text import make_tokenizer, padded_vocab_size
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 PAIRS = [("Ada Lovelace: ", "7012"), ("", "hello"), ("The cat sat on the", " mat."), ("x", "y")]
 

@@ -11,7 +11,7 @@ from birdie_ssm.evaluation import runner
 from birdie_ssm.tasks import get_task
 from birdie_ssm.text.tokenizer import ByteTokenizer
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 FIXED = "controller.name=fixed"  # the Birdie controller's reward model costs compilations
 RECALL = (

@@ -12,7 +12,7 @@ from birdie_ssm.evaluation.runner import EvalContext, evaluate_task
 from birdie_ssm.tasks import get_task
 from birdie_ssm.tasks.phonebook import asked_names
 from birdie_ssm.text.tokenizer import ByteTokenizer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 # sha256 of every default item (context | answer | point), recorded before names/number_format
 # existed: the defaults must keep drawing exactly the same books.

@@ -4,7 +4,7 @@ import pytest
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.evaluation.prompts import choose_format, render
 from birdie_ssm.text.tokenizer import ByteTokenizer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 SPECIALS = ByteTokenizer().specials
 NTP = "objectives.mixture=[{name: next_token}]"

@@ -18,7 +18,7 @@ from birdie_ssm.models import build_model
 from birdie_ssm.tasks import Item
 from birdie_ssm.tasks.base import char_accuracy, exact_match, token_accuracy
 from birdie_ssm.text.tokenizer import ByteTokenizer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 @pytest.mark.parametrize(

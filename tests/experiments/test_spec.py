@@ -3,7 +3,7 @@
 import yaml
 
 from birdie_ssm.experiments.spec import finetune_config, load_spec, run_configs
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 def _spec(tmp_path):

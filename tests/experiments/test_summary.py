@@ -6,7 +6,7 @@ import pytest
 from birdie_ssm.evaluation.results import TaskResult
 from birdie_ssm.experiments.records import RunRecord, SeedRecord
 from birdie_ssm.experiments.summary import _plot_task, mean_std
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 def _record(values):

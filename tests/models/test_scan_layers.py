@@ -10,7 +10,7 @@ from birdie_ssm.config import ModelConfig
 from birdie_ssm.models.lm import build_model, scan_period
 from birdie_ssm.train.optim import _decay_mask
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 # "RA" alternating: layers (R, bi), (A, causal), (R, bi), (A, causal), (R, bi): a period of two,
 # two whole periods scanned and one layer left over.

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from birdie_ssm.cli import main
-from tests.conftest import TINY
+from tests.helpers import TINY
 
 
 @pytest.mark.slow

@@ -31,7 +31,7 @@ def test_a_run_keeps_auto_out_of_its_identity(tmp_path):
     """The worker count is decided where the run's data is built and never written back: the
     batches do not depend on it, so a run resumes with any count."""
     from birdie_ssm.train.trainer import Trainer
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     trainer = Trainer(tiny_config("data.workers=auto"), tmp_path)
     trainer.close()

@@ -211,7 +211,7 @@ def test_infilling_native_form_uses_a_sentinel():
 
 
 def test_copying_flags_lengths_beyond_training():
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     config = tiny_config("objectives.mixture=[{name: copying, params: {length: '4-20'}}]")
     assert longest_trained_copy(config) == 20

@@ -18,8 +18,7 @@ from birdie_ssm.train.convert import tokenizer_data_config, with_tokenizer
 from birdie_ssm.train.export import WEIGHTS, flat_params, load_export
 from birdie_ssm.train.loading import load_run
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
-from tests.helpers import jit_forward
+from tests.helpers import jit_forward, tiny_config
 
 STEPS = ["train.steps=2", "train.checkpoint_every=2", "train.log_every=1", "data.seq_len=32",
          "model.bidirectional=alternate"]  # fmt: skip

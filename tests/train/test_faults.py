@@ -19,7 +19,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.loading import load_run
 from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import TINY, tiny_config
+from tests.helpers import TINY, tiny_config
 
 SETTINGS = [*TINY, "train.keep_checkpoints=3"]
 

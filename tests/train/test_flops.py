@@ -12,7 +12,7 @@ from birdie_ssm.config import load_config
 from birdie_ssm.train import flops
 from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 W, V, T = 32, 64, 64  # width, vocab, sequence length
 

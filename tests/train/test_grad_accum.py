@@ -15,7 +15,7 @@ from birdie_ssm.models import build_model
 from birdie_ssm.text import padded_vocab_size
 from birdie_ssm.train.build import build_run
 from birdie_ssm.train.steps import make_train_step, micro_batches
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

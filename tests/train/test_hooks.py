@@ -2,7 +2,7 @@
 on_checkpoint after each checkpoint."""
 
 from birdie_ssm.train.trainer import Hooks, Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 def test_hooks_are_called_in_order(tmp_path):

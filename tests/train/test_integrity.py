@@ -13,7 +13,7 @@ import pytest
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.checkpoint import Checkpointer, _checksum
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 CONFIG = ("train.steps=6", "train.checkpoint_every=2", "train.keep_checkpoints=3")
 

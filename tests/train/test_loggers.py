@@ -12,7 +12,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.train import loggers
 from birdie_ssm.train.metrics import MetricsLog, read_metrics
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 ARMS = {"next_token": 0.5, "copying": 0.5}
 RECORDS = [

@@ -25,7 +25,7 @@ if count > 1:
     jax.distributed.initialize(f"localhost:{port}", num_processes=count, process_id=process)
 from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 cfg = tiny_config("train.steps=4", "train.log_every=1", "eval.schedule=every", "eval.every=2",
                   "data.batch_size=4", f"train.distributed={count > 1}")

@@ -15,7 +15,7 @@ SCRIPT = """
 import json, sys, tempfile
 from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 out = {}
 for mesh in sys.argv[1:]:

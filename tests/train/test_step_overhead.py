@@ -7,7 +7,7 @@ import pytest
 
 from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from birdie_ssm.errors import BirdieError
 from birdie_ssm.train.metrics import read_metrics
 from birdie_ssm.train.optim import decay_start, learning_rate
 from birdie_ssm.train.trainer import Trainer
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 RATES = {"tokens_per_s", "mfu"}  # timings: differ between runs
 
