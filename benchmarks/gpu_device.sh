@@ -29,6 +29,6 @@ if [ "${1:-}" = more ]; then
     exit 0
 fi
 # pytest -m gpu: the kernel's compiled checks and whatever else is marked gpu (<= 3 min).
-timeout 200 python3 -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/pytest-gpu.txt"
+timeout 200 python3 -m pytest -q -m gpu -o addopts="" -p no:cacheprovider 2>&1 | tail -30 | tee "$OUT/pytest-gpu.txt"
 # The GPU bench (<= 5 min): kernel check, scan table, 125M presets' tokens/s and MFU, pipeline.
 timeout 320 python3 benchmarks/gpu.py 2>&1 | tee "$OUT/bench-gpu.txt"
